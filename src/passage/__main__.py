@@ -1,0 +1,3 @@
+from passage.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The ``passage`` command line."""

@@ -1,0 +1,1 @@
+"""asyncio adapters: sockets in, cores fed, bytes out."""
