@@ -1,0 +1,281 @@
+"""The usage ledger: what every allocation relayed, per allocation and per subject-hour.
+
+The relay hands `UsageLedger.record` a batch of `UsageRecord` deltas about once a
+second; each batch is one transaction, so a crash loses at most the batch in flight.
+How a span is split across hours is documented in `rollup`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import BigInteger, ColumnElement, Table, case, cast, func, literal_column, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from passage.store.database import Database
+from passage.store.rollup import (
+    DAY,
+    HOUR,
+    AllocationDelta,
+    HourlyDelta,
+    ceil_to,
+    floor_to,
+    hourly_deltas,
+    merge_allocations,
+    validate,
+)
+from passage.store.schema import allocations, usage_hourly
+from passage.usage import UsageRecord
+
+__all__ = ["AllocationUsage", "UsageBucket", "UsageLedger", "UsageRecord"]
+
+Granularity = Literal["hour", "day"]
+
+_BUCKET_SECONDS: dict[Granularity, int] = {"hour": HOUR, "day": DAY}
+
+_COUNTERS = ("bytes_to_peer", "packets_to_peer", "bytes_from_peer", "packets_from_peer")
+
+_ID_CHUNK = 500
+"""Allocation ids per ``IN (...)`` look-up, well under both databases' parameter limits."""
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationUsage:
+    """One allocation's totals as the ledger holds them. Instants are unix seconds."""
+
+    allocation_id: str
+    username: str
+    subject: str
+    transport: str
+    client_address: str
+    relayed_address: str
+    started_at: float
+    last_seen_at: float
+    ended_at: float | None
+    """None while the allocation is live (or its final record has not been flushed)."""
+    end_reason: str | None
+    bytes_to_peer: int
+    packets_to_peer: int
+    bytes_from_peer: int
+    packets_from_peer: int
+    duration_seconds: float
+    """``last_seen_at - started_at``."""
+
+
+@dataclass(frozen=True, slots=True)
+class UsageBucket:
+    """Usage of one subject in one hour or UTC day."""
+
+    subject: str
+    bucket_start: int
+    """Unix seconds; a multiple of 3600 (hour) or 86400 (day)."""
+    bytes_to_peer: int
+    packets_to_peer: int
+    bytes_from_peer: int
+    packets_from_peer: int
+    allocation_seconds: float
+    allocations_started: int
+
+
+class UsageLedger:
+    """Writes flushed deltas and answers usage queries, on SQLite or PostgreSQL alike."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def record(self, records: Sequence[UsageRecord]) -> None:
+        """Add a batch of deltas to the allocation totals and hourly rollup, atomically.
+
+        The whole batch commits or none of it does. Raises `ValueError`, before writing
+        anything, if a record has a negative delta or a span that ends before it starts.
+        Not idempotent: recording the same batch twice counts it twice.
+        """
+        if not records:
+            return
+        for item in records:
+            validate(item)
+        merged = merge_allocations(records)
+        async with self._database.write() as connection:
+            known = await _known_allocation_ids(connection, list(merged))
+            started = [delta.first for key, delta in merged.items() if key not in known]
+            hourly = hourly_deltas(records, started)
+            await connection.execute(
+                _allocation_upsert(self._database.dialect), _allocation_rows(merged)
+            )
+            await connection.execute(_hourly_upsert(self._database.dialect), _hourly_rows(hourly))
+
+    async def allocations(
+        self,
+        *,
+        subject: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 1000,
+    ) -> list[AllocationUsage]:
+        """Allocations live at some time in ``[since, until)``, oldest start first.
+
+        `since` keeps those last seen at or after it; `until` those started before it;
+        `subject` those billed to it. At most `limit` rows.
+        """
+        query = select(allocations).order_by(allocations.c.started_at, allocations.c.id)
+        if subject is not None:
+            query = query.where(allocations.c.subject == subject)
+        if since is not None:
+            query = query.where(allocations.c.last_seen_at >= since)
+        if until is not None:
+            query = query.where(allocations.c.started_at < until)
+        async with self._database.read() as connection:
+            rows = (await connection.execute(query.limit(limit))).mappings().all()
+        return [_allocation_usage(row) for row in rows]
+
+    async def usage(
+        self,
+        *,
+        start: float,
+        end: float,
+        subject: str | None = None,
+        granularity: Granularity = "hour",
+    ) -> list[UsageBucket]:
+        """Usage per ``(subject, bucket_start)``, ordered by bucket then subject.
+
+        Every bucket that overlaps ``[start, end)`` is returned whole: an hour or UTC day
+        is the smallest unit the ledger keeps. Buckets without usage are absent.
+        """
+        width = _BUCKET_SECONDS.get(granularity)
+        if width is None:
+            raise ValueError(f"granularity must be 'hour' or 'day', not {granularity!r}")
+        hour_start = usage_hourly.c.hour_start
+        # A literal, not a bound parameter: PostgreSQL only matches the SELECT and
+        # GROUP BY expressions when they are textually the same.
+        bucket = (hour_start - hour_start % literal_column(str(width))).label("bucket_start")
+        query = (
+            select(usage_hourly.c.subject, bucket, *_summed_columns())
+            .where(hour_start >= floor_to(start, width), hour_start < ceil_to(end, width))
+            .group_by(usage_hourly.c.subject, bucket)
+            .order_by(bucket, usage_hourly.c.subject)
+        )
+        if subject is not None:
+            query = query.where(usage_hourly.c.subject == subject)
+        async with self._database.read() as connection:
+            rows = (await connection.execute(query)).mappings().all()
+        return [_usage_bucket(row) for row in rows]
+
+
+async def _known_allocation_ids(connection: AsyncConnection, ids: list[str]) -> set[str]:
+    known: set[str] = set()
+    for offset in range(0, len(ids), _ID_CHUNK):
+        chunk = ids[offset : offset + _ID_CHUNK]
+        query = select(allocations.c.id).where(allocations.c.id.in_(chunk))
+        known.update(await connection.scalars(query))
+    return known
+
+
+def _insert(dialect: str, table: Table) -> sqlite.Insert | postgresql.Insert:
+    # Both dialects spell upsert INSERT ... ON CONFLICT DO UPDATE, with their own class.
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _greater(left: ColumnElement[Any], right: ColumnElement[Any]) -> ColumnElement[Any]:
+    # max(a, b) is spelled GREATEST on PostgreSQL and MAX on SQLite; CASE is both.
+    return case((right > left, right), else_=left)
+
+
+def _allocation_upsert(dialect: str) -> Any:
+    statement = _insert(dialect, allocations)
+    new = statement.excluded
+    current = allocations.c
+    set_: dict[str, ColumnElement[Any]] = {name: current[name] + new[name] for name in _COUNTERS}
+    set_["last_seen_at"] = _greater(current.last_seen_at, new.last_seen_at)
+    set_["duration_seconds"] = _greater(current.duration_seconds, new.duration_seconds)
+    set_["ended_at"] = func.coalesce(current.ended_at, new.ended_at)
+    set_["end_reason"] = func.coalesce(current.end_reason, new.end_reason)
+    return statement.on_conflict_do_update(index_elements=[current.id], set_=set_)
+
+
+def _hourly_upsert(dialect: str) -> Any:
+    statement = _insert(dialect, usage_hourly)
+    new = statement.excluded
+    current = usage_hourly.c
+    summed = (*_COUNTERS, "allocation_seconds", "allocations_started")
+    return statement.on_conflict_do_update(
+        index_elements=[current.subject, current.hour_start],
+        set_={name: current[name] + new[name] for name in summed},
+    )
+
+
+def _allocation_rows(merged: dict[str, AllocationDelta]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for allocation_id, delta in merged.items():
+        first = delta.first
+        rows.append(
+            {
+                "id": allocation_id,
+                "username": first.username,
+                "subject": first.subject,
+                "transport": first.transport,
+                "client_address": first.client_address,
+                "relayed_address": first.relayed_address,
+                "started_at": first.started_at,
+                "last_seen_at": delta.period_end,
+                "ended_at": delta.ended_at,
+                "end_reason": delta.end_reason,
+                **dict(zip(_COUNTERS, delta.counters, strict=True)),
+                "duration_seconds": max(0.0, delta.period_end - first.started_at),
+            }
+        )
+    return rows
+
+
+def _hourly_rows(hourly: dict[tuple[str, int], HourlyDelta]) -> list[dict[str, Any]]:
+    return [
+        {
+            "subject": subject,
+            "hour_start": hour_start,
+            **dict(zip(_COUNTERS, delta.counters, strict=True)),
+            "allocation_seconds": delta.allocation_seconds,
+            "allocations_started": delta.allocations_started,
+        }
+        for (subject, hour_start), delta in hourly.items()
+    ]
+
+
+def _summed_columns() -> list[ColumnElement[Any]]:
+    # PostgreSQL sums BIGINT into NUMERIC; cast back so both databases return ints.
+    whole = (*_COUNTERS, "allocations_started")
+    columns: list[ColumnElement[Any]] = [
+        cast(func.sum(usage_hourly.c[name]), BigInteger).label(name) for name in whole
+    ]
+    columns.append(func.sum(usage_hourly.c.allocation_seconds).label("allocation_seconds"))
+    return columns
+
+
+def _allocation_usage(row: Any) -> AllocationUsage:
+    return AllocationUsage(
+        allocation_id=row["id"],
+        username=row["username"],
+        subject=row["subject"],
+        transport=row["transport"],
+        client_address=row["client_address"],
+        relayed_address=row["relayed_address"],
+        started_at=float(row["started_at"]),
+        last_seen_at=float(row["last_seen_at"]),
+        ended_at=None if row["ended_at"] is None else float(row["ended_at"]),
+        end_reason=row["end_reason"],
+        **{name: int(row[name]) for name in _COUNTERS},
+        duration_seconds=float(row["duration_seconds"]),
+    )
+
+
+def _usage_bucket(row: Any) -> UsageBucket:
+    return UsageBucket(
+        subject=row["subject"],
+        bucket_start=int(row["bucket_start"]),
+        **{name: int(row[name]) for name in _COUNTERS},
+        allocation_seconds=float(row["allocation_seconds"]),
+        allocations_started=int(row["allocations_started"]),
+    )

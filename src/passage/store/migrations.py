@@ -1,0 +1,149 @@
+"""Schema migrations: an ordered list, applied at start inside one transaction.
+
+To change the schema, append a `Migration` to `MIGRATIONS` with the next version and a
+function that issues its DDL, and update `schema` to the new shape (a test checks that a
+migrated database matches `schema.metadata`). A released migration never changes: it
+builds its tables from its own definitions, not from `schema`, so that replaying
+version 1 on a new database still yields the version-1 shape that version 2 expects.
+
+Two nodes may start at once against one PostgreSQL database. The runner takes a
+transaction-scoped advisory lock first, so the second waits for the first to commit and
+then finds every migration applied. On SQLite the write transaction is ``BEGIN
+IMMEDIATE`` (see `database`), which serializes the same way under ``busy_timeout``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Double,
+    Index,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.schema import CreateSchema
+
+from passage.store.schema import schema_migrations
+
+ADVISORY_LOCK_KEY = 0x7061_7373_6167_6501
+"""pg_advisory_xact_lock key that serializes migration runs ("passage" + 1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One step of the schema's history."""
+
+    version: int
+    """Position in the history, 1, 2, 3, ... with no gaps."""
+
+    name: str
+    """What the step does, for logs and `schema_migrations` readers."""
+
+    apply: Callable[[Connection], None]
+    """Issues the step's DDL on a connection inside the runner's transaction."""
+
+
+class SchemaTooNewError(RuntimeError):
+    """The database has migrations this code does not know: a newer Passage ran on it."""
+
+
+def _v1_usage_ledger(connection: Connection) -> None:
+    """Per-allocation totals and the hourly usage rollup."""
+    v1 = MetaData()
+    Table(
+        "allocations",
+        v1,
+        Column("id", Text, primary_key=True),
+        Column("username", Text, nullable=False),
+        Column("subject", Text, nullable=False),
+        Column("transport", Text, nullable=False),
+        Column("client_address", Text, nullable=False),
+        Column("relayed_address", Text, nullable=False),
+        Column("started_at", Double, nullable=False),
+        Column("last_seen_at", Double, nullable=False),
+        Column("ended_at", Double, nullable=True),
+        Column("end_reason", Text, nullable=True),
+        *_counter_columns(),
+        Column("duration_seconds", Double, nullable=False),
+        Index("ix_allocations_subject_started_at", "subject", "started_at"),
+        Index("ix_allocations_started_at", "started_at"),
+    )
+    Table(
+        "usage_hourly",
+        v1,
+        Column("subject", Text, nullable=False),
+        Column("hour_start", BigInteger, nullable=False),
+        *_counter_columns(),
+        Column("allocation_seconds", Double, nullable=False),
+        Column("allocations_started", BigInteger, nullable=False),
+        PrimaryKeyConstraint("subject", "hour_start", name="pk_usage_hourly"),
+        Index("ix_usage_hourly_hour_start", "hour_start"),
+    )
+    v1.create_all(connection, checkfirst=False)
+
+
+def _counter_columns() -> list[Column[int]]:
+    return [
+        Column(name, BigInteger, nullable=False)
+        for name in ("bytes_to_peer", "packets_to_peer", "bytes_from_peer", "packets_from_peer")
+    ]
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "usage ledger", _v1_usage_ledger),)
+"""The schema's history, oldest first. Append only."""
+
+
+def run_migrations(
+    connection: Connection,
+    *,
+    now: float,
+    schema: str | None = None,
+    migrations: Sequence[Migration] = MIGRATIONS,
+) -> list[int]:
+    """Bring the database up to the last of `migrations`; return the versions applied.
+
+    Call inside a transaction and commit it afterwards: the steps and their
+    `schema_migrations` rows then land together or not at all. `schema` names a
+    PostgreSQL schema to create first (the connection's ``search_path`` must point at it).
+    `now` (unix seconds) is recorded as each step's ``applied_at``.
+
+    Raises `SchemaTooNewError` if the database is ahead of `migrations`.
+    """
+    _check_history(migrations)
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
+        if schema is not None:
+            connection.execute(CreateSchema(schema, if_not_exists=True))
+    schema_migrations.create(connection, checkfirst=True)
+    applied = set(connection.scalars(select(schema_migrations.c.version)))
+    known = {migration.version for migration in migrations}
+    if unknown := applied - known:
+        raise SchemaTooNewError(
+            f"database has schema versions {sorted(unknown)} that this Passage does not know"
+        )
+    done: list[int] = []
+    for migration in migrations:
+        if migration.version in applied:
+            continue
+        migration.apply(connection)
+        connection.execute(
+            insert(schema_migrations).values(version=migration.version, applied_at=now)
+        )
+        done.append(migration.version)
+    return done
+
+
+def _check_history(migrations: Sequence[Migration]) -> None:
+    versions = [migration.version for migration in migrations]
+    if versions != list(range(1, len(versions) + 1)):
+        raise ValueError(f"migration versions must be 1, 2, 3, ... without gaps: {versions}")

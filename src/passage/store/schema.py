@@ -1,0 +1,80 @@
+"""The current shape of every table, as SQLAlchemy Core `Table`s on one `MetaData`.
+
+Conventions, the same on SQLite and PostgreSQL:
+
+- An instant (``started_at``, ``last_seen_at``, ...) is a float of unix seconds (UTC) in a
+  ``DOUBLE`` column. A double holds microseconds exactly for the next few centuries, and
+  floats compare and subtract the same on both databases, which timezone-aware
+  ``DateTime`` columns do not (SQLite stores them as text).
+- A bucket start (``hour_start``) is an integer of unix seconds, a multiple of 3600, in a
+  ``BIGINT`` column, so it can be part of a primary key and grouped by exactly.
+- Counters are ``BIGINT``. Free-form strings are ``TEXT``: a length limit would make
+  PostgreSQL reject a whole ledger batch over one long username.
+
+These definitions describe the schema after the *last* migration; `migrations` owns the
+DDL that gets a database there, and a test checks that the two agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Double,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+schema_migrations = Table(
+    "schema_migrations",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("applied_at", Double, nullable=False),  # unix seconds
+)
+"""One row per applied migration. Its shape never changes: the runner reads it first."""
+
+allocations = Table(
+    "allocations",
+    metadata,
+    Column("id", Text, primary_key=True),  # allocation id, uuid hex
+    Column("username", Text, nullable=False),  # TURN username used
+    Column("subject", Text, nullable=False),  # who is billed
+    Column("transport", Text, nullable=False),  # udp | tcp | tls
+    Column("client_address", Text, nullable=False),  # ip:port
+    Column("relayed_address", Text, nullable=False),  # ip:port
+    Column("started_at", Double, nullable=False),  # unix seconds
+    Column("last_seen_at", Double, nullable=False),  # unix seconds, end of last flush
+    Column("ended_at", Double, nullable=True),  # unix seconds; NULL while live
+    Column("end_reason", Text, nullable=True),
+    Column("bytes_to_peer", BigInteger, nullable=False),
+    Column("packets_to_peer", BigInteger, nullable=False),
+    Column("bytes_from_peer", BigInteger, nullable=False),
+    Column("packets_from_peer", BigInteger, nullable=False),
+    Column("duration_seconds", Double, nullable=False),  # last_seen_at - started_at
+    Index("ix_allocations_subject_started_at", "subject", "started_at"),
+    Index("ix_allocations_started_at", "started_at"),
+)
+"""Running totals per allocation, one row each, upserted on every flush."""
+
+usage_hourly = Table(
+    "usage_hourly",
+    metadata,
+    Column("subject", Text, nullable=False),  # who is billed
+    Column("hour_start", BigInteger, nullable=False),  # unix seconds, multiple of 3600
+    Column("bytes_to_peer", BigInteger, nullable=False),
+    Column("packets_to_peer", BigInteger, nullable=False),
+    Column("bytes_from_peer", BigInteger, nullable=False),
+    Column("packets_from_peer", BigInteger, nullable=False),
+    Column("allocation_seconds", Double, nullable=False),
+    Column("allocations_started", BigInteger, nullable=False),
+    # The primary key is the (subject, hour_start) index that per-subject queries use.
+    PrimaryKeyConstraint("subject", "hour_start", name="pk_usage_hourly"),
+    Index("ix_usage_hourly_hour_start", "hour_start"),
+)
+"""Usage summed per billed subject and UTC hour."""
