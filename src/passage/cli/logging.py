@@ -1,0 +1,29 @@
+"""Logging for the ``passage`` process: one line per event on stderr."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TextIO
+
+__all__ = ["LOG_FORMAT", "configure_logging"]
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class _PassageHandler(logging.StreamHandler[TextIO]):
+    """Marks the handler this module installs, so a second call replaces it."""
+
+
+def configure_logging(level: str) -> None:
+    """Send every record at ``level`` (debug, info, warning, error) or above to stderr.
+
+    Calling it again replaces the handler it installed; other handlers stay.
+    """
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _PassageHandler)]:
+        root.removeHandler(old)
+    handler = _PassageHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(level.upper())

@@ -1,0 +1,51 @@
+"""The ``passage`` command: a table of subcommands, one module each."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from passage import __version__
+from passage.cli import serve, turn_credentials
+from passage.cli.command import Command
+from passage.config import ConfigError
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+COMMANDS: tuple[Command, ...] = (
+    serve.COMMAND,
+    turn_credentials.COMMAND,
+)
+"""Every subcommand, in the order ``passage --help`` lists them."""
+
+EXIT_USAGE = 2
+"""Exit status for a bad command line or configuration, as argparse uses."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser for ``passage`` and every subcommand in :data:`COMMANDS`."""
+    parser = argparse.ArgumentParser(
+        prog="passage", description="Self-hosted STUN/TURN relay and network traversal."
+    )
+    parser.add_argument("--version", action="version", version=f"passage {__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for command in COMMANDS:
+        subparser = subparsers.add_parser(command.name, help=command.help)
+        command.add_arguments(subparser)
+        subparser.set_defaults(command=command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``passage`` with ``argv`` (default: the process arguments); return the exit status."""
+    parser = build_parser()
+    arguments = parser.parse_args(argv)
+    command: Command | None = getattr(arguments, "command", None)
+    if command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return command.run(arguments)
+    except ConfigError as exc:
+        print(f"passage: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE

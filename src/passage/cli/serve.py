@@ -1,0 +1,56 @@
+"""``passage serve``: run the STUN/TURN relay (and, later, the API) until a signal."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from collections.abc import Callable
+
+from passage.cli.command import Command
+from passage.cli.logging import configure_logging
+from passage.cli.options import add_config_arguments, config_from_arguments
+from passage.datadir import prepare_data_dir
+
+__all__ = ["COMMAND"]
+
+logger = logging.getLogger(__name__)
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+
+
+def _run(arguments: argparse.Namespace) -> int:
+    config = config_from_arguments(arguments)
+    configure_logging(config.log_level)
+    logger.debug("configuration: %r", config)  # secrets are repr=False
+    datadir = prepare_data_dir(config)
+    # Imported here so that other commands never load the server.
+    from passage.app import serve
+
+    runner = asyncio.Runner(loop_factory=_loop_factory())
+    try:
+        with runner:
+            runner.run(serve(config, datadir))
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed, else asyncio's default."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+COMMAND = Command(
+    name="serve",
+    help="run the STUN/TURN server",
+    add_arguments=_add_arguments,
+    run=_run,
+)

@@ -1,0 +1,494 @@
+"""The configuration of one ``passage serve`` process, and where each value comes from.
+
+Every setting is one row of :data:`OPTIONS`: the dataclass field it fills, the
+TOML key, the ``PASSAGE_*`` environment variable, the command-line flag and the
+kind of value it holds. :func:`load_config` layers the sources, lowest to
+highest precedence: the dataclass defaults, the TOML file (``--config`` or
+``PASSAGE_CONFIG``), the environment, the flags.
+
+A new setting is a new dataclass field plus one row; a new TOML table (``[api]``,
+``[store]``) is a new dataclass composed into :class:`Config` plus one entry in
+:data:`SECTIONS`. This module reads one file and nothing else: no sockets, no
+data directory (see :mod:`passage.datadir`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from passage.turn.config import TurnConfig
+
+__all__ = [
+    "OPTIONS",
+    "SECTIONS",
+    "Config",
+    "ConfigError",
+    "Option",
+    "ValueKind",
+    "load_config",
+]
+
+CONFIG_ENV = "PASSAGE_CONFIG"
+"""Environment variable naming the TOML file when ``--config`` is not given."""
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class ConfigError(Exception):
+    """A setting is missing, malformed or inconsistent; the message names it and its source."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything ``passage serve`` needs to know. Durations are in seconds."""
+
+    data_dir: Path = Path(".passage")
+    """Directory holding the CA, the server certificate, the auth secret and the store."""
+
+    listen_ips: tuple[str, ...] = ("0.0.0.0",)
+    """IP addresses the STUN/TURN listeners bind; ``0.0.0.0`` and ``::`` mean all."""
+
+    relay_ips: tuple[str, ...] = ()
+    """IP addresses relayed sockets bind; empty: derived from the listen IPs by the edge."""
+
+    public_ip: str | None = None
+    """IP address advertised in XOR-RELAYED-ADDRESS and URLs behind 1:1 NAT; None: the relay IP."""
+
+    turn_port: int = 3478
+    """UDP and TCP port of the STUN/TURN listeners."""
+
+    turns_port: int = 5349
+    """TCP port of the TURN-over-TLS listener; 0 disables it."""
+
+    relay_ports: tuple[int, int] = (49152, 65535)
+    """Inclusive range of UDP ports relayed sockets bind, as (low, high)."""
+
+    tls_cert: Path | None = None
+    """PEM certificate chain for TLS; None: the one generated in the data directory."""
+
+    tls_key: Path | None = None
+    """PEM private key matching ``tls_cert``; given together with it or not at all."""
+
+    auth_secrets: tuple[str, ...] = field(default=(), repr=False)
+    """Shared secrets for ephemeral REST credentials; the first mints, all verify."""
+
+    users: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    """Static long-term credentials as (username, password) pairs."""
+
+    log_level: str = "info"
+    """Lowest log level written: debug, info, warning or error."""
+
+    usage_flush_interval: float = 1.0
+    """Seconds between writes of live usage counters to the ledger (the most a kill -9 loses)."""
+
+    turn: TurnConfig = field(default_factory=TurnConfig)
+    """Policy of the TURN core: realm, lifetimes, quotas, peer filtering (``[turn]`` table)."""
+
+
+SECTIONS: Mapping[str, type[Any]] = {"turn": TurnConfig}
+"""TOML tables, each filling the :class:`Config` field of the same name."""
+
+
+# --- Kinds of value ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ValueKind:
+    """How one value is read from text (flags, environment) and from a TOML value.
+
+    Both readers raise :class:`ValueError` with a message saying what was expected;
+    :func:`load_config` prefixes it with the source.
+    """
+
+    from_text: Callable[[str], Any]
+    """Parse one flag argument or one comma-separated environment item."""
+
+    from_toml: Callable[[object], Any]
+    """Check and convert one value that :mod:`tomllib` produced."""
+
+    metavar: str | None
+    """Placeholder shown by ``--help``; None for a boolean switch."""
+
+
+def _expected(what: str, got: object) -> ValueError:
+    return ValueError(f"expected {what}, got {got!r}")
+
+
+def _text_of(what: str) -> Callable[[object], str]:
+    def check(value: object) -> str:
+        if not isinstance(value, str):
+            raise _expected(what, value)
+        return value
+
+    return check
+
+
+def _via_text(what: str, parse: Callable[[str], Any], metavar: str) -> ValueKind:
+    """A kind written as a string everywhere, TOML included."""
+    as_text = _text_of(what)
+    return ValueKind(parse, lambda value: parse(as_text(value)), metavar)
+
+
+def _integer(metavar: str, low: int, high: int | None = None) -> ValueKind:
+    what = f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}"
+
+    def check(value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _expected(what, value)
+        if value < low or (high is not None and value > high):
+            raise _expected(what, value)
+        return value
+
+    def parse(text: str) -> int:
+        try:
+            return check(int(text.strip()))
+        except ValueError:
+            raise _expected(what, text) from None
+
+    return ValueKind(parse, check, metavar)
+
+
+def _positive_seconds() -> ValueKind:
+    what = "a number of seconds > 0"
+
+    def check(value: object) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise _expected(what, value)
+        return float(value)
+
+    def parse(text: str) -> float:
+        try:
+            return check(float(text.strip()))
+        except ValueError:
+            raise _expected(what, text) from None
+
+    return ValueKind(parse, check, "SECONDS")
+
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _parse_bool(text: str) -> bool:
+    word = text.strip().lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise _expected("one of 1/true/yes/on or 0/false/no/off", text)
+
+
+def _check_bool(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise _expected("true or false", value)
+    return value
+
+
+def _parse_text(text: str) -> str:
+    if not text:
+        raise _expected("a non-empty string", text)
+    return text
+
+
+def _parse_path(text: str) -> Path:
+    return Path(_parse_text(text)).expanduser()
+
+
+def _parse_ip(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        raise _expected("an IPv4 or IPv6 address", text) from None
+
+
+def _parse_cidr(text: str) -> str:
+    try:
+        return str(ipaddress.ip_network(text.strip(), strict=False))
+    except ValueError:
+        raise _expected("a CIDR range such as 10.0.0.0/8", text) from None
+
+
+def _parse_user(text: str) -> tuple[str, str]:
+    name, colon, password = text.partition(":")
+    if not colon or not name or not password:
+        raise _expected("NAME:PASSWORD", "<hidden>")
+    return (name, password)
+
+
+def _check_port_range(low: int, high: int, shown: object) -> tuple[int, int]:
+    if not 1 <= low <= high <= 65535:
+        raise _expected("LOW-HIGH with 1 <= LOW <= HIGH <= 65535", shown)
+    return (low, high)
+
+
+def _parse_port_range(text: str) -> tuple[int, int]:
+    low, dash, high = text.strip().partition("-")
+    try:
+        if not dash:
+            raise ValueError
+        return _check_port_range(int(low), int(high), text)
+    except ValueError:
+        raise _expected("LOW-HIGH with 1 <= LOW <= HIGH <= 65535", text) from None
+
+
+def _port_range_from_toml(value: object) -> tuple[int, int]:
+    if isinstance(value, str):
+        return _parse_port_range(value)
+    if (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(port, int) and not isinstance(port, bool) for port in value)
+    ):
+        return _check_port_range(value[0], value[1], value)
+    raise _expected('"LOW-HIGH" or [LOW, HIGH]', value)
+
+
+def _parse_log_level(text: str) -> str:
+    level = text.strip().lower()
+    if level not in LOG_LEVELS:
+        raise _expected("one of " + ", ".join(LOG_LEVELS), text)
+    return level
+
+
+TEXT = _via_text("a string", _parse_text, "TEXT")
+PATH = _via_text("a path", _parse_path, "PATH")
+IP = _via_text("an IP address", _parse_ip, "IP")
+CIDR = _via_text("a CIDR range", _parse_cidr, "CIDR")
+USER = _via_text("a NAME:PASSWORD string", _parse_user, "NAME:PASSWORD")
+LOG_LEVEL = _via_text("a log level", _parse_log_level, "LEVEL")
+BOOL = ValueKind(_parse_bool, _check_bool, None)
+PORT = _integer("PORT", 1, 65535)
+PORT_OR_OFF = _integer("PORT", 0, 65535)
+PORT_RANGE = ValueKind(_parse_port_range, _port_range_from_toml, "LOW-HIGH")
+LIFETIME = _integer("SECONDS", 1)
+COUNT = _integer("N", 1)
+BYTE_RATE = _integer("BYTES", 0)
+SECONDS = _positive_seconds()
+
+
+# --- The option table -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One setting: where it lives in :class:`Config` and how each source spells it."""
+
+    section: str
+    """TOML table and :class:`Config` field holding it; empty for top-level settings."""
+
+    name: str
+    """Dataclass field and TOML key."""
+
+    kind: ValueKind
+    """How a single value is parsed."""
+
+    help: str
+    """One line for ``--help``."""
+
+    repeated: bool = False
+    """A tuple: the flag may be repeated, the variable is comma-separated, TOML has an array."""
+
+    flag_name: str = ""
+    """Flag when it differs from the name in kebab case, e.g. ``--listen-ip``."""
+
+    @property
+    def flag(self) -> str:
+        """Command-line flag, e.g. ``--turn-port``."""
+        return self.flag_name or "--" + self.name.replace("_", "-")
+
+    @property
+    def dest(self) -> str:
+        """Attribute name in the argparse namespace, and the stem of the variable."""
+        return f"{self.section}_{self.name}" if self.section else self.name
+
+    @property
+    def env(self) -> str:
+        """Environment variable, e.g. ``PASSAGE_TURN_REALM``."""
+        return "PASSAGE_" + self.dest.upper()
+
+    @property
+    def toml_key(self) -> str:
+        """Dotted TOML key, e.g. ``turn.realm``."""
+        return f"{self.section}.{self.name}" if self.section else self.name
+
+
+def _top(name: str, kind: ValueKind, help: str, flag: str = "") -> Option:
+    return Option("", name, kind, help, flag_name=flag)
+
+
+def _turn(name: str, kind: ValueKind, help: str, flag: str = "") -> Option:
+    return Option("turn", name, kind, help, flag_name=flag)
+
+
+def _many(section: str, name: str, kind: ValueKind, help: str, flag: str) -> Option:
+    return Option(section, name, kind, help + "; repeatable", repeated=True, flag_name=flag)
+
+
+OPTIONS: tuple[Option, ...] = (
+    _top("data_dir", PATH, "data directory: CA, certificates, auth secret, store"),
+    _many("", "listen_ips", IP, "IP the STUN/TURN listeners bind", "--listen-ip"),
+    _many("", "relay_ips", IP, "IP relayed sockets bind", "--relay-ip"),
+    _top("public_ip", IP, "IP advertised to clients behind 1:1 NAT"),
+    _top("turn_port", PORT, "UDP and TCP port for STUN/TURN"),
+    _top("turns_port", PORT_OR_OFF, "TLS port for TURN; 0 disables it"),
+    _top("relay_ports", PORT_RANGE, "UDP port range for relayed sockets"),
+    _top("tls_cert", PATH, "PEM certificate chain to use instead of the generated one"),
+    _top("tls_key", PATH, "PEM private key of --tls-cert"),
+    _many("", "auth_secrets", TEXT, "secret for ephemeral credentials", "--auth-secret"),
+    _many("", "users", USER, "static TURN user", "--user"),
+    _top("log_level", LOG_LEVEL, "debug, info, warning or error"),
+    _top("usage_flush_interval", SECONDS, "seconds between usage ledger writes"),
+    _turn("realm", TEXT, "TURN realm"),
+    _turn("software", TEXT, "SOFTWARE attribute in responses"),
+    _turn("default_lifetime", LIFETIME, "allocation lifetime when the client asks none"),
+    _turn("max_lifetime", LIFETIME, "longest allocation lifetime granted"),
+    _turn("permission_lifetime", LIFETIME, "permission lifetime"),
+    _turn("channel_lifetime", LIFETIME, "channel binding lifetime"),
+    _turn("nonce_lifetime", LIFETIME, "nonce age before 438 Stale Nonce"),
+    _turn("reservation_lifetime", LIFETIME, "how long an EVEN-PORT reservation waits"),
+    _turn("max_allocations_per_user", COUNT, "allocations one username may hold"),
+    _turn("max_allocations_total", COUNT, "allocations on the server", "--max-allocations"),
+    _turn("max_permissions_per_allocation", COUNT, "peer IPs per allocation", "--max-permissions"),
+    _turn("max_bytes_per_second", BYTE_RATE, "bytes/s per allocation, 0: no cap", "--max-bps"),
+    _turn("auth_failures_per_minute", COUNT, "failed authentications per source IP per minute"),
+    _turn("strict_channel_range", BOOL, "accept only RFC 8656 channels 0x4000-0x4FFF"),
+    _turn("allow_loopback_peers", BOOL, "relay to 127.0.0.0/8 and ::1 (tests only)"),
+    _many("turn", "allowed_peer_ranges", CIDR, "peer range exempt from denial", "--allow-peer"),
+    _many("turn", "denied_peer_ranges", CIDR, "peer range refused too", "--deny-peer"),
+)
+"""Every setting of :class:`Config`, in the order ``--help`` and the docs list them."""
+
+_BY_TOML_KEY: Mapping[tuple[str, str], Option] = {(o.section, o.name): o for o in OPTIONS}
+
+
+# --- Loading ----------------------------------------------------------------
+
+Values = dict[str, Any]
+"""Parsed values keyed by :attr:`Option.dest`."""
+
+
+def load_config(flags: Mapping[str, object], environ: Mapping[str, str]) -> Config:
+    """Build the configuration from the flags, the environment and the TOML file.
+
+    ``flags`` maps :attr:`Option.dest` (and ``"config"``) to what argparse stored:
+    None when the flag was not given, a string, a list of strings for repeated
+    flags, or a bool for switches; ``vars(namespace)`` fits. Keys it lacks count as
+    not given. Raises :class:`ConfigError` naming the source and key of any bad value.
+    """
+    values: Values = {}
+    config_file = flags.get("config") or environ.get(CONFIG_ENV) or None
+    if config_file is not None:
+        values.update(_from_toml_file(Path(str(config_file)).expanduser()))
+    values.update(_from_environ(environ))
+    values.update(_from_flags(flags))
+    return _build(values)
+
+
+def _from_toml_file(path: Path) -> Values:
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    values: Values = {}
+    for key, value in document.items():
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: [{key}] must be a table")
+            for sub_key, sub_value in value.items():
+                values.update(_toml_value(path, key, sub_key, sub_value))
+        else:
+            values.update(_toml_value(path, "", key, value))
+    return values
+
+
+def _toml_value(path: Path, section: str, key: str, value: object) -> Values:
+    option = _BY_TOML_KEY.get((section, key))
+    if option is None:
+        raise ConfigError(f"{path}: unknown key {_dotted(section, key)!r}{_suggest(section, key)}")
+    try:
+        if option.repeated:
+            if not isinstance(value, list):
+                raise _expected("an array", value)
+            return {option.dest: tuple(option.kind.from_toml(item) for item in value)}
+        return {option.dest: option.kind.from_toml(value)}
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {option.toml_key}: {exc}") from None
+
+
+def _dotted(section: str, key: str) -> str:
+    return f"{section}.{key}" if section else key
+
+
+def _suggest(section: str, key: str) -> str:
+    known = [o.toml_key for o in OPTIONS] + list(SECTIONS)
+    close = difflib.get_close_matches(_dotted(section, key), known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _from_environ(environ: Mapping[str, str]) -> Values:
+    values: Values = {}
+    for option in OPTIONS:
+        raw = environ.get(option.env, "").strip()
+        if not raw:
+            continue  # unset and empty both mean "not configured here"
+        try:
+            if option.repeated:
+                items = [item.strip() for item in raw.split(",") if item.strip()]
+                values[option.dest] = tuple(option.kind.from_text(item) for item in items)
+            else:
+                values[option.dest] = option.kind.from_text(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{option.env}: {exc}") from None
+    return values
+
+
+def _from_flags(flags: Mapping[str, object]) -> Values:
+    values: Values = {}
+    for option in OPTIONS:
+        raw = flags.get(option.dest)
+        if raw is None:
+            continue
+        try:
+            if option.repeated:
+                items = raw if isinstance(raw, list | tuple) else [raw]
+                values[option.dest] = tuple(_flag_value(option, item) for item in items)
+            else:
+                values[option.dest] = _flag_value(option, raw)
+        except ValueError as exc:
+            raise ConfigError(f"{option.flag}: {exc}") from None
+    return values
+
+
+def _flag_value(option: Option, raw: object) -> Any:
+    # argparse hands over strings, except for switches, which arrive as bools.
+    return option.kind.from_text(raw) if isinstance(raw, str) else option.kind.from_toml(raw)
+
+
+def _build(values: Values) -> Config:
+    by_section: dict[str, Values] = {section: {} for section in ("", *SECTIONS)}
+    for option in OPTIONS:
+        if option.dest in values:
+            by_section[option.section][option.name] = values[option.dest]
+    nested = {name: cls(**by_section[name]) for name, cls in SECTIONS.items()}
+    config = Config(**by_section[""], **nested)
+    _check(config)
+    return config
+
+
+def _check(config: Config) -> None:
+    """Rules that involve more than one setting."""
+    if (config.tls_cert is None) != (config.tls_key is None):
+        raise ConfigError("tls_cert and tls_key must be given together (--tls-cert, --tls-key)")
+    if config.turn.default_lifetime > config.turn.max_lifetime:
+        raise ConfigError(
+            f"turn.default_lifetime ({config.turn.default_lifetime} s) exceeds "
+            f"turn.max_lifetime ({config.turn.max_lifetime} s)"
+        )
+    if config.turns_port == config.turn_port:
+        raise ConfigError(f"turn_port and turns_port are both {config.turn_port}")

@@ -1,0 +1,302 @@
+"""The data directory: the files a Passage node keeps between starts.
+
+``prepare_data_dir`` makes the directory usable: it creates it (mode 0700) on the
+first start, with a local CA, a server certificate signed by it, and a random
+secret for ephemeral TURN credentials; on later starts it reuses them, and
+re-issues the server certificate (same CA) when it is about to expire or no
+longer names every configured address. The embedded store lives here too.
+
+Layout::
+
+    ca.pem        the local CA certificate: give it to clients that should trust Passage
+    ca.key        the CA's private key (0600)
+    server.pem    the server certificate the TLS listeners present
+    server.key    its private key (0600)
+    auth-secret   the REST credential secret when none is configured (0600)
+    passage.db    the embedded SQLite store
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import logging
+import os
+import secrets
+import socket
+import ssl
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from passage.config import Config, ConfigError
+from passage.tlsmaterial import (
+    ServerNames,
+    TlsMaterialError,
+    certificate_covers,
+    generate_ca,
+    issue_server_certificate,
+    issued_by,
+    key_to_pem,
+    load_key_pair,
+    server_ssl_context,
+)
+
+__all__ = [
+    "AUTH_SECRET_FILE",
+    "CA_CERT_FILE",
+    "CA_KEY_FILE",
+    "DATABASE_FILE",
+    "RENEW_BEFORE",
+    "SERVER_CERT_FILE",
+    "SERVER_KEY_FILE",
+    "DataDir",
+    "DataDirError",
+    "prepare_data_dir",
+    "read_auth_secret",
+    "server_names",
+]
+
+CA_CERT_FILE = "ca.pem"
+CA_KEY_FILE = "ca.key"
+SERVER_CERT_FILE = "server.pem"
+SERVER_KEY_FILE = "server.key"
+AUTH_SECRET_FILE = "auth-secret"
+DATABASE_FILE = "passage.db"
+
+RENEW_BEFORE = datetime.timedelta(days=30)
+"""A generated certificate expiring sooner than this is replaced at start."""
+
+PRIVATE_FILE_MODE = 0o600
+PUBLIC_FILE_MODE = 0o644
+PRIVATE_DIR_MODE = 0o700
+
+logger = logging.getLogger(__name__)
+
+
+class DataDirError(ConfigError):
+    """The data directory or the TLS material in it cannot be used; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class DataDir:
+    """The prepared data directory: where each file is, and what was read from it."""
+
+    path: Path
+    """The directory itself."""
+
+    tls_cert: Path
+    """PEM chain the TLS listeners present: the generated ``server.pem`` or ``--tls-cert``."""
+
+    tls_key: Path
+    """PEM private key of ``tls_cert``."""
+
+    ca_cert: Path | None
+    """The generated CA clients should trust; None when ``--tls-cert`` is in use."""
+
+    database: Path
+    """The embedded SQLite store, ``passage.db``."""
+
+    auth_secret_file: Path
+    """Where the generated REST credential secret is kept (used only without ``--auth-secret``)."""
+
+    auth_secrets: tuple[str, ...] = field(repr=False)
+    """Secrets accepted for ephemeral credentials: the configured ones, else the generated one."""
+
+    def server_ssl_context(self, alpn_protocols: Iterable[str] = ()) -> ssl.SSLContext:
+        """A TLS 1.2+ server context presenting ``tls_cert``, for the TURN and API listeners."""
+        return server_ssl_context(self.tls_cert, self.tls_key, alpn_protocols)
+
+
+def prepare_data_dir(
+    config: Config,
+    *,
+    now: datetime.datetime | None = None,
+    hostname: str | None = None,
+) -> DataDir:
+    """Create or refresh the data directory for ``config`` and describe it.
+
+    ``now`` and ``hostname`` default to the clock and ``socket.gethostname()``;
+    tests pass them. Raises :class:`DataDirError` when the directory cannot be
+    created, a stored CA cannot be read, or the operator's certificate and key do
+    not load together.
+    """
+    now = now or datetime.datetime.now(datetime.UTC)
+    hostname = socket.gethostname() if hostname is None else hostname
+    root = config.data_dir
+    _make_private_dir(root)
+    auth_secret_file = root / AUTH_SECRET_FILE
+    auth_secrets = config.auth_secrets or (_read_or_create_secret(auth_secret_file),)
+    if config.tls_cert is not None and config.tls_key is not None:
+        _check_operator_pair(config.tls_cert, config.tls_key)
+        tls_cert, tls_key, ca_cert = config.tls_cert, config.tls_key, None
+    else:
+        names = server_names(config, hostname)
+        _ensure_generated_tls(root, names, hostname, now)
+        tls_cert, tls_key = root / SERVER_CERT_FILE, root / SERVER_KEY_FILE
+        ca_cert = root / CA_CERT_FILE
+    return DataDir(
+        path=root,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        ca_cert=ca_cert,
+        database=root / DATABASE_FILE,
+        auth_secret_file=auth_secret_file,
+        auth_secrets=auth_secrets,
+    )
+
+
+def read_auth_secret(data_dir: Path) -> str:
+    """The generated REST credential secret of an existing data directory.
+
+    Raises :class:`DataDirError` when ``passage serve`` has not created it yet.
+    """
+    path = data_dir / AUTH_SECRET_FILE
+    try:
+        secret = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        raise DataDirError(
+            f"{path} does not exist: start `passage serve --data-dir {data_dir}` once, "
+            "or pass --auth-secret"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataDirError(f"{path}: cannot read the auth secret: {exc}") from None
+    if not secret:
+        raise DataDirError(f"{path} is empty: delete it to generate a new secret")
+    return secret
+
+
+def server_names(config: Config, hostname: str) -> ServerNames:
+    """Names the generated server certificate must cover: localhost, the host name,
+    loopback, every specific listen IP and the public IP."""
+    dns_names = ["localhost"]
+    if hostname and hostname.isascii() and hostname.lower() != "localhost":
+        dns_names.append(hostname.lower())
+    ips = ["127.0.0.1", "::1", *config.listen_ips]
+    if config.public_ip is not None:
+        ips.append(config.public_ip)
+    specific = [str(ipaddress.ip_address(ip)) for ip in ips]
+    unique = [ip for ip in dict.fromkeys(specific) if not ipaddress.ip_address(ip).is_unspecified]
+    return ServerNames(dns_names=tuple(dns_names), ip_addresses=tuple(unique))
+
+
+# --- Files ------------------------------------------------------------------
+
+
+def _make_private_dir(path: Path) -> None:
+    if path.is_dir():
+        return
+    try:
+        path.mkdir(mode=PRIVATE_DIR_MODE, parents=True)
+        path.chmod(PRIVATE_DIR_MODE)  # mkdir's mode is filtered by the umask
+    except OSError as exc:
+        raise DataDirError(f"{path}: cannot create the data directory: {exc}") from None
+    logger.info("created data directory %s", path)
+
+
+def _write_file(path: Path, data: bytes, mode: int) -> None:
+    """Replace ``path`` atomically: a crash leaves the old file or the new one, never half."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        temporary.chmod(mode)
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise DataDirError(f"{path}: cannot write: {exc}") from None
+
+
+def _read_or_create_secret(path: Path) -> str:
+    if not path.exists():
+        _write_file(path, (secrets.token_urlsafe(32) + "\n").encode("ascii"), PRIVATE_FILE_MODE)
+        logger.info("generated the auth secret in %s", path)
+    return read_auth_secret(path.parent)
+
+
+# --- TLS material -------------------------------------------------------------
+
+
+def _check_operator_pair(cert_path: Path, key_path: Path) -> None:
+    try:
+        load_key_pair(cert_path, key_path)
+    except TlsMaterialError as exc:
+        raise DataDirError(f"--tls-cert/--tls-key: {exc}") from None
+
+
+def _ensure_generated_tls(
+    root: Path, names: ServerNames, hostname: str, now: datetime.datetime
+) -> None:
+    ca_key, ca_certificate = _load_or_create_ca(root, hostname, now)
+    reason = _server_certificate_problem(root, ca_certificate, names, now)
+    if reason is None:
+        return
+    key, certificate = issue_server_certificate(ca_key, ca_certificate, names, now)
+    _write_file(root / SERVER_KEY_FILE, key_to_pem(key), PRIVATE_FILE_MODE)
+    _write_file(root / SERVER_CERT_FILE, _certificate_pem(certificate), PUBLIC_FILE_MODE)
+    logger.info(
+        "issued the server certificate (%s) for %s",
+        reason,
+        ", ".join((*names.dns_names, *names.ip_addresses)),
+    )
+
+
+def _load_or_create_ca(
+    root: Path, hostname: str, now: datetime.datetime
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    cert_path, key_path = root / CA_CERT_FILE, root / CA_KEY_FILE
+    if cert_path.exists():
+        key, certificate = _load_ca(cert_path, key_path)
+        if certificate.not_valid_after_utc - now > RENEW_BEFORE:
+            return key, certificate
+        logger.warning("the local CA in %s expires soon: replacing it", cert_path)
+    key, certificate = generate_ca(f"Passage local CA {hostname}".strip(), now)
+    _write_file(key_path, key_to_pem(key), PRIVATE_FILE_MODE)
+    _write_file(cert_path, _certificate_pem(certificate), PUBLIC_FILE_MODE)
+    logger.info("created the local CA %s", cert_path)
+    return key, certificate
+
+
+def _load_ca(
+    cert_path: Path, key_path: Path
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    try:
+        chain, key = load_key_pair(cert_path, key_path)
+    except TlsMaterialError as exc:
+        raise DataDirError(
+            f"the local CA cannot be used: {exc}; delete {cert_path} to create a new CA "
+            "(clients that trusted the old one must then trust the new one)"
+        ) from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise DataDirError(f"{key_path}: expected an EC private key")
+    return key, chain[0]
+
+
+def _server_certificate_problem(
+    root: Path, ca_certificate: x509.Certificate, names: ServerNames, now: datetime.datetime
+) -> str | None:
+    """Why the stored server certificate must be re-issued, or None when it is good."""
+    cert_path, key_path = root / SERVER_CERT_FILE, root / SERVER_KEY_FILE
+    if not cert_path.exists():
+        return "first start"
+    try:
+        chain, _ = load_key_pair(cert_path, key_path)
+    except TlsMaterialError:
+        return "unreadable"
+    certificate = chain[0]
+    problems = (
+        (not issued_by(certificate, ca_certificate), "new CA"),
+        (certificate.not_valid_after_utc - now <= RENEW_BEFORE, "expiring"),
+        (not certificate_covers(certificate, names), "new addresses"),
+    )
+    return next((reason for failed, reason in problems if failed), None)
+
+
+def _certificate_pem(certificate: x509.Certificate) -> bytes:
+    return certificate.public_bytes(serialization.Encoding.PEM)

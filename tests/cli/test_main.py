@@ -1,0 +1,82 @@
+"""The ``passage`` command table, ``--version`` and ``passage serve`` start-up."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import types
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from passage import __version__
+from passage.cli.logging import configure_logging
+from passage.cli.main import COMMANDS, main
+from passage.config import Config
+from passage.datadir import DataDir
+
+
+@pytest.fixture(autouse=True)
+def restore_root_logger() -> Iterator[None]:
+    """``passage serve`` configures the root logger; put it back for the next test."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"passage {__version__}"
+
+
+def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    for command in COMMANDS:
+        assert command.name in err
+
+
+def test_serve_builds_config_and_data_dir_then_runs_the_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[tuple[Config, DataDir]] = []
+
+    async def serve(config: Config, datadir: DataDir) -> None:
+        started.append((config, datadir))
+
+    app = types.ModuleType("passage.app")
+    app.serve = serve  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "passage.app", app)
+    monkeypatch.setenv("PASSAGE_TURN_PORT", "4478")
+    data_dir = tmp_path / "data"
+    argv = ["serve", "--data-dir", str(data_dir), "--realm", "example.org", "--log-level", "debug"]
+    assert main(argv) == 0
+    ((config, datadir),) = started
+    assert (config.turn_port, config.turn.realm) == (4478, "example.org")
+    assert datadir.path == data_dir
+    assert (data_dir / "server.pem").exists()
+    assert logging.getLogger().level == logging.DEBUG
+
+
+def test_configure_logging_writes_one_line_per_event(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("info")
+    configure_logging("info")  # a second call replaces the handler, no doubled lines
+    logging.getLogger("passage.test").info("allocation %s created", "a1")
+    logging.getLogger("passage.test").debug("not shown")
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].endswith(" INFO passage.test: allocation a1 created")
+
+
+def test_serve_config_error_exits_2_with_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--data-dir", str(tmp_path), "--relay-ports", "9-1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("passage: error: --relay-ports: expected LOW-HIGH")
+    assert not (tmp_path / "ca.pem").exists()
