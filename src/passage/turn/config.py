@@ -49,6 +49,10 @@ class TurnConfig:
     """Failed authentications a source IP may make per minute before its
     requests are dropped unanswered for the rest of that minute."""
 
+    strict_channel_range: bool = False
+    """Accept only RFC 8656's channel numbers 0x4000-0x4FFF. Off by default: RFC 5766
+    clients, coturn's ``turnutils_uclient`` among them, pick from 0x4000-0x7FFF."""
+
     allow_loopback_peers: bool = False
     """Relay to 127.0.0.0/8 and ::1 (tests only: never on a public server)."""
 

@@ -1,0 +1,38 @@
+"""Errors that know their answer, and the named reasons a packet is dropped."""
+
+from __future__ import annotations
+
+import enum
+
+from passage.stun import ErrorCode, reason_phrase
+
+
+class TurnError(Exception):
+    """A request failed; answer it with ``code`` (RFC 8656 §6.3 and §7-§11).
+
+    ``reason`` is the phrase sent on the wire. It is always one of ours, never
+    exception text, so nothing internal leaks to a peer.
+    """
+
+    def __init__(self, code: ErrorCode, reason: str | None = None) -> None:
+        self.code = code
+        self.reason = reason if reason is not None else reason_phrase(code)
+        super().__init__(f"{int(code)} {self.reason}")
+
+
+class DropReason(enum.StrEnum):
+    """Why a packet was dropped without an answer. Counted per reason."""
+
+    MALFORMED = "malformed"
+    NOT_A_REQUEST = "unexpected_message_class"
+    UNKNOWN_METHOD_INDICATION = "unknown_indication"
+    AUTH_RATE_LIMITED = "auth_rate_limited"
+    NO_ALLOCATION = "no_allocation"
+    NO_PERMISSION = "no_permission"
+    NO_CHANNEL = "no_channel"
+    PEER_DENIED = "peer_denied"
+    BANDWIDTH_EXCEEDED = "bandwidth_exceeded"
+    BAD_SEND_INDICATION = "bad_send_indication"
+    PEER_FAMILY_MISMATCH = "peer_family_mismatch"
+    STREAM_GARBAGE = "stream_garbage"
+    CLIENT_BACKLOG = "client_backlog"

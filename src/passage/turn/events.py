@@ -1,0 +1,99 @@
+"""What crosses the boundary between the TURN core and its asyncio adapters.
+
+The core never touches a socket. It answers every input with a list of
+*actions* for the adapter to carry out, in order. Relay sockets are opaque
+handles the adapter created; the core stores them so that the adapter's hot
+path (ChannelData in both directions) is a dictionary look-up and a send.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+from passage.stun import Address
+
+if TYPE_CHECKING:
+    from passage.turn.allocation import Allocation
+
+
+class Transport(enum.StrEnum):
+    """The client-facing transport of a 5-tuple."""
+
+    UDP = "udp"
+    TCP = "tcp"
+    TLS = "tls"
+
+
+class FiveTuple(NamedTuple):
+    """A client's transport, its address, and the server address it reached (RFC 8656 §2)."""
+
+    transport: Transport
+    client: Address
+    server: Address
+
+
+class RelayHandle(Protocol):
+    """A bound relay socket, owned by the adapter. The core never calls it."""
+
+    def sendto(self, data: bytes, addr: Address, /) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SendToClient:
+    """Transmit ``data`` (a STUN message or ChannelData) to the client of ``five_tuple``."""
+
+    five_tuple: FiveTuple
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SendToPeer:
+    """Transmit ``data`` (a Send indication's payload) from relay socket ``relay`` to ``peer``."""
+
+    relay: RelayHandle
+    peer: Address
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BindRelay:
+    """Bind relay sockets for a pending Allocate; answer with ``relay_bound``/``relay_bind_failed``.
+
+    ``families`` lists the address families (1 = IPv4, 2 = IPv6), one socket
+    each. ``even_port`` asks for an even port; ``reserve_next`` also reserves
+    port + 1 (RFC 8656 §14.6). ``dont_fragment`` sets the DF bit on what the
+    relay sends (RFC 8656 §14.8).
+    """
+
+    five_tuple: FiveTuple
+    families: tuple[int, ...]
+    even_port: bool
+    reserve_next: bool
+    dont_fragment: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseRelay:
+    """Close a relay socket: its allocation or reservation is gone."""
+
+    relay: RelayHandle
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationStarted:
+    """An allocation now exists; the adapter routes its 5-tuple's ChannelData to it."""
+
+    allocation: Allocation
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationEnded:
+    """An allocation is gone (``reason`` says why); its relays are released separately."""
+
+    allocation: Allocation
+    reason: str
+
+
+Action = SendToClient | SendToPeer | BindRelay | ReleaseRelay | AllocationStarted | AllocationEnded

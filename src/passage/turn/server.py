@@ -1,0 +1,690 @@
+"""The TURN server core (RFC 8656), sans-IO, with time passed in.
+
+Feed it what clients send (``receive``), answer its ``BindRelay`` requests
+(``relay_bound`` / ``relay_bind_failed``), tell it when a stream client goes
+away (``client_closed``), and call ``handle_timer`` when ``get_timer`` says.
+Each call returns the actions to carry out, in order. ChannelData never comes
+here: the adapter relays it from the allocation's ``routes`` tables.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from passage.stun import (
+    Address,
+    AddressErrorCodeValue,
+    AddressFamily,
+    AttributeType,
+    AttributeValue,
+    ErrorCode,
+    ErrorCodeValue,
+    Message,
+    MessageClass,
+    Method,
+    StunDecodeError,
+    TransactionId,
+    decode_message,
+    encode_message,
+)
+from passage.turn.allocation import Allocation, Reservation, Route, family_of
+from passage.turn.auth import (
+    SUPPORTED_PASSWORD_ALGORITHMS,
+    Authenticated,
+    AuthenticationFailed,
+    Authenticator,
+    CredentialSource,
+)
+from passage.turn.config import TurnConfig
+from passage.turn.errors import DropReason, TurnError
+from passage.turn.events import (
+    Action,
+    AllocationEnded,
+    AllocationStarted,
+    BindRelay,
+    FiveTuple,
+    ReleaseRelay,
+    SendToClient,
+    SendToPeer,
+)
+from passage.turn.nonce import NonceIssuer
+from passage.turn.peers import PeerPolicy
+from passage.turn.ratelimit import FailureLimiter
+from passage.usage import UsageRecord
+
+UDP_PROTOCOL = 17
+"""REQUESTED-TRANSPORT value for UDP (RFC 8656 §14.7); the only one we relay."""
+
+CHANNEL_MIN = 0x4000
+CHANNEL_MAX = 0x4FFF
+"""Highest channel number of RFC 8656 §12."""
+CHANNEL_MAX_RFC5766 = 0x7FFF
+"""Highest channel number of RFC 5766 §11, still used by older clients."""
+
+SWEEP_INTERVAL = 1.0
+"""Seconds between expiry sweeps; also the bandwidth-budget window."""
+
+IDLE_RECORD_INTERVAL = 30.0
+"""An idle allocation still writes a usage record this often, so its duration is metered."""
+
+_UNLIMITED = 1 << 62
+
+
+@dataclass(slots=True)
+class _Request:
+    message: Message
+    five_tuple: FiveTuple
+    now: float
+    auth: Authenticated | None = None
+
+
+@dataclass(slots=True)
+class _PendingAllocate:
+    request: _Request
+    lifetime: int
+    families: tuple[int, ...]
+    reserve_next: bool
+    missing_family: int | None
+    """A family of a dual allocation we could not serve (ADDRESS-ERROR-CODE 440)."""
+
+
+class _Drop(Exception):
+    def __init__(self, reason: DropReason) -> None:
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A request answered with an error: for the operator's log, never sent anywhere."""
+
+    five_tuple: FiveTuple
+    method: int
+    code: int
+    detail: str
+
+
+@dataclass(slots=True)
+class Metrics:
+    """Counters an operator reads: drops and refusals by reason, auth failures by cause."""
+
+    drops: Counter[str] = field(default_factory=Counter)
+    errors: Counter[int] = field(default_factory=Counter)
+    auth_failures: Counter[str] = field(default_factory=Counter)
+    allocations_started: int = 0
+    allocations_ended: int = 0
+
+
+class TurnServer:
+    """One TURN server core: all allocations of one process."""
+
+    def __init__(
+        self,
+        config: TurnConfig,
+        credentials: CredentialSource,
+        *,
+        nonce_key: bytes,
+        relay_families: frozenset[int] = frozenset({AddressFamily.IPV4}),
+        rng: random.Random | None = None,
+        on_refused: Callable[[Refused], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.auth = Authenticator(
+            config.realm, credentials, NonceIssuer(nonce_key, config.nonce_lifetime)
+        )
+        self.peers = PeerPolicy.from_config(
+            allow_loopback=config.allow_loopback_peers,
+            allowed=config.allowed_peer_ranges,
+            denied=config.denied_peer_ranges,
+        )
+        self.relay_families = relay_families
+        self.allocations: dict[FiveTuple, Allocation] = {}
+        self.metrics = Metrics()
+        self._failures = FailureLimiter(config.auth_failures_per_minute, 60.0)
+        self._pending: dict[FiveTuple, _PendingAllocate] = {}
+        self._reservations: dict[bytes, Reservation] = {}
+        self._per_subject: Counter[str] = Counter()
+        self._ended_records: list[UsageRecord] = []
+        self._next_sweep: float | None = None
+        self._rng = rng if rng is not None else random.Random(secrets.randbits(64))
+        self._on_refused = on_refused
+        self._budget = config.max_bytes_per_second or _UNLIMITED
+        self._channel_max = CHANNEL_MAX if config.strict_channel_range else CHANNEL_MAX_RFC5766
+
+    # -- inputs ------------------------------------------------------------
+
+    def receive(self, data: bytes, five_tuple: FiveTuple, now: float) -> list[Action]:
+        """Handle one STUN message from a client; return what to do about it."""
+        if self._next_sweep is None:
+            self._next_sweep = now + SWEEP_INTERVAL
+        try:
+            message = decode_message(data)
+        except StunDecodeError:
+            self.metrics.drops[DropReason.MALFORMED] += 1
+            return []
+        request = _Request(message, five_tuple, now)
+        handler = _HANDLERS.get((message.method, message.message_class))
+        try:
+            if message.message_class is not MessageClass.REQUEST:
+                if handler is None:
+                    raise _Drop(DropReason.UNKNOWN_METHOD_INDICATION)
+                return handler(self, request)
+            unknown = message.unknown_comprehension_required()
+            if unknown:
+                return [
+                    self._answer_error(
+                        request,
+                        TurnError(ErrorCode.UNKNOWN_ATTRIBUTE),
+                        [(AttributeType.UNKNOWN_ATTRIBUTES, unknown)],
+                    )
+                ]
+            if handler is None:
+                raise TurnError(ErrorCode.BAD_REQUEST, "Unsupported method")
+            return handler(self, request)
+        except _Drop as drop:
+            self.metrics.drops[drop.reason] += 1
+            return []
+        except AuthenticationFailed as failure:
+            return [self._answer_challenge(request, failure)]
+        except TurnError as error:
+            return [self._answer_error(request, error)]
+
+    def relay_bound(
+        self, five_tuple: FiveTuple, relays: Sequence[Route], reserved: Route | None, now: float
+    ) -> list[Action]:
+        """The adapter bound the sockets a ``BindRelay`` asked for, in its family order."""
+        pending = self._pending.pop(five_tuple, None)
+        if pending is None:  # the client went away while we were binding
+            extra = [reserved] if reserved is not None else []
+            return [ReleaseRelay(route[0]) for route in [*relays, *extra]]
+        routes = dict(zip(pending.families, relays, strict=True))
+        allocation = self._start_allocation(pending, routes, now)
+        extra_attributes: list[tuple[int, AttributeValue]] = []
+        if reserved is not None:
+            token = self._rng.randbytes(8)
+            self._reservations[token] = Reservation(
+                reserved, pending.families[0], now + self.config.reservation_lifetime
+            )
+            extra_attributes.append((AttributeType.RESERVATION_TOKEN, token))
+        return self._allocate_success(pending, allocation, extra_attributes)
+
+    def relay_bind_failed(self, five_tuple: FiveTuple, now: float) -> list[Action]:
+        """The adapter could not bind (port range exhausted): answer 508."""
+        pending = self._pending.pop(five_tuple, None)
+        if pending is None:
+            return []
+        assert pending.request.auth is not None
+        self._per_subject[pending.request.auth.credential.subject] -= 1
+        error = TurnError(ErrorCode.INSUFFICIENT_CAPACITY, "No relay port available")
+        return [self._answer_error(pending.request, error)]
+
+    def client_closed(self, five_tuple: FiveTuple, now: float) -> list[Action]:
+        """A TCP or TLS client connection closed: its allocation goes with it (RFC 8656 §3.1)."""
+        pending = self._pending.pop(five_tuple, None)
+        if pending is not None and pending.request.auth is not None:
+            self._per_subject[pending.request.auth.credential.subject] -= 1
+        allocation = self.allocations.get(five_tuple)
+        return self._end(allocation, "client_closed", now) if allocation else []
+
+    def get_timer(self) -> float | None:
+        """When ``handle_timer`` wants calling next (None: nothing scheduled)."""
+        return self._next_sweep
+
+    def handle_timer(self, now: float) -> list[Action]:
+        """Expire allocations, permissions, bindings and reservations; refill budgets."""
+        if self._next_sweep is None or now < self._next_sweep:
+            return []
+        self._next_sweep = now + SWEEP_INTERVAL
+        actions: list[Action] = []
+        for allocation in list(self.allocations.values()):
+            if allocation.expires_at <= now:
+                actions += self._end(allocation, "expired", now)
+            else:
+                allocation.sweep(now)
+                allocation.budget = self._budget
+        for token, reservation in list(self._reservations.items()):
+            if reservation.expires_at <= now:
+                del self._reservations[token]
+                actions.append(ReleaseRelay(reservation.route[0]))
+        self._failures.forget_expired(now)
+        return actions
+
+    def shutdown(self, now: float) -> list[Action]:
+        """End every allocation (reason ``shutdown``) and release every socket."""
+        actions: list[Action] = []
+        for allocation in list(self.allocations.values()):
+            actions += self._end(allocation, "shutdown", now)
+        actions += [ReleaseRelay(r.route[0]) for r in self._reservations.values()]
+        self._reservations.clear()
+        return actions
+
+    def collect_usage(self, now: float) -> list[UsageRecord]:
+        """Usage records since the last call: ended allocations, busy ones, idle heartbeats."""
+        records, self._ended_records = self._ended_records, []
+        for allocation in self.allocations.values():
+            deltas = allocation.unflushed()
+            if any(deltas) or now - allocation.flushed_at >= IDLE_RECORD_INTERVAL:
+                records.append(self._record(allocation, now, None))
+        return records
+
+    # -- request handlers (RFC 8656 §7-§11), dispatched by (method, class) --
+
+    def _handle_binding_request(self, request: _Request) -> list[Action]:
+        """RFC 8489 §6.3.1: the reflexive address, no authentication."""
+        mapped = request.five_tuple.client
+        return [self._answer(request, [(AttributeType.XOR_MAPPED_ADDRESS, mapped)])]
+
+    def _handle_allocate_request(self, request: _Request) -> list[Action]:
+        """RFC 8656 §7.2, steps in the RFC's order."""
+        self._authenticate(request)
+        existing = self.allocations.get(request.five_tuple)
+        if existing is not None:
+            if existing.transaction_id == request.message.transaction_id:
+                return [SendToClient(request.five_tuple, existing.response)]
+            raise TurnError(ErrorCode.ALLOCATION_MISMATCH)
+        if request.five_tuple in self._pending:
+            return []  # a retransmission while we bind; the answer is on its way
+        message = request.message
+        transport = message.get(AttributeType.REQUESTED_TRANSPORT, int)
+        if transport is None:
+            raise TurnError(ErrorCode.BAD_REQUEST, "Missing REQUESTED-TRANSPORT")
+        if transport != UDP_PROTOCOL:
+            raise TurnError(ErrorCode.UNSUPPORTED_TRANSPORT_PROTOCOL)
+        families, missing = self._allocation_families(message)
+        self._check_allocation_quota(request)
+        lifetime = self._allocate_lifetime(message)
+        token = message.get(AttributeType.RESERVATION_TOKEN, bytes)
+        if token is not None:
+            return self._allocate_from_reservation(request, token, lifetime)
+        even_port = message.get(AttributeType.EVEN_PORT, bool)
+        pending = _PendingAllocate(request, lifetime, families, even_port is True, missing)
+        self._pending[request.five_tuple] = pending
+        assert request.auth is not None
+        self._per_subject[request.auth.credential.subject] += 1
+        return [
+            BindRelay(
+                request.five_tuple,
+                families,
+                even_port=even_port is not None,
+                reserve_next=even_port is True,
+                dont_fragment=message.has(AttributeType.DONT_FRAGMENT),
+            )
+        ]
+
+    def _handle_refresh_request(self, request: _Request) -> list[Action]:
+        """RFC 8656 §7.3: extend, or delete with lifetime 0 (one family of a dual allocation)."""
+        allocation = self._own_allocation(request)
+        message = request.message
+        family = message.get(AttributeType.REQUESTED_ADDRESS_FAMILY, int)
+        if family is not None and family not in allocation.relays:
+            raise TurnError(ErrorCode.PEER_ADDRESS_FAMILY_MISMATCH)
+        requested = message.get(AttributeType.LIFETIME, int)
+        if requested is None:
+            requested = self.config.default_lifetime
+        lifetime = min(requested, self.config.max_lifetime)
+        answer = self._answer(request, [(AttributeType.LIFETIME, lifetime)])
+        if lifetime > 0:
+            allocation.expires_at = request.now + lifetime
+            return [answer]
+        if family is not None and len(allocation.relays) > 1:
+            route = allocation.release_family(family)
+            released: list[Action] = [ReleaseRelay(route[0])] if route else []
+            return [answer, *released]
+        return [answer, *self._end(allocation, "refresh_zero", request.now)]
+
+    def _handle_create_permission_request(self, request: _Request) -> list[Action]:
+        """RFC 8656 §9.2: every XOR-PEER-ADDRESS must pass, or none is installed."""
+        allocation = self._own_allocation(request)
+        peers = _addresses(request.message, AttributeType.XOR_PEER_ADDRESS)
+        if not peers:
+            raise TurnError(ErrorCode.BAD_REQUEST, "Missing XOR-PEER-ADDRESS")
+        for peer in peers:
+            self._check_peer(allocation, peer[0])
+        self._check_permission_quota(allocation, {peer[0] for peer in peers})
+        expires_at = request.now + self.config.permission_lifetime
+        for peer in peers:
+            allocation.install_permission(peer[0], expires_at)
+        return [self._answer(request, [])]
+
+    def _handle_channel_bind_request(self, request: _Request) -> list[Action]:
+        """RFC 8656 §11.2: bind or refresh a channel, with its permission."""
+        allocation = self._own_allocation(request)
+        channel = request.message.get(AttributeType.CHANNEL_NUMBER, int)
+        peers = _addresses(request.message, AttributeType.XOR_PEER_ADDRESS)
+        if channel is None or not peers:
+            raise TurnError(ErrorCode.BAD_REQUEST, "Missing CHANNEL-NUMBER or XOR-PEER-ADDRESS")
+        peer = peers[0]
+        if not CHANNEL_MIN <= channel <= self._channel_max:
+            raise TurnError(ErrorCode.BAD_REQUEST, "Channel number out of range")
+        bound = allocation.bindings.get(channel)
+        if bound is not None and bound != peer:
+            raise TurnError(ErrorCode.BAD_REQUEST, "Channel already bound to another peer")
+        if any(p == peer and ch != channel for ch, p in allocation.bindings.items()):
+            raise TurnError(ErrorCode.BAD_REQUEST, "Peer already bound to another channel")
+        self._check_peer(allocation, peer[0])
+        self._check_permission_quota(allocation, {peer[0]})
+        allocation.install_permission(peer[0], request.now + self.config.permission_lifetime)
+        allocation.bind_channel(channel, peer, request.now + self.config.channel_lifetime)
+        return [self._answer(request, [])]
+
+    def _handle_send_indication(self, request: _Request) -> list[Action]:
+        """RFC 8656 §10.2: relay DATA to a permitted peer; anything else is dropped."""
+        allocation = self.allocations.get(request.five_tuple)
+        if allocation is None:
+            raise _Drop(DropReason.NO_ALLOCATION)
+        peers = _addresses(request.message, AttributeType.XOR_PEER_ADDRESS)
+        data = request.message.get(AttributeType.DATA, bytes)
+        if not peers or data is None:
+            raise _Drop(DropReason.BAD_SEND_INDICATION)
+        peer = peers[0]
+        if peer[0] not in allocation.permissions:
+            raise _Drop(DropReason.NO_PERMISSION)
+        if self.peers.check(peer[0]) is not None:
+            raise _Drop(DropReason.PEER_DENIED)
+        route = allocation.relay_for(peer[0])
+        if route is None:
+            raise _Drop(DropReason.PEER_FAMILY_MISMATCH)
+        allocation.budget -= len(data)
+        if allocation.budget < 0:
+            raise _Drop(DropReason.BANDWIDTH_EXCEEDED)
+        allocation.bytes_to_peer += len(data)
+        allocation.packets_to_peer += 1
+        return [SendToPeer(route[0], peer, data)]
+
+    # -- checks ------------------------------------------------------------
+
+    def _authenticate(self, request: _Request) -> Authenticated:
+        """RFC 8489 §9.2.4 for ``request``; sources that fail too often go unanswered."""
+        ip = request.five_tuple.client[0]
+        if self._failures.blocked(ip, request.now):
+            raise _Drop(DropReason.AUTH_RATE_LIMITED)
+        try:
+            request.auth = self.auth.authenticate(request.message, ip, request.now)
+        except AuthenticationFailed as failure:
+            if failure.counts_as_failure:
+                self._failures.record_failure(ip, request.now)
+                self.metrics.auth_failures[failure.why] += 1
+            raise
+        return request.auth
+
+    def _own_allocation(self, request: _Request) -> Allocation:
+        """The 5-tuple's allocation, used by its owner (437, 441: RFC 8656 §5)."""
+        auth = self._authenticate(request)
+        allocation = self.allocations.get(request.five_tuple)
+        if allocation is None:
+            raise TurnError(ErrorCode.ALLOCATION_MISMATCH)
+        if allocation.username != auth.credential.username:
+            raise TurnError(ErrorCode.WRONG_CREDENTIALS)
+        return allocation
+
+    def _check_peer(self, allocation: Allocation, ip: str) -> None:
+        """403 for a denied peer, 443 for a family the allocation has no relay for."""
+        if allocation.relay_for(ip) is None:
+            raise TurnError(ErrorCode.PEER_ADDRESS_FAMILY_MISMATCH)
+        denied = self.peers.check(ip)
+        if denied is not None:
+            raise TurnError(ErrorCode.FORBIDDEN, f"Forbidden peer ({denied})")
+
+    def _check_permission_quota(self, allocation: Allocation, ips: set[str]) -> None:
+        new = ips - allocation.permissions.keys()
+        if len(allocation.permissions) + len(new) > self.config.max_permissions_per_allocation:
+            raise TurnError(ErrorCode.INSUFFICIENT_CAPACITY, "Too many permissions")
+
+    def _check_allocation_quota(self, request: _Request) -> None:
+        assert request.auth is not None
+        if len(self.allocations) + len(self._pending) >= self.config.max_allocations_total:
+            raise TurnError(ErrorCode.ALLOCATION_QUOTA_REACHED, "Server allocation quota reached")
+        subject = request.auth.credential.subject
+        if self._per_subject[subject] >= self.config.max_allocations_per_user:
+            raise TurnError(ErrorCode.ALLOCATION_QUOTA_REACHED)
+
+    def _allocation_families(self, message: Message) -> tuple[tuple[int, ...], int | None]:
+        """RFC 8656 §7.2 steps for RESERVATION-TOKEN, EVEN-PORT and the address families.
+
+        Returns the families to bind, and the one of a dual allocation we lack.
+        """
+        requested = message.get(AttributeType.REQUESTED_ADDRESS_FAMILY, int)
+        additional = message.get(AttributeType.ADDITIONAL_ADDRESS_FAMILY, int)
+        if message.has(AttributeType.RESERVATION_TOKEN) and (
+            message.has(AttributeType.EVEN_PORT) or requested is not None
+        ):
+            raise TurnError(ErrorCode.BAD_REQUEST, "RESERVATION-TOKEN with EVEN-PORT or family")
+        if requested is not None and additional is not None:
+            raise TurnError(ErrorCode.BAD_REQUEST, "Both address family attributes")
+        if additional is not None:
+            if additional != AddressFamily.IPV6:
+                raise TurnError(ErrorCode.BAD_REQUEST, "ADDITIONAL-ADDRESS-FAMILY must be IPv6")
+            if AddressFamily.IPV4 not in self.relay_families:
+                raise TurnError(ErrorCode.ADDRESS_FAMILY_NOT_SUPPORTED)
+            if AddressFamily.IPV6 not in self.relay_families:
+                return (AddressFamily.IPV4,), AddressFamily.IPV6
+            return (AddressFamily.IPV4, AddressFamily.IPV6), None
+        family = requested if requested is not None else AddressFamily.IPV4
+        if family not in self.relay_families:
+            raise TurnError(ErrorCode.ADDRESS_FAMILY_NOT_SUPPORTED)
+        return (family,), None
+
+    def _allocate_lifetime(self, message: Message) -> int:
+        """RFC 8656 §7.2: min(requested, maximum), but never below the default."""
+        requested = message.get(AttributeType.LIFETIME, int)
+        if requested is None:
+            return self.config.default_lifetime
+        return max(self.config.default_lifetime, min(requested, self.config.max_lifetime))
+
+    # -- allocation lifecycle ---------------------------------------------
+
+    def _allocate_from_reservation(
+        self, request: _Request, token: bytes, lifetime: int
+    ) -> list[Action]:
+        """Allocate the port an earlier EVEN-PORT(R) kept (RFC 8656 §7.2 step 5)."""
+        reservation = self._reservations.pop(token, None)
+        if reservation is None or reservation.expires_at <= request.now:
+            raise TurnError(ErrorCode.INSUFFICIENT_CAPACITY, "Unknown reservation token")
+        assert request.auth is not None
+        self._per_subject[request.auth.credential.subject] += 1
+        pending = _PendingAllocate(request, lifetime, (reservation.family,), False, None)
+        allocation = self._start_allocation(
+            pending, {reservation.family: reservation.route}, request.now
+        )
+        return self._allocate_success(pending, allocation, [])
+
+    def _start_allocation(
+        self, pending: _PendingAllocate, relays: dict[int, Route], now: float
+    ) -> Allocation:
+        request = pending.request
+        assert request.auth is not None
+        allocation = Allocation(
+            id=self._rng.randbytes(16).hex(),
+            five_tuple=request.five_tuple,
+            username=request.auth.credential.username,
+            subject=request.auth.credential.subject,
+            key=request.auth.key,
+            sha256=request.auth.sha256,
+            relays=relays,
+            started_at=now,
+            expires_at=now + pending.lifetime,
+            transaction_id=request.message.transaction_id,
+            response=b"",
+            budget=self._budget,
+            flushed_at=now,
+        )
+        self.allocations[request.five_tuple] = allocation
+        self.metrics.allocations_started += 1
+        return allocation
+
+    def _allocate_success(
+        self,
+        pending: _PendingAllocate,
+        allocation: Allocation,
+        extra: list[tuple[int, AttributeValue]],
+    ) -> list[Action]:
+        attributes: list[tuple[int, AttributeValue]] = [
+            (AttributeType.XOR_RELAYED_ADDRESS, route[1]) for route in allocation.relays.values()
+        ]
+        if pending.missing_family is not None:
+            error = AddressErrorCodeValue(
+                pending.missing_family,
+                ErrorCode.ADDRESS_FAMILY_NOT_SUPPORTED,
+                "Address Family not Supported",
+            )
+            attributes.append((AttributeType.ADDRESS_ERROR_CODE, error))
+        attributes += [
+            (AttributeType.LIFETIME, pending.lifetime),
+            *extra,
+            (AttributeType.XOR_MAPPED_ADDRESS, pending.request.five_tuple.client),
+        ]
+        answer = self._answer(pending.request, attributes)
+        allocation.response = answer.data
+        return [AllocationStarted(allocation), answer]
+
+    def _end(self, allocation: Allocation, reason: str, now: float) -> list[Action]:
+        """Delete ``allocation``; its final usage record waits for ``collect_usage``."""
+        del self.allocations[allocation.five_tuple]
+        self._per_subject[allocation.subject] -= 1
+        if self._per_subject[allocation.subject] <= 0:
+            del self._per_subject[allocation.subject]
+        self.metrics.allocations_ended += 1
+        self._ended_records.append(self._record(allocation, now, reason))
+        releases: list[Action] = [ReleaseRelay(route[0]) for route in allocation.relays.values()]
+        allocation.relays.clear()
+        allocation.rebuild_routes()
+        return [AllocationEnded(allocation, reason), *releases]
+
+    def _record(self, allocation: Allocation, now: float, end_reason: str | None) -> UsageRecord:
+        b2p, p2p, bfp, pfp = allocation.unflushed()
+        relayed = next(iter(allocation.relays.values()), None)
+        record = UsageRecord(
+            allocation_id=allocation.id,
+            username=allocation.username,
+            subject=allocation.subject,
+            transport=allocation.five_tuple.transport.value,
+            client_address=_format_address(allocation.five_tuple.client),
+            relayed_address=_format_address(relayed[1]) if relayed else "",
+            started_at=allocation.started_at,
+            period_start=allocation.flushed_at,
+            period_end=now,
+            bytes_to_peer=b2p,
+            packets_to_peer=p2p,
+            bytes_from_peer=bfp,
+            packets_from_peer=pfp,
+            ended=end_reason is not None,
+            end_reason=end_reason,
+        )
+        allocation.mark_flushed(now)
+        return record
+
+    # -- answers -----------------------------------------------------------
+
+    def _answer(
+        self, request: _Request, attributes: list[tuple[int, AttributeValue]]
+    ) -> SendToClient:
+        return SendToClient(
+            request.five_tuple, self._encode(request, MessageClass.SUCCESS, attributes)
+        )
+
+    def _answer_error(
+        self,
+        request: _Request,
+        error: TurnError,
+        attributes: Sequence[tuple[int, AttributeValue]] = (),
+    ) -> SendToClient:
+        self.metrics.errors[int(error.code)] += 1
+        if self._on_refused is not None:
+            self._on_refused(
+                Refused(request.five_tuple, request.message.method, int(error.code), error.reason)
+            )
+        head: list[tuple[int, AttributeValue]] = [
+            (AttributeType.ERROR_CODE, ErrorCodeValue(int(error.code), error.reason))
+        ]
+        data = self._encode(request, MessageClass.ERROR, head + list(attributes))
+        return SendToClient(request.five_tuple, data)
+
+    def _answer_challenge(self, request: _Request, failure: AuthenticationFailed) -> SendToClient:
+        """401/438 with REALM, a fresh NONCE and the algorithms we take (RFC 8489 §9.2.4)."""
+        if failure.counts_as_failure and self._on_refused is not None:
+            self._on_refused(
+                Refused(request.five_tuple, request.message.method, int(failure.code), failure.why)
+            )
+        self.metrics.errors[int(failure.code)] += 1
+        nonce = self.auth.nonces.issue(request.five_tuple.client[0], request.now)
+        attributes: list[tuple[int, AttributeValue]] = [
+            (AttributeType.ERROR_CODE, ErrorCodeValue(int(failure.code), failure.reason)),
+            (AttributeType.REALM, self.auth.realm),
+            (AttributeType.NONCE, nonce),
+            (AttributeType.PASSWORD_ALGORITHMS, SUPPORTED_PASSWORD_ALGORITHMS),
+        ]
+        request.auth = None  # a challenge is never signed
+        return SendToClient(
+            request.five_tuple, self._encode(request, MessageClass.ERROR, attributes)
+        )
+
+    def _encode(
+        self,
+        request: _Request,
+        message_class: MessageClass,
+        attributes: list[tuple[int, AttributeValue]],
+    ) -> bytes:
+        if self.config.software:
+            attributes = [*attributes, (AttributeType.SOFTWARE, self.config.software)]
+        message = Message(
+            request.message.method,
+            message_class,
+            request.message.transaction_id,
+            tuple(attributes),
+        )
+        auth = request.auth
+        return encode_message(
+            message,
+            integrity_key=auth.key if auth is not None else None,
+            integrity_sha256=auth.sha256 if auth is not None else False,
+            fingerprint=request.message.has(AttributeType.FINGERPRINT),
+        )
+
+    # -- helpers for the adapters -------------------------------------------
+
+    def data_indication(self, peer: Address, data: bytes) -> bytes:
+        """A Data indication carrying ``data`` from ``peer`` (RFC 8656 §10.3)."""
+        message = Message(
+            Method.DATA,
+            MessageClass.INDICATION,
+            TransactionId(self._rng.randbytes(12)),
+            ((AttributeType.XOR_PEER_ADDRESS, peer), (AttributeType.DATA, data)),
+        )
+        return encode_message(message)
+
+    def peer_allowed(self, ip: str) -> bool:
+        return self.peers.check(ip) is None
+
+
+_Handler = Callable[[TurnServer, _Request], list[Action]]
+
+_HANDLERS: dict[tuple[int, MessageClass], _Handler] = {
+    (Method.BINDING, MessageClass.REQUEST): TurnServer._handle_binding_request,
+    (Method.ALLOCATE, MessageClass.REQUEST): TurnServer._handle_allocate_request,
+    (Method.REFRESH, MessageClass.REQUEST): TurnServer._handle_refresh_request,
+    (Method.CREATE_PERMISSION, MessageClass.REQUEST): TurnServer._handle_create_permission_request,
+    (Method.CHANNEL_BIND, MessageClass.REQUEST): TurnServer._handle_channel_bind_request,
+    (Method.SEND, MessageClass.INDICATION): TurnServer._handle_send_indication,
+}
+"""Request dispatch: (method, class) → handler. Anything else is 400 or dropped."""
+
+
+def _addresses(message: Message, attr_type: AttributeType) -> list[Address]:
+    """Every well-formed address attribute of ``attr_type``, in order."""
+    return [
+        (value[0], value[1])
+        for kind, value in message.attributes
+        if kind == attr_type
+        and isinstance(value, tuple)
+        and len(value) == 2
+        and isinstance(value[0], str)
+        and isinstance(value[1], int)
+    ]
+
+
+def _format_address(address: Address) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if family_of(host) == AddressFamily.IPV6 else f"{host}:{port}"
