@@ -1,0 +1,58 @@
+"""Which IPs relay sockets bind and advertise, from the configuration and the host."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+from passage.config import Config
+from passage.edge.relay import RelayAddresses
+from passage.stun import AddressFamily
+
+_PROBE = {AddressFamily.IPV4: "192.0.2.1", AddressFamily.IPV6: "2001:db8::1"}
+"""Documentation addresses used only to ask the routing table for a source IP:
+connecting a UDP socket sends nothing."""
+
+
+def family_of(ip: str) -> AddressFamily:
+    return AddressFamily.IPV6 if ipaddress.ip_address(ip).version == 6 else AddressFamily.IPV4
+
+
+def primary_ip(family: AddressFamily) -> str | None:
+    """The source address the host would use for the internet, if it has a route."""
+    sock_family = socket.AF_INET6 if family == AddressFamily.IPV6 else socket.AF_INET
+    with socket.socket(sock_family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((_PROBE[family], 9))
+        except OSError:
+            return None
+        return str(probe.getsockname()[0])
+
+
+def relay_addresses(config: Config) -> RelayAddresses:
+    """Relay bind IPs per family: ``--relay-ip``, else the specific listen IPs, else the host's.
+
+    A wildcard listen IP (``0.0.0.0``/``::``) relays from the host's primary
+    address of that family, or loopback when the host has no route at all.
+    ``--public-ip`` replaces the advertised address of its family (1:1 NAT).
+    """
+    bind: dict[int, str] = {}
+    for ip in config.relay_ips:
+        bind.setdefault(family_of(ip), ip)
+    if not bind:
+        for ip in config.listen_ips:
+            family = family_of(ip)
+            if family in bind:
+                continue
+            if not ipaddress.ip_address(ip).is_unspecified:
+                bind[family] = ip
+            else:
+                found = primary_ip(family)
+                if found is not None:
+                    bind[family] = found
+                elif family == AddressFamily.IPV4:
+                    bind[family] = "127.0.0.1"
+    advertised = dict(bind)
+    if config.public_ip is not None:
+        advertised[family_of(config.public_ip)] = config.public_ip
+    return RelayAddresses(bind=bind, advertised=advertised, port_range=config.relay_ports)

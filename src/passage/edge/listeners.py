@@ -1,0 +1,126 @@
+"""Client-facing sockets: UDP, and TCP/TLS streams, on the TURN ports.
+
+ChannelData from a client is told apart by its first byte (0x40–0x7F: RFC 8656
+channels are 0x4000–0x4FFF, RFC 5766 ones reach 0x7FFF) and relayed here,
+without the core: a dictionary look-up and a send. Everything else is a STUN
+message for the core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, cast
+
+from passage.stun import Address, StreamFramer, StunDecodeError
+from passage.turn.errors import DropReason
+from passage.turn.events import FiveTuple, Transport
+
+if TYPE_CHECKING:
+    from passage.edge.turn_edge import TurnEdge
+    from passage.turn.allocation import Allocation
+
+MAX_STREAM_BACKLOG = 1 << 20
+"""Bytes queued for a slow TCP/TLS client before we drop what the relay has for it."""
+
+
+class UdpListener(asyncio.DatagramProtocol):
+    """One UDP listening socket (default port 3478)."""
+
+    def __init__(self, edge: TurnEdge, local: Address, ipv6: bool) -> None:
+        self.edge = edge
+        self.local = local
+        self.ipv6 = ipv6
+        self.allocations: dict[Address, Allocation] = {}
+        """Client address → its allocation on this socket, for the ChannelData path."""
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        client = cast(Address, addr[:2] if self.ipv6 else addr)
+        if data and 0x40 <= data[0] <= 0x7F:
+            allocation = self.allocations.get(client)
+            if allocation is None:
+                self.edge.core.metrics.drops[DropReason.NO_ALLOCATION] += 1
+            else:
+                relay_channel_data(self.edge, allocation, data)
+            return
+        five_tuple = FiveTuple(Transport.UDP, client, self.local)
+        self.edge.execute(self.edge.core.receive(data, five_tuple, time.time()))
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # ICMP from a client that went away: nothing to do
+
+
+class StreamClient(asyncio.Protocol):
+    """One TCP or TLS client connection; it holds at most one allocation (RFC 8656 §3.1)."""
+
+    def __init__(self, edge: TurnEdge, transport_kind: Transport) -> None:
+        self.edge = edge
+        self.kind = transport_kind
+        self.framer = StreamFramer()
+        self.allocation: Allocation | None = None
+        self.transport: asyncio.Transport | None = None
+        self.five_tuple: FiveTuple | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        local = transport.get_extra_info("sockname")
+        self.five_tuple = FiveTuple(self.kind, (peer[0], peer[1]), (local[0], local[1]))
+        self.edge.streams[self.five_tuple] = self
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            frames = self.framer.feed(data)
+        except StunDecodeError:
+            self.edge.core.metrics.drops[DropReason.STREAM_GARBAGE] += 1
+            if self.transport is not None:
+                self.transport.close()
+            return
+        five_tuple = self.five_tuple
+        assert five_tuple is not None
+        for frame in frames:
+            if 0x40 <= frame[0] <= 0x7F:
+                if self.allocation is None:
+                    self.edge.core.metrics.drops[DropReason.NO_ALLOCATION] += 1
+                else:
+                    relay_channel_data(self.edge, self.allocation, frame)
+            else:
+                self.edge.execute(self.edge.core.receive(frame, five_tuple, time.time()))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.five_tuple is not None:
+            self.edge.streams.pop(self.five_tuple, None)
+            self.edge.execute(self.edge.core.client_closed(self.five_tuple, time.time()))
+
+    def write(self, frame: bytes) -> None:
+        """Send a frame to this client, unless it is too far behind (then drop, counted)."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if transport.get_write_buffer_size() > MAX_STREAM_BACKLOG:
+            self.edge.core.metrics.drops[DropReason.CLIENT_BACKLOG] += 1
+            return
+        transport.write(frame)
+
+
+def relay_channel_data(edge: TurnEdge, allocation: Allocation, frame: bytes) -> None:
+    """Client → peer for one ChannelData message (RFC 8656 §12.6): the hot path."""
+    route = allocation.routes.get((frame[0] << 8) | frame[1]) if len(frame) >= 4 else None
+    if route is None:
+        edge.core.metrics.drops[DropReason.NO_CHANNEL] += 1
+        return
+    size = (frame[2] << 8) | frame[3]
+    if size > len(frame) - 4:
+        edge.core.metrics.drops[DropReason.MALFORMED] += 1
+        return
+    allocation.budget -= size
+    if allocation.budget < 0:
+        edge.core.metrics.drops[DropReason.BANDWIDTH_EXCEEDED] += 1
+        return
+    route[0].sendto(frame[4 : 4 + size], route[1])
+    allocation.bytes_to_peer += size
+    allocation.packets_to_peer += 1

@@ -1,0 +1,288 @@
+"""The asyncio pump around the TURN core: listeners, relay binding, timers, usage.
+
+``TurnEdge`` carries out the core's actions, re-arms its one timer, and hands
+usage records to a sink (the ledger) every flush interval. ``stop`` ends every
+allocation and flushes the last records before it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+import socket
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import cast
+
+from passage.edge.listeners import StreamClient, UdpListener
+from passage.edge.relay import RelayAddresses, RelayBinder, RelayProtocol
+from passage.stun import Address
+from passage.turn.allocation import Allocation, Route
+from passage.turn.events import (
+    Action,
+    AllocationEnded,
+    AllocationStarted,
+    BindRelay,
+    FiveTuple,
+    ReleaseRelay,
+    SendToClient,
+    SendToPeer,
+    Transport,
+)
+from passage.turn.server import TurnServer
+from passage.usage import UsageRecord
+
+logger = logging.getLogger("passage.turn")
+
+UsageSink = Callable[[list[UsageRecord]], Awaitable[None]]
+
+
+class TurnEdge:
+    """Sockets and timers for one ``TurnServer`` core."""
+
+    def __init__(
+        self,
+        core: TurnServer,
+        relays: RelayAddresses,
+        *,
+        usage_sink: UsageSink | None = None,
+        usage_interval: float = 1.0,
+    ) -> None:
+        self.core = core
+        self.binder = RelayBinder(relays, core, random.Random(secrets.randbits(64)))
+        self.usage_sink = usage_sink
+        self.usage_interval = usage_interval
+        self.udp: dict[Address, UdpListener] = {}
+        self.streams: dict[FiveTuple, StreamClient] = {}
+        self._servers: list[asyncio.Server] = []
+        self._udp_transports: list[asyncio.DatagramTransport] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._usage_task: asyncio.Task[None] | None = None
+        self._unsaved: list[UsageRecord] = []
+        self._closing = asyncio.Event()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def listen_udp(self, host: str, port: int) -> Address:
+        """Listen for STUN/TURN over UDP; returns the bound address."""
+        loop = asyncio.get_running_loop()
+        ipv6 = ":" in host
+        sock = socket.socket(socket.AF_INET6 if ipv6 else socket.AF_INET, socket.SOCK_DGRAM)
+        if ipv6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+        sock.bind((host, port))
+        local = cast(Address, sock.getsockname()[:2])
+        listener = UdpListener(self, local, ipv6)
+        transport, _ = await loop.create_datagram_endpoint(lambda: listener, sock=sock)
+        self._udp_transports.append(transport)
+        self.udp[local] = listener
+        self._start_background()
+        return local
+
+    async def listen_stream(
+        self, host: str, port: int, tls: ssl.SSLContext | None = None
+    ) -> Address:
+        """Listen for STUN/TURN over TCP, or TLS when given a context; returns the address."""
+        loop = asyncio.get_running_loop()
+        kind = Transport.TLS if tls is not None else Transport.TCP
+        server = await loop.create_server(
+            lambda: StreamClient(self, kind), host, port, ssl=tls, reuse_address=True
+        )
+        self._servers.append(server)
+        self._start_background()
+        return cast(Address, server.sockets[0].getsockname()[:2])
+
+    async def stop(self) -> None:
+        """Stop listening, end every allocation, and flush all usage before returning."""
+        for server in self._servers:
+            server.close()
+        for transport in self._udp_transports:
+            transport.close()
+        if self._timer is not None:
+            self._timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        self.execute(self.core.shutdown(time.time()))
+        for stream in list(self.streams.values()):
+            if stream.transport is not None:
+                stream.transport.close()
+        self._closing.set()
+        if self._usage_task is not None:
+            await self._usage_task  # its last pass writes the shutdown records
+        else:
+            await self.flush_usage()
+        for server in self._servers:
+            await server.wait_closed()
+
+    def _start_background(self) -> None:
+        if self._usage_task is None:
+            self._usage_task = asyncio.get_running_loop().create_task(self._flush_forever())
+        if self._timer is None:
+            self._arm_timer(time.time() + 1.0)
+
+    # -- carrying out actions -------------------------------------------------
+
+    def execute(self, actions: Iterable[Action]) -> None:
+        """Carry out the core's actions, in order."""
+        for action in actions:
+            if type(action) is SendToClient:
+                self._send_to_client(action.five_tuple, action.data)
+            elif type(action) is SendToPeer:
+                action.relay.sendto(action.data, action.peer)
+            elif type(action) is BindRelay:
+                self._spawn(self._bind(action))
+            elif type(action) is ReleaseRelay:
+                cast(asyncio.DatagramTransport, action.relay).close()
+            elif type(action) is AllocationStarted:
+                self._started(action.allocation)
+            elif type(action) is AllocationEnded:
+                self._ended(action.allocation, action.reason)
+
+    def _send_to_client(self, five_tuple: FiveTuple, data: bytes) -> None:
+        if five_tuple.transport is Transport.UDP:
+            listener = self.udp.get(five_tuple.server)
+            if listener is not None and listener.transport is not None:
+                listener.transport.sendto(data, five_tuple.client)
+            return
+        stream = self.streams.get(five_tuple)
+        if stream is not None:
+            stream.write(data)
+
+    async def _bind(self, request: BindRelay) -> None:
+        five_tuple = request.five_tuple
+        stream = five_tuple.transport is not Transport.UDP
+        routes: list[Route] = []
+        reserved: Route | None = None
+        try:
+            for index, family in enumerate(request.families):
+                route, kept = await self.binder.bind(
+                    family,
+                    even=request.even_port and index == 0,
+                    reserve_next=request.reserve_next and index == 0,
+                    dont_fragment=request.dont_fragment,
+                    stream=stream,
+                )
+                routes.append(route)
+                reserved = reserved or kept
+        except OSError as error:
+            logger.warning("relay bind failed for %s: %s", _client(five_tuple), error.strerror)
+            self.execute(ReleaseRelay(route[0]) for route in routes)
+            self.execute(self.core.relay_bind_failed(five_tuple, time.time()))
+            return
+        self.execute(self.core.relay_bound(five_tuple, routes, reserved, time.time()))
+
+    def _started(self, allocation: Allocation) -> None:
+        five_tuple = allocation.five_tuple
+        writer: Callable[[bytes], None]
+        if five_tuple.transport is Transport.UDP:
+            listener = self.udp[five_tuple.server]
+            listener.allocations[five_tuple.client] = allocation
+            transport = listener.transport
+            assert transport is not None
+            client = five_tuple.client
+
+            def writer(frame: bytes) -> None:
+                transport.sendto(frame, client)
+        else:
+            stream = self.streams.get(five_tuple)
+            if stream is None:  # closed while binding; client_closed already ran
+                return
+            stream.allocation = allocation
+            writer = stream.write
+        for relay, _ in allocation.relays.values():
+            protocol = cast(RelayProtocol, cast(asyncio.DatagramTransport, relay).get_protocol())
+            protocol.allocation = allocation
+            protocol.to_client = writer
+        relayed = " ".join(_format(route[1]) for route in allocation.relays.values())
+        logger.info(
+            "allocation %s started: user=%s subject=%s client=%s relayed=%s lifetime=%ds",
+            allocation.id[:12],
+            allocation.username,
+            allocation.subject,
+            _client(five_tuple),
+            relayed,
+            round(allocation.expires_at - allocation.started_at),
+        )
+
+    def _ended(self, allocation: Allocation, reason: str) -> None:
+        five_tuple = allocation.five_tuple
+        if five_tuple.transport is Transport.UDP:
+            listener = self.udp.get(five_tuple.server)
+            if listener is not None and listener.allocations.get(five_tuple.client) is allocation:
+                del listener.allocations[five_tuple.client]
+        else:
+            stream = self.streams.get(five_tuple)
+            if stream is not None and stream.allocation is allocation:
+                stream.allocation = None
+        logger.info(
+            "allocation %s ended (%s): user=%s client=%s after %.1fs, to peer %d B/%d pkts, "
+            "from peer %d B/%d pkts",
+            allocation.id[:12],
+            reason,
+            allocation.username,
+            _client(five_tuple),
+            time.time() - allocation.started_at,
+            allocation.bytes_to_peer,
+            allocation.packets_to_peer,
+            allocation.bytes_from_peer,
+            allocation.packets_from_peer,
+        )
+
+    # -- timers and usage ----------------------------------------------------
+
+    def _arm_timer(self, when: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(max(0.0, when - time.time()), self._on_timer)
+
+    def _on_timer(self) -> None:
+        now = time.time()
+        self.execute(self.core.handle_timer(now))
+        when = self.core.get_timer()
+        self._arm_timer(when if when is not None else now + 1.0)
+
+    async def _flush_forever(self) -> None:
+        """Flush every interval until ``stop``; the last pass runs after shutdown."""
+        while True:
+            closing = self._closing.is_set()  # read before flushing: a stop mid-flush gets one more
+            await self.flush_usage()
+            if closing:
+                return
+            try:
+                await asyncio.wait_for(self._closing.wait(), self.usage_interval)
+            except TimeoutError:
+                pass
+
+    async def flush_usage(self) -> None:
+        """Hand new usage records to the sink; keep them for the next try if it fails."""
+        records = self.core.collect_usage(time.time())
+        if self.usage_sink is None:
+            return
+        self._unsaved += records
+        if not self._unsaved:
+            return
+        batch, self._unsaved = self._unsaved, []
+        try:
+            await self.usage_sink(batch)
+        except Exception:
+            logger.exception("usage ledger write failed; %d records kept for retry", len(batch))
+            self._unsaved = batch + self._unsaved
+
+    def _spawn(self, coroutine: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _format(address: Address) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _client(five_tuple: FiveTuple) -> str:
+    return f"{five_tuple.transport.value} {_format(five_tuple.client)}"
