@@ -107,38 +107,42 @@ class RelayBinder:
         self, family: int, *, even: bool, reserve_next: bool, dont_fragment: bool, stream: bool
     ) -> tuple[Route, Route | None]:
         """Bind one relay socket (and port + 1 when reserving). Raises OSError when full."""
+        pair = self._sockets(family, even, reserve_next)
+        if pair is None:
+            raise OSError(errno.EADDRINUSE, "relay port range exhausted")
+        sock, reserved_sock = pair
+        if dont_fragment:
+            _set_dont_fragment(sock, family)
         loop = asyncio.get_running_loop()
-        for sock, reserved_sock in self._sockets(family, even, reserve_next):
-            if dont_fragment:
-                _set_dont_fragment(sock, family)
-            route = await self._endpoint(loop, sock, family, stream)
-            reserved = None
-            if reserved_sock is not None:
-                reserved = await self._endpoint(loop, reserved_sock, family, stream)
-            return route, reserved
-        raise OSError(errno.EADDRINUSE, "relay port range exhausted")
+        route = await self._endpoint(loop, sock, family, stream)
+        reserved = None
+        if reserved_sock is not None:
+            reserved = await self._endpoint(loop, reserved_sock, family, stream)
+        return route, reserved
 
     def _sockets(
         self, family: int, even: bool, reserve_next: bool
-    ) -> list[tuple[socket.socket, socket.socket | None]]:
-        """At most one pair of bound sockets, tried at random ports in the range."""
+    ) -> tuple[socket.socket, socket.socket | None] | None:
+        """A bound socket (and the next port's, when reserving), or None when the range is full."""
         low, high = self.addresses.port_range
         ip = self.addresses.bind[family]
         sock_family = socket.AF_INET6 if family == AddressFamily.IPV6 else socket.AF_INET
+        first_port = low + (low % 2 if even else 0)
+        last_port = high - 1 if reserve_next else high
+        if first_port > last_port:
+            return None
         for _ in range(BIND_ATTEMPTS):
-            port = self.rng.randint(low, high - 1 if reserve_next else high)
-            if even and port % 2:
-                port -= 1 if port > low else -1
+            port = self.rng.randrange(first_port, last_port + 1, 2 if even else 1)
             first = _try_bind(sock_family, ip, port)
             if first is None:
                 continue
             if not reserve_next:
-                return [(first, None)]
+                return first, None
             second = _try_bind(sock_family, ip, port + 1)
             if second is not None:
-                return [(first, second)]
+                return first, second
             first.close()
-        return []
+        return None
 
     async def _endpoint(
         self, loop: asyncio.AbstractEventLoop, sock: socket.socket, family: int, stream: bool
