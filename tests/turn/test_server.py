@@ -110,6 +110,19 @@ def test_repeated_auth_failures_from_one_ip_are_dropped(clock: Clock) -> None:
     assert response is not None and error_code(response) == 401
 
 
+def test_rate_limited_ip_still_gets_challenges_and_correct_credentials_pass(clock: Clock) -> None:
+    """One bad client behind a shared NAT address must not lock out its neighbours."""
+    server = make_server(TurnConfig(realm=REALM, auth_failures_per_minute=2))
+    bad = new_client(server, clock, port=1, password="nope")
+    for _ in range(2):
+        bad.allocate()
+    assert bad.send(bad.build(Method.ALLOCATE, UDP)) == []
+    neighbour = new_client(server, clock, port=2)
+    challenge, _ = neighbour.request(Method.ALLOCATE, UDP, sign=False)
+    assert challenge is not None and error_code(challenge) == 401
+    assert neighbour.allocate().message_class is MessageClass.SUCCESS
+
+
 def test_stale_nonce_gets_438_then_succeeds_with_the_new_one(client: Client, clock: Clock) -> None:
     assert client.allocate().message_class is MessageClass.SUCCESS
     clock.advance(601)

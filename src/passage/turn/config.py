@@ -46,8 +46,8 @@ class TurnConfig:
     """Relayed bytes per second per allocation, both directions; 0 means no cap."""
 
     auth_failures_per_minute: int = 30
-    """Failed authentications a source IP may make per minute before its
-    requests are dropped unanswered for the rest of that minute."""
+    """Failed authentications a source IP may make per minute; further failures
+    in that minute are dropped unanswered (correct credentials still pass)."""
 
     strict_channel_range: bool = False
     """Accept only RFC 8656's channel numbers 0x4000-0x4FFF. Off by default: RFC 5766

@@ -397,14 +397,20 @@ class TurnServer:
     # -- checks ------------------------------------------------------------
 
     def _authenticate(self, request: _Request) -> Authenticated:
-        """RFC 8489 §9.2.4 for ``request``; sources that fail too often go unanswered."""
+        """RFC 8489 §9.2.4 for ``request``.
+
+        A source IP past its failure limit gets no answer to further failures:
+        no 401 to reflect, nothing to learn from. Its correct credentials and
+        first challenges still pass, so one misbehaving client behind a shared
+        NAT address does not lock out everyone else there.
+        """
         ip = request.five_tuple.client[0]
-        if self._failures.blocked(ip, request.now):
-            raise _Drop(DropReason.AUTH_RATE_LIMITED)
         try:
             request.auth = self.auth.authenticate(request.message, ip, request.now)
         except AuthenticationFailed as failure:
             if failure.counts_as_failure:
+                if self._failures.blocked(ip, request.now):
+                    raise _Drop(DropReason.AUTH_RATE_LIMITED) from None
                 self._failures.record_failure(ip, request.now)
                 self.metrics.auth_failures[failure.why] += 1
             raise
