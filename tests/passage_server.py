@@ -99,8 +99,9 @@ def server_info(tmp_path: Path, *extra_args: str) -> ServerInfo:
     )
 
 
-def wait_until_listening(info: ServerInfo, process: subprocess.Popen[bytes] | None,
-                         timeout: float = 20.0) -> None:
+def wait_until_listening(
+    info: ServerInfo, process: subprocess.Popen[bytes] | None, timeout: float = 20.0
+) -> None:
     """Block until the TCP TURN port accepts, or fail with the server's output."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -10,6 +10,10 @@ __all__ = ["LOG_FORMAT", "configure_logging"]
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
+QUIET_LIBRARIES = ("aiosqlite", "asyncio", "sqlalchemy")
+"""Libraries kept at WARNING: their debug and info output (SQL with parameters, every
+cursor call) would drown ours and may carry data an operator should not see in logs."""
+
 
 class _PassageHandler(logging.StreamHandler[TextIO]):
     """Marks the handler this module installs, so a second call replaces it."""
@@ -27,3 +31,5 @@ def configure_logging(level: str) -> None:
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root.addHandler(handler)
     root.setLevel(level.upper())
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -1,0 +1,292 @@
+"""The asyncio edge in-process: relaying over UDP, TCP and TLS, EVEN-PORT, public IP, port range.
+
+``passage.app.start`` runs the real listeners and relay sockets on loopback; a
+test client (``turn_client``) and UDP peers talk to them over real sockets.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from passage.app import Running, start
+from passage.config import Config
+from passage.datadir import DataDir, prepare_data_dir
+from passage.stun import AttributeType, MessageClass, StreamFramer
+from passage.turn.config import TurnConfig
+from passage_server import PASSWORD, REALM, USER, free_port, relay_range
+from turn_client import NoAnswer, TurnClient, UdpPeer, error_code, relayed_addresses
+
+
+@dataclass
+class Server:
+    running: Running
+    datadir: DataDir
+    config: Config
+
+    def address(self, transport: str) -> tuple[str, int]:
+        listeners = {"udp": self.running.udp, "tcp": self.running.tcp, "tls": self.running.tls}
+        return listeners[transport][0]
+
+    def tls_context(self) -> ssl.SSLContext:
+        assert self.datadir.ca_cert is not None
+        return ssl.create_default_context(cafile=str(self.datadir.ca_cert))
+
+    async def client(self, transport: str = "udp") -> TurnClient:
+        tls = self.tls_context() if transport == "tls" else None
+        return await TurnClient.connect(transport, self.address(transport), ssl_context=tls)
+
+
+@asynccontextmanager
+async def in_process(tmp_path: Path, **settings: object) -> AsyncIterator[Server]:
+    """A started server (loopback peers allowed) with ``settings`` over the defaults."""
+    config = Config(
+        data_dir=tmp_path / "passage-data",
+        listen_ips=("127.0.0.1",),
+        turn_port=free_port(),
+        turns_port=free_port((socket.SOCK_STREAM,)),
+        relay_ports=relay_range(),
+        users=((USER, PASSWORD),),
+        turn=TurnConfig(realm=REALM, allow_loopback_peers=True),
+    )
+    config = replace(config, **settings)  # type: ignore[arg-type]
+    datadir = prepare_data_dir(config)
+    running = await start(config, datadir)
+    try:
+        yield Server(running, datadir, config)
+    finally:
+        await running.stop()
+
+
+async def close_all(*things: TurnClient | UdpPeer) -> None:
+    for thing in things:
+        await thing.close()
+
+
+# -- relaying in both directions --------------------------------------------------
+
+
+async def test_udp_channel_data_and_data_indications_round_trip(tmp_path: Path) -> None:
+    """RFC 8656 §10-§12: ChannelData both ways, Data indication for a permission-only peer."""
+    async with in_process(tmp_path) as server:
+        client = await server.client("udp")
+        bound, unbound = await UdpPeer.bind(), await UdpPeer.bind()
+        try:
+            answer = await client.allocate()
+            relayed = relayed_addresses(answer)[0]
+            assert relayed[0] == "127.0.0.1"
+            assert error_code(await client.channel_bind(0x4000, bound.address)) is None
+            payloads = [os.urandom(size) for size in (1, 2, 3, 4, 5, 160, 1001, 1200)]
+            for payload in payloads:
+                client.send_channel_data(0x4000, payload)
+            for payload in payloads:
+                assert await bound.receive() == (payload, relayed)  # intact, from the relay
+            for payload in payloads:
+                bound.sendto(payload, relayed)
+            for payload in payloads:
+                received = await client.receive()
+                assert (received.channel, received.peer, received.data) == (0x4000, None, payload)
+            # The ChannelBind's permission covers the IP, so another port of it may send:
+            # with no channel, that arrives as a Data indication naming the peer.
+            unbound.sendto(b"\x00\x01odd-length\xff", relayed)
+            received = await client.receive()
+            assert received.channel is None
+            assert received.peer == unbound.address
+            assert received.data == b"\x00\x01odd-length\xff"
+            client.send_indication(unbound.address, b"by Send indication")
+            assert await unbound.receive() == (b"by Send indication", relayed)
+        finally:
+            await close_all(client, bound, unbound)
+
+
+@pytest.mark.parametrize("transport", ["tcp", "tls"])
+async def test_stream_channel_data_is_padded_to_four_bytes(tmp_path: Path, transport: str) -> None:
+    """RFC 8656 §12.5: over a stream ChannelData is padded both ways, and framing holds."""
+    async with in_process(tmp_path) as server:
+        client = await server.client(transport)
+        bound, unbound = await UdpPeer.bind(), await UdpPeer.bind()
+        try:
+            relayed = relayed_addresses(await client.allocate())[0]
+            assert error_code(await client.channel_bind(0x4001, bound.address)) is None
+            # Two padded odd-length frames in one write: the server must skip the padding.
+            client.send_raw(b"".join(frame(0x4001, data) for data in (b"abc", b"hello world!!")))
+            assert await bound.receive() == (b"abc", relayed)
+            assert await bound.receive() == (b"hello world!!", relayed)
+            before = client.stream_bytes
+            bound.sendto(b"thirteen byte", relayed)
+            received = await client.receive()
+            assert (received.channel, received.data) == (0x4001, b"thirteen byte")
+            assert client.stream_bytes - before == 4 + 13 + 3  # header, data, padding
+            unbound.sendto(b"seven b", relayed)
+            received = await client.receive()
+            assert (received.peer, received.data) == (unbound.address, b"seven b")
+            # Still in step: a request after the padded frames is answered and parsed.
+            assert error_code(await client.refresh(600)) is None
+        finally:
+            await close_all(client, bound, unbound)
+
+
+def frame(channel: int, data: bytes) -> bytes:
+    header = channel.to_bytes(2, "big") + len(data).to_bytes(2, "big")
+    return header + data + bytes(-len(data) & 3)
+
+
+def test_frame_helper_matches_the_stream_framer() -> None:
+    framed = frame(0x4001, b"abc") + frame(0x4002, b"")
+    assert StreamFramer().feed(framed) == [b"\x40\x01\x00\x03abc", b"\x40\x02\x00\x00"]
+
+
+# -- EVEN-PORT, RESERVATION-TOKEN ------------------------------------------------------
+
+
+async def test_even_port_and_reservation_token(tmp_path: Path) -> None:
+    """RFC 8656 §7.2, §14.6, §14.9: even ports; R reserves port + 1 for the token's holder."""
+    async with in_process(tmp_path) as server:
+        plain, reserving, taker, late = [await server.client() for _ in range(4)]
+        peer = await UdpPeer.bind()
+        try:
+            answer = await plain.allocate((AttributeType.EVEN_PORT, False))
+            assert relayed_addresses(answer)[0][1] % 2 == 0
+            assert not answer.has(AttributeType.RESERVATION_TOKEN)
+
+            answer = await reserving.allocate((AttributeType.EVEN_PORT, True))
+            host, port = relayed_addresses(answer)[0]
+            assert port % 2 == 0
+            token = answer.get(AttributeType.RESERVATION_TOKEN, bytes)
+            assert token is not None and len(token) == 8
+
+            answer = await taker.allocate((AttributeType.RESERVATION_TOKEN, token))
+            assert relayed_addresses(answer) == [(host, port + 1)]
+            assert error_code(await taker.channel_bind(0x4000, peer.address)) is None
+            taker.send_channel_data(0x4000, b"from the reserved port")
+            assert await peer.receive() == (b"from the reserved port", (host, port + 1))
+
+            # A token is good once.
+            assert error_code(await late.allocate((AttributeType.RESERVATION_TOKEN, token))) == 508
+        finally:
+            await close_all(plain, reserving, taker, late, peer)
+
+
+# -- public IP behind 1:1 NAT ----------------------------------------------------------
+
+
+async def test_public_ip_is_advertised_while_the_relay_binds_locally(tmp_path: Path) -> None:
+    """coturn's external-ip: XOR-RELAYED-ADDRESS names the public IP with the real port."""
+    async with in_process(tmp_path, public_ip="203.0.113.9") as server:
+        client = await server.client()
+        peer = await UdpPeer.bind()
+        try:
+            answer = await client.allocate()
+            public_host, port = relayed_addresses(answer)[0]
+            assert public_host == "203.0.113.9"
+            low, high = server.config.relay_ports
+            assert low <= port <= high
+            assert answer.get(AttributeType.XOR_MAPPED_ADDRESS, tuple) == client.local
+            # The socket behind it is on 127.0.0.1 with that very port.
+            assert error_code(await client.channel_bind(0x4000, peer.address)) is None
+            client.send_channel_data(0x4000, b"out")
+            assert await peer.receive() == (b"out", ("127.0.0.1", port))
+            peer.sendto(b"back", ("127.0.0.1", port))
+            assert (await client.receive()).data == b"back"
+        finally:
+            await close_all(client, peer)
+
+
+# -- relay port range ----------------------------------------------------------------
+
+
+def four_free_ports() -> tuple[int, int]:
+    """An even LOW with LOW..LOW+3 all free for UDP on 127.0.0.1."""
+    for _ in range(100):
+        low = relay_range(4)[0]
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(low, low + 4):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return low, low + 3
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no four free ports")
+
+
+async def test_relay_port_range_is_respected_and_exhaustion_is_508(tmp_path: Path) -> None:
+    low, high = four_free_ports()
+    async with in_process(tmp_path, relay_ports=(low, high)) as server:
+        clients = [await server.client() for _ in range(4)]
+        first, second, third, fourth = clients
+        try:
+            ports = []
+            for client in (first, second):
+                answer = await client.allocate((AttributeType.EVEN_PORT, True))
+                assert answer.message_class is MessageClass.SUCCESS, error_code(answer)
+                ports.append(relayed_addresses(answer)[0][1])
+            assert sorted(ports) == [low, low + 2]  # each kept port + 1 as well
+            assert error_code(await third.allocate((AttributeType.EVEN_PORT, True))) == 508
+            assert error_code(await fourth.allocate()) == 508
+            # Freeing one allocation frees its port (not its reservation).
+            assert error_code(await first.refresh(0)) is None
+            answer = await fourth.allocate()
+            assert relayed_addresses(answer)[0][1] == ports[0]
+        finally:
+            await close_all(*clients)
+
+
+async def test_client_without_allocation_gets_no_relay(tmp_path: Path) -> None:
+    """ChannelData from a 5-tuple without an allocation goes nowhere (RFC 8656 §12.6)."""
+    async with in_process(tmp_path) as server:
+        owner, stranger = await server.client(), await server.client()
+        peer = await UdpPeer.bind()
+        try:
+            await owner.allocate()
+            assert error_code(await owner.channel_bind(0x4000, peer.address)) is None
+            stranger.send_channel_data(0x4000, b"not mine")
+            owner.send_channel_data(0x4000, b"mine")
+            assert (await peer.receive())[0] == b"mine"
+            with pytest.raises(NoAnswer):
+                await peer.receive(within=0.1)
+        finally:
+            await close_all(owner, stranger, peer)
+
+
+@pytest.mark.parametrize(
+    ("reserver", "taker"),
+    [
+        ("tcp", "tcp"),
+        ("udp", "tcp"),
+    ],
+)
+async def test_reserved_port_pads_channel_data_for_a_stream_taker(
+    tmp_path: Path, reserver: str, taker: str
+) -> None:
+    """RFC 8656 §12.5 holds whoever reserved the port: a TCP taker gets padded ChannelData."""
+    async with in_process(tmp_path) as server:
+        reserving, taking = await server.client(reserver), await server.client(taker)
+        peer = await UdpPeer.bind()
+        try:
+            answer = await reserving.allocate((AttributeType.EVEN_PORT, True))
+            token = answer.get(AttributeType.RESERVATION_TOKEN, bytes)
+            assert token is not None
+            relayed = relayed_addresses(
+                await taking.allocate((AttributeType.RESERVATION_TOKEN, token))
+            )[0]
+            assert error_code(await taking.channel_bind(0x4000, peer.address)) is None
+            before = taking.stream_bytes
+            peer.sendto(b"thirteen byte", relayed)
+            received = await taking.receive(within=1.0)
+            assert (received.channel, received.data) == (0x4000, b"thirteen byte")
+            assert taking.stream_bytes - before == 4 + 13 + 3
+            assert error_code(await taking.refresh(600)) is None  # the stream is still in step
+        finally:
+            await close_all(reserving, taking, peer)
