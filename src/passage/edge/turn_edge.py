@@ -195,14 +195,16 @@ class TurnEdge:
                 return
             stream.allocation = allocation
             writer = stream.write
+        padded = five_tuple.transport is not Transport.UDP
         for relay, _ in allocation.relays.values():
             protocol = cast(RelayProtocol, cast(asyncio.DatagramTransport, relay).get_protocol())
             protocol.allocation = allocation
             protocol.to_client = writer
+            protocol.stream = padded  # a reserved port may be taken over another transport
         relayed = " ".join(_format(route[1]) for route in allocation.relays.values())
         logger.info(
             "allocation %s started: user=%s subject=%s client=%s relayed=%s lifetime=%ds",
-            allocation.id[:12],
+            allocation.id,
             allocation.username,
             allocation.subject,
             _client(five_tuple),
@@ -223,7 +225,7 @@ class TurnEdge:
         logger.info(
             "allocation %s ended (%s): user=%s client=%s after %.1fs, to peer %d B/%d pkts, "
             "from peer %d B/%d pkts",
-            allocation.id[:12],
+            allocation.id,
             reason,
             allocation.username,
             _client(five_tuple),
