@@ -39,6 +39,9 @@ logger = logging.getLogger("passage.turn")
 
 UsageSink = Callable[[list[UsageRecord]], Awaitable[None]]
 
+STATS_INTERVAL = 60.0
+"""Seconds between stats log lines (only written when something changed)."""
+
 
 class TurnEdge:
     """Sockets and timers for one ``TurnServer`` core."""
@@ -64,6 +67,8 @@ class TurnEdge:
         self._usage_task: asyncio.Task[None] | None = None
         self._unsaved: list[UsageRecord] = []
         self._closing = asyncio.Event()
+        self._next_stats = time.time() + STATS_INTERVAL
+        self._last_stats: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -245,8 +250,31 @@ class TurnEdge:
     def _on_timer(self) -> None:
         now = time.time()
         self.execute(self.core.handle_timer(now))
+        if now >= self._next_stats:
+            self._next_stats = now + STATS_INTERVAL
+            self._log_stats()
         when = self.core.get_timer()
         self._arm_timer(when if when is not None else now + 1.0)
+
+    def _log_stats(self) -> None:
+        """One line a minute, when anything happened: what an operator checks first."""
+        metrics = self.core.metrics
+        snapshot = (
+            len(self.core.allocations),
+            metrics.allocations_started,
+            sum(metrics.drops.values()),
+            sum(metrics.errors.values()),
+        )
+        if snapshot == self._last_stats:
+            return
+        self._last_stats = snapshot
+        drops = ", ".join(f"{reason}={n}" for reason, n in sorted(metrics.drops.items()))
+        errors = ", ".join(f"{code}={n}" for code, n in sorted(metrics.errors.items()))
+        logger.info(
+            "stats: %d allocations live, %d started, %d ended; errors sent: %s; dropped: %s",
+            snapshot[0], metrics.allocations_started, metrics.allocations_ended,
+            errors or "none", drops or "none",
+        )  # fmt: skip
 
     async def _flush_forever(self) -> None:
         """Flush every interval until ``stop``; the last pass runs after shutdown."""
