@@ -597,11 +597,7 @@ class TurnServer:
         error: TurnError,
         attributes: Sequence[tuple[int, AttributeValue]] = (),
     ) -> SendToClient:
-        self.metrics.errors[int(error.code)] += 1
-        if self._on_refused is not None:
-            self._on_refused(
-                Refused(request.five_tuple, request.message.method, int(error.code), error.reason)
-            )
+        self._count_refusal(request, int(error.code), error.reason, report=True)
         head: list[tuple[int, AttributeValue]] = [
             (AttributeType.ERROR_CODE, ErrorCodeValue(int(error.code), error.reason))
         ]
@@ -610,11 +606,8 @@ class TurnServer:
 
     def _answer_challenge(self, request: _Request, failure: AuthenticationFailed) -> SendToClient:
         """401/438 with REALM, a fresh NONCE and the algorithms we take (RFC 8489 §9.2.4)."""
-        if failure.counts_as_failure and self._on_refused is not None:
-            self._on_refused(
-                Refused(request.five_tuple, request.message.method, int(failure.code), failure.why)
-            )
-        self.metrics.errors[int(failure.code)] += 1
+        self._count_refusal(request, int(failure.code), failure.why,
+                            report=failure.counts_as_failure)  # fmt: skip
         nonce = self.auth.nonces.issue(request.five_tuple.client[0], request.now)
         attributes: list[tuple[int, AttributeValue]] = [
             (AttributeType.ERROR_CODE, ErrorCodeValue(int(failure.code), failure.reason)),
@@ -626,6 +619,12 @@ class TurnServer:
         return SendToClient(
             request.five_tuple, self._encode(request, MessageClass.ERROR, attributes)
         )
+
+    def _count_refusal(self, request: _Request, code: int, detail: str, *, report: bool) -> None:
+        """Count an error answer; tell the operator's log unless it is a routine challenge."""
+        self.metrics.errors[code] += 1
+        if report and self._on_refused is not None:
+            self._on_refused(Refused(request.five_tuple, request.message.method, code, detail))
 
     def _encode(
         self,
