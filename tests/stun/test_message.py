@@ -24,6 +24,7 @@ from passage.stun import (
     StunDecodeError,
     TransactionId,
     decode_message,
+    encode_data_indication,
     encode_message,
     is_stun,
     long_term_key,
@@ -473,3 +474,35 @@ def test_messages_round_trip(
     assert without_trailers(decoded) == message
     assert verify_integrity(decoded, b"secret") is integrity
     assert decoded.has(A.FINGERPRINT) is fingerprint
+
+
+@given(
+    st.binary(min_size=12, max_size=12),
+    st.one_of(
+        st.ip_addresses(v=4).map(str),
+        st.ip_addresses(v=6).map(lambda ip: ip.compressed),
+    ),
+    st.integers(0, 65535),
+    st.binary(max_size=300),
+)
+def test_encode_data_indication_matches_encode_message(
+    transaction_id: bytes, host: str, port: int, data: bytes
+) -> None:
+    """RFC 8656 §10.3: the relay's fast encoder makes exactly the generic codec's bytes."""
+    peer = (host, port)
+    generic = encode_message(
+        Message(
+            Method.DATA,
+            MessageClass.INDICATION,
+            TransactionId(transaction_id),
+            ((AttributeType.XOR_PEER_ADDRESS, peer), (AttributeType.DATA, data)),
+        )
+    )
+    assert encode_data_indication(transaction_id, peer, data) == generic
+    decoded = decode_message(generic)
+    assert decoded.get(AttributeType.XOR_PEER_ADDRESS, tuple) == peer
+
+
+def test_encode_data_indication_refuses_a_short_transaction_id() -> None:
+    with pytest.raises(ValueError):
+        encode_data_indication(b"short", ("192.0.2.1", 1), b"x")

@@ -159,7 +159,7 @@ def _parse_xor_ipv4(value: bytes) -> Address:
     return _FORMATTERS[family](_xor(packed, b"")), port ^ _XOR_PORT
 
 
-def _serialize_xor_address(value: AttributeValue, transaction_id: bytes) -> bytes:
+def serialize_xor_address(value: AttributeValue, transaction_id: bytes) -> bytes:
     family, packed, port = _expect_address(value)
     return struct.pack("!BBH", 0, family, port ^ _XOR_PORT) + _xor(packed, transaction_id)
 
@@ -249,7 +249,7 @@ def _sized_bytes_codec(sizes: frozenset[int]) -> tuple[Parser, Serializer]:
 _TEXT = (_parse_text, _serialize_text)
 _BYTES = (_parse_bytes, _serialize_bytes)
 _ADDRESS = (_parse_address, _serialize_address)
-_XOR_ADDRESS = (_parse_xor_address, _serialize_xor_address)
+_XOR_ADDRESS = (_parse_xor_address, serialize_xor_address)
 _HMAC_SHA1 = _sized_bytes_codec(frozenset({20}))
 # RFC 8489 §14.6: HMAC-SHA256 may be truncated to 16..32 bytes in steps of 4.
 _HMAC_SHA256 = _sized_bytes_codec(frozenset({16, 20, 24, 28, 32}))

@@ -15,7 +15,14 @@ import zlib
 from dataclasses import dataclass, field
 from typing import NewType, TypeVar
 
-from .attributes import ATTRIBUTES, AttributeValue, Parser, serialize_unknown
+from .attributes import (
+    ATTRIBUTES,
+    Address,
+    AttributeValue,
+    Parser,
+    serialize_unknown,
+    serialize_xor_address,
+)
 from .constants import (
     ATTRIBUTE_HEADER_SIZE,
     FINGERPRINT_XOR,
@@ -40,6 +47,7 @@ T = TypeVar("T")
 
 _HEADER = struct.Struct("!HHI")
 _ATTRIBUTE_HEADER = struct.Struct("!HH")
+_DATA_INDICATION = message_type(Method.DATA, MessageClass.INDICATION)
 _LENGTH = struct.Struct("!H")
 
 # Plain ints, not enum members: the decode loop compares and hashes them for every attribute.
@@ -249,6 +257,26 @@ def _appended_types(integrity: bool, fingerprint: bool) -> frozenset[int]:
     if integrity:
         return _TRAILER_TYPES
     return _FINGERPRINT_ONLY if fingerprint else frozenset()
+
+
+def encode_data_indication(transaction_id: bytes, peer: Address, data: bytes) -> bytes:
+    """A Data indication from ``peer`` carrying ``data`` (RFC 8656 §10.3).
+
+    Byte for byte what ``encode_message`` makes of the same two attributes, without
+    building a ``Message``: the relay sends one per datagram from a peer that has a
+    permission but no channel.
+    """
+    if len(transaction_id) != TRANSACTION_ID_SIZE:
+        raise ValueError("transaction ID must be 12 bytes")
+    address = serialize_xor_address(peer, transaction_id)
+    size = len(data)
+    padding = -size & 3
+    length = 8 + len(address) + size + padding
+    return b"".join((
+        _header(_DATA_INDICATION, length, transaction_id),
+        _ATTRIBUTE_HEADER.pack(AttributeType.XOR_PEER_ADDRESS, len(address)), address,
+        _ATTRIBUTE_HEADER.pack(AttributeType.DATA, size), data, bytes(padding),
+    ))  # fmt: skip
 
 
 def _header(msg_type: int, length: int, transaction_id: bytes) -> bytes:

@@ -27,8 +27,8 @@ from passage.stun import (
     MessageClass,
     Method,
     StunDecodeError,
-    TransactionId,
     decode_message,
+    encode_data_indication,
     encode_message,
 )
 from passage.turn.allocation import Allocation, Reservation, Route, family_of
@@ -652,16 +652,7 @@ class TurnServer:
 
     def data_indication(self, peer: Address, data: bytes) -> bytes:
         """A Data indication carrying ``data`` from ``peer`` (RFC 8656 §10.3)."""
-        message = Message(
-            Method.DATA,
-            MessageClass.INDICATION,
-            TransactionId(self._rng.randbytes(12)),
-            ((AttributeType.XOR_PEER_ADDRESS, peer), (AttributeType.DATA, data)),
-        )
-        return encode_message(message)
-
-    def peer_allowed(self, ip: str) -> bool:
-        return self.peers.check(ip) is None
+        return encode_data_indication(self._rng.randbytes(12), peer, data)
 
 
 _Handler = Callable[[TurnServer, _Request], list[Action]]
