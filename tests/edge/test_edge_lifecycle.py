@@ -13,12 +13,11 @@ import sys
 import time
 from pathlib import Path
 
-from turn_client import TurnClient, UdpPeer, error_code
-
 from passage.store.database import open_database, sqlite_url
 from passage.store.ledger import AllocationUsage, UsageLedger
 from passage.stun import MessageClass
 from passage_server import ServerInfo, passage_process
+from turn_client import TurnClient, UdpPeer, error_code
 
 TO_PEER = (12, 100)
 """Packets and bytes per packet the client sends through the relay."""

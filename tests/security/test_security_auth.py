@@ -11,10 +11,10 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from turn_client import NoAnswer, TurnClient, UdpPeer, error_code
 
 from passage.stun import AttributeType, MessageClass, Method
 from passage_server import ServerInfo, passage_process
+from turn_client import NoAnswer, TurnClient, UdpPeer, error_code
 
 
 def address(info: ServerInfo) -> tuple[str, int]:

@@ -15,8 +15,6 @@ import ssl
 import struct
 from pathlib import Path
 
-from turn_client import TurnClient, UdpPeer, error_code
-
 from passage.stun import (
     MAGIC_COOKIE,
     AttributeType,
@@ -30,6 +28,7 @@ from passage.stun import (
     message_type,
 )
 from passage_server import ServerInfo, passage_process
+from turn_client import TurnClient, UdpPeer, error_code
 
 DATAGRAMS = 2000
 SEED = 20_260_222

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from turn_client import NoAnswer, TurnClient, UdpPeer, error_code, relayed_addresses
 
 from passage.stun import AddressFamily, AttributeType, MessageClass
 from passage_server import ServerInfo, passage_process
+from turn_client import NoAnswer, TurnClient, UdpPeer, error_code, relayed_addresses
 
 
 def _has_ipv6_loopback() -> bool:

@@ -6,11 +6,10 @@ import base64
 import time
 from pathlib import Path
 
-from turn_client import TurnClient, error_code
-
 from passage.stun import long_term_key
 from passage.turn.credentials import rest_password
 from passage_server import passage_process
+from turn_client import TurnClient, error_code
 
 AUTH_SECRET = "S3CR3T-xyz"
 BOB_PASSWORD = "hunter2-pw"
