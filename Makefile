@@ -26,8 +26,8 @@ services:
 	scripts/start-test-services.sh
 
 lint: $(BIN)/passage
-	$(BIN)/ruff format --check src tests bench
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --no-cache --check src tests bench
+	$(BIN)/ruff check --no-cache src tests bench
 	$(BIN)/mypy
 
 pytest: $(BIN)/passage
