@@ -21,6 +21,8 @@ from passage.datadir import (
     prepare_data_dir,
     read_auth_secret,
 )
+from passage.hostaddr import primary_ip
+from passage.stun import AddressFamily
 from passage.tlsmaterial import ServerNames, generate_ca, issue_server_certificate, key_to_pem
 
 NOW = datetime.datetime(2025, 6, 1, 12, 0, tzinfo=datetime.UTC)
@@ -67,7 +69,18 @@ def test_first_start_creates_a_ca_and_a_server_certificate_it_signed(config: Con
     assert server.not_valid_after_utc - NOW <= datetime.timedelta(days=825)
     dns_names, ips = san(server)
     assert dns_names == {"localhost", HOST}
-    assert ips == {"127.0.0.1", "::1", "192.0.2.10"}  # 0.0.0.0 is no name
+    # 0.0.0.0 is no name: it stands for the host's primary address, which is advertised.
+    primary = primary_ip(AddressFamily.IPV4)
+    assert ips == {"127.0.0.1", "::1", "192.0.2.10", *([primary] if primary else [])}
+
+
+def test_wildcard_listen_ip_covers_the_advertised_primary_address(tmp_path: Path) -> None:
+    """turns: clients verify the address the banner printed; the certificate must name it."""
+    primary = primary_ip(AddressFamily.IPV4)
+    if primary is None:
+        pytest.skip("this host has no IPv4 route, so nothing is advertised")
+    _, ips = san(load_pem(prepare(Config(data_dir=tmp_path / "d")).tls_cert))
+    assert primary in ips
 
 
 def test_keys_and_secret_are_private(config: Config) -> None:

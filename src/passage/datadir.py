@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from passage.config import Config, ConfigError
+from passage.hostaddr import family_of, primary_ip
 from passage.tlsmaterial import (
     ServerNames,
     TlsMaterialError,
@@ -172,11 +173,16 @@ def read_auth_secret(data_dir: Path) -> str:
 
 def server_names(config: Config, hostname: str) -> ServerNames:
     """Names the generated server certificate must cover: localhost, the host name,
-    loopback, every specific listen IP and the public IP."""
+    loopback, every specific listen IP (for a wildcard one, the host's primary address
+    of that family, which is what ``passage serve`` advertises), and the public IP."""
     dns_names = ["localhost"]
     if hostname and hostname.isascii() and hostname.lower() != "localhost":
         dns_names.append(hostname.lower())
-    ips = ["127.0.0.1", "::1", *config.listen_ips]
+    ips = ["127.0.0.1", "::1", *config.listen_ips, *config.relay_ips]
+    for ip in config.listen_ips:
+        if ipaddress.ip_address(ip).is_unspecified:
+            primary = primary_ip(family_of(ip))
+            ips += [primary] if primary is not None else []
     if config.public_ip is not None:
         ips.append(config.public_ip)
     specific = [str(ipaddress.ip_address(ip)) for ip in ips]
