@@ -490,6 +490,34 @@ def test_send_indication_goes_to_a_permitted_peer_only(clock: Clock) -> None:
     assert (allocation.bytes_to_peer, allocation.packets_to_peer) == (5, 1)
 
 
+def test_send_indication_with_unknown_required_attribute_is_discarded(clock: Clock) -> None:
+    """RFC 8489 §6.3.2: an indication with an unknown comprehension-required attribute."""
+    server = open_peers_server()
+    client = new_client(server, clock)
+    client.allocate()
+    client.request(Method.CREATE_PERMISSION, ((AttributeType.XOR_PEER_ADDRESS, PUBLIC_PEER),))
+    data = client.build(
+        Method.SEND,
+        ((AttributeType.XOR_PEER_ADDRESS, PUBLIC_PEER), (AttributeType.DATA, b"x"), (0x7F02, b"")),
+        sign=False,
+        message_class=MessageClass.INDICATION,
+    )
+    assert client.send(data) == []
+    assert server.metrics.drops["unknown_required_attribute"] == 1
+
+
+def test_responses_from_a_client_are_dropped(client: Client, server: TurnServer) -> None:
+    data = client.build(Method.BINDING, sign=False, message_class=MessageClass.SUCCESS)
+    assert client.send(data) == []
+    assert server.metrics.drops["unexpected_message_class"] == 1
+
+
+def test_unknown_indication_is_dropped(client: Client, server: TurnServer) -> None:
+    data = client.build(Method.DATA, sign=False, message_class=MessageClass.INDICATION)
+    assert client.send(data) == []
+    assert server.metrics.drops["unknown_indication"] == 1
+
+
 def test_send_indication_without_allocation_is_dropped(client: Client, server: TurnServer) -> None:
     assert client.send(send_indication(client, PUBLIC_PEER, b"x")) == []
     assert server.metrics.drops["no_allocation"] == 1

@@ -26,6 +26,7 @@ class DropReason(enum.StrEnum):
     MALFORMED = "malformed"
     NOT_A_REQUEST = "unexpected_message_class"
     UNKNOWN_METHOD_INDICATION = "unknown_indication"
+    UNKNOWN_ATTRIBUTE = "unknown_required_attribute"
     AUTH_RATE_LIMITED = "auth_rate_limited"
     NO_ALLOCATION = "no_allocation"
     NO_PERMISSION = "no_permission"

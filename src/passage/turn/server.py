@@ -168,11 +168,17 @@ class TurnServer:
         request = _Request(message, five_tuple, now)
         handler = _HANDLERS.get((message.method, message.message_class))
         try:
+            unknown = message.unknown_comprehension_required()
             if message.message_class is not MessageClass.REQUEST:
+                # RFC 8489 §6.3.2/§6.3.3: unknown required attributes discard an
+                # indication; a client has no business sending us responses.
+                if message.message_class is not MessageClass.INDICATION:
+                    raise _Drop(DropReason.NOT_A_REQUEST)
                 if handler is None:
                     raise _Drop(DropReason.UNKNOWN_METHOD_INDICATION)
+                if unknown:
+                    raise _Drop(DropReason.UNKNOWN_ATTRIBUTE)
                 return handler(self, request)
-            unknown = message.unknown_comprehension_required()
             if unknown:
                 return [
                     self._answer_error(
