@@ -314,7 +314,20 @@ def test_relay_bind_failure_gets_508(client: Client, server: TurnServer) -> None
     client.request(Method.ALLOCATE, UDP)
     response = answer(server.relay_bind_failed(client.five_tuple, client.clock.now))
     assert response is not None and error_code(response) == 508
+    assert server._per_subject == {}  # the failed allocation holds no quota
     assert client.allocate().message_class is MessageClass.SUCCESS
+
+
+def test_stream_closed_while_binding_frees_quota_and_releases_late_relays(
+    server: TurnServer, clock: Clock
+) -> None:
+    client = new_client(server, clock, transport=Transport.TCP)
+    client.request(Method.ALLOCATE, UDP)
+    assert server.client_closed(client.five_tuple, clock.now) == []
+    assert server._per_subject == {}
+    relay = FakeRelay("late")
+    late = server.relay_bound(client.five_tuple, [(relay, ("192.0.2.10", 5))], None, clock.now)
+    assert [a.relay for a in late if isinstance(a, ReleaseRelay)] == [relay]
 
 
 def test_per_user_quota_gets_486(clock: Clock) -> None:

@@ -223,7 +223,7 @@ class TurnServer:
         if pending is None:
             return []
         assert pending.request.auth is not None
-        self._per_subject[pending.request.auth.credential.subject] -= 1
+        self._release_quota(pending.request.auth.credential.subject)
         error = TurnError(ErrorCode.INSUFFICIENT_CAPACITY, "No relay port available")
         return [self._answer_error(pending.request, error)]
 
@@ -231,7 +231,7 @@ class TurnServer:
         """A TCP or TLS client connection closed: its allocation goes with it (RFC 8656 §3.1)."""
         pending = self._pending.pop(five_tuple, None)
         if pending is not None and pending.request.auth is not None:
-            self._per_subject[pending.request.auth.credential.subject] -= 1
+            self._release_quota(pending.request.auth.credential.subject)
         allocation = self.allocations.get(five_tuple)
         return self._end(allocation, "client_closed", now) if allocation else []
 
@@ -453,6 +453,12 @@ class TurnServer:
         if self._per_subject[subject] >= self.config.max_allocations_per_user:
             raise TurnError(ErrorCode.ALLOCATION_QUOTA_REACHED)
 
+    def _release_quota(self, subject: str) -> None:
+        """One allocation (or pending one) of ``subject`` is gone; forget subjects at zero."""
+        self._per_subject[subject] -= 1
+        if self._per_subject[subject] <= 0:
+            del self._per_subject[subject]
+
     def _allocation_families(self, message: Message) -> tuple[tuple[int, ...], int | None]:
         """RFC 8656 §7.2 steps for RESERVATION-TOKEN, EVEN-PORT and the address families.
 
@@ -555,9 +561,7 @@ class TurnServer:
     def _end(self, allocation: Allocation, reason: str, now: float) -> list[Action]:
         """Delete ``allocation``; its final usage record waits for ``collect_usage``."""
         del self.allocations[allocation.five_tuple]
-        self._per_subject[allocation.subject] -= 1
-        if self._per_subject[allocation.subject] <= 0:
-            del self._per_subject[allocation.subject]
+        self._release_quota(allocation.subject)
         self.metrics.allocations_ended += 1
         self._ended_records.append(self._record(allocation, now, reason))
         releases: list[Action] = [ReleaseRelay(route[0]) for route in allocation.relays.values()]
