@@ -28,6 +28,12 @@ _unpack_channel_header = Struct("!HH").unpack_from
 MAX_STREAM_BACKLOG = 1 << 20
 """Bytes queued for a slow TCP/TLS client before we drop what the relay has for it."""
 
+STREAM_IDLE_TIMEOUT = 30.0
+"""Seconds a TCP/TLS connection may stay open without an allocation."""
+
+MAX_STREAMS = 20_000
+"""TCP/TLS connections held at once; more are closed as soon as they open."""
+
 
 class UdpListener(asyncio.DatagramProtocol):
     """One UDP listening socket (default port 3478)."""
@@ -70,13 +76,31 @@ class StreamClient(asyncio.Protocol):
         self.allocation: Allocation | None = None
         self.transport: asyncio.Transport | None = None
         self.five_tuple: FiveTuple | None = None
+        self._idle: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
+        if len(self.edge.streams) >= MAX_STREAMS:
+            self.edge.core.metrics.drops[DropReason.TOO_MANY_CONNECTIONS] += 1
+            transport.close()
+            return
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
         self.five_tuple = FiveTuple(self.kind, (peer[0], peer[1]), (local[0], local[1]))
         self.edge.streams[self.five_tuple] = self
+        self.watch_idle()
+
+    def watch_idle(self) -> None:
+        """Close this connection if it holds no allocation ``STREAM_IDLE_TIMEOUT`` from now."""
+        if self._idle is not None:
+            self._idle.cancel()
+        loop = asyncio.get_running_loop()
+        self._idle = loop.call_later(STREAM_IDLE_TIMEOUT, self._close_if_idle)
+
+    def _close_if_idle(self) -> None:
+        if self.allocation is None and self.transport is not None:
+            self.edge.core.metrics.drops[DropReason.IDLE_CONNECTION] += 1
+            self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         # Hot path: most reads are exactly one padded ChannelData frame (RFC 8656
@@ -109,6 +133,8 @@ class StreamClient(asyncio.Protocol):
                 self.edge.execute(self.edge.core.receive(frame, five_tuple, time.time()))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
         if self.five_tuple is not None:
             self.edge.streams.pop(self.five_tuple, None)
             self.edge.execute(self.edge.core.client_closed(self.five_tuple, time.time()))

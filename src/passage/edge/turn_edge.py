@@ -227,6 +227,7 @@ class TurnEdge:
             stream = self.streams.get(five_tuple)
             if stream is not None and stream.allocation is allocation:
                 stream.allocation = None
+                stream.watch_idle()  # the connection may allocate again, or go
         logger.info(
             "allocation %s ended (%s): user=%s client=%s after %.1fs, to peer %d B/%d pkts, "
             "from peer %d B/%d pkts",

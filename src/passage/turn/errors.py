@@ -37,3 +37,5 @@ class DropReason(enum.StrEnum):
     PEER_FAMILY_MISMATCH = "peer_family_mismatch"
     STREAM_GARBAGE = "stream_garbage"
     CLIENT_BACKLOG = "client_backlog"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
+    IDLE_CONNECTION = "idle_connection_closed"
