@@ -24,6 +24,7 @@ from passage.stun import (
     StunDecodeError,
     TransactionId,
     decode_message,
+    decode_send_indication,
     encode_data_indication,
     encode_message,
     is_stun,
@@ -506,3 +507,74 @@ def test_encode_data_indication_matches_encode_message(
 def test_encode_data_indication_refuses_a_short_transaction_id() -> None:
     with pytest.raises(ValueError):
         encode_data_indication(b"short", ("192.0.2.1", 1), b"x")
+
+
+_send_extras = st.lists(
+    st.sampled_from(
+        [
+            (AttributeType.DONT_FRAGMENT, b""),
+            (AttributeType.SOFTWARE, "client"),
+            (AttributeType.XOR_PEER_ADDRESS, ("198.51.100.9", 9)),
+            (AttributeType.DATA, b"second"),
+            (0x7F03, b"?"),
+        ]
+    ),
+    max_size=3,
+)
+
+
+@given(
+    st.binary(min_size=12, max_size=12),
+    st.one_of(st.ip_addresses(v=4).map(str), st.ip_addresses(v=6).map(lambda ip: ip.compressed)),
+    st.integers(0, 65535),
+    st.binary(max_size=200),
+    _send_extras,
+    st.booleans(),
+)
+def test_decode_send_indication_agrees_with_decode_message(
+    transaction_id: bytes,
+    host: str,
+    port: int,
+    data: bytes,
+    extras: list[tuple[int, AttributeValue]],
+    fingerprint: bool,
+) -> None:
+    """The fast Send path accepts only what the general decoder reads the same way."""
+    attributes = ((AttributeType.XOR_PEER_ADDRESS, (host, port)), (AttributeType.DATA, data))
+    message = Message(
+        Method.SEND, MessageClass.INDICATION, TransactionId(transaction_id),
+        (*attributes, *extras),
+    )  # fmt: skip
+    raw = encode_message(message, fingerprint=fingerprint)
+    fast = decode_send_indication(raw)
+    general = decode_message(raw)
+    plain = all(kind in (AttributeType.DONT_FRAGMENT,) for kind, _ in extras)
+    if plain:
+        assert fast == ((host, port), data)
+    if fast is not None:
+        assert fast == (general.get(AttributeType.XOR_PEER_ADDRESS, tuple),
+                        general.get(AttributeType.DATA, bytes))  # fmt: skip
+
+
+def test_decode_send_indication_declines_a_bad_fingerprint_and_other_methods() -> None:
+    message = Message(
+        Method.SEND, MessageClass.INDICATION, TransactionId(bytes(12)),
+        ((AttributeType.XOR_PEER_ADDRESS, ("192.0.2.1", 1)), (AttributeType.DATA, b"abc")),
+    )  # fmt: skip
+    raw = bytearray(encode_message(message, fingerprint=True))
+    assert decode_send_indication(bytes(raw)) == (("192.0.2.1", 1), b"abc")
+    raw[-1] ^= 1
+    assert decode_send_indication(bytes(raw)) is None
+    other = Message(
+        Method.DATA, MessageClass.INDICATION, TransactionId(bytes(12)), message.attributes
+    )
+    assert decode_send_indication(encode_message(other)) is None
+    assert decode_send_indication(b"\x00\x16") is None
+
+
+@given(st.binary(max_size=120))
+def test_decode_send_indication_never_raises(data: bytes) -> None:
+    result = decode_send_indication(b"\x00\x16" + data)
+    if result is not None:
+        general = decode_message(b"\x00\x16" + data)
+        assert result[1] == general.get(AttributeType.DATA, bytes)

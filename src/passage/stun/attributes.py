@@ -145,7 +145,7 @@ def _xor(packed: bytes, transaction_id: bytes) -> bytes:
     return (int.from_bytes(packed, "big") ^ int.from_bytes(mask, "big")).to_bytes(size, "big")
 
 
-def _parse_xor_address(value: bytes, transaction_id: bytes) -> Address:
+def parse_xor_address(value: bytes, transaction_id: bytes) -> Address:
     if len(value) == 8:
         # IPv4 does not depend on the transaction ID, so the relay's few peers stay cached.
         return _parse_xor_ipv4(value)
@@ -249,7 +249,7 @@ def _sized_bytes_codec(sizes: frozenset[int]) -> tuple[Parser, Serializer]:
 _TEXT = (_parse_text, _serialize_text)
 _BYTES = (_parse_bytes, _serialize_bytes)
 _ADDRESS = (_parse_address, _serialize_address)
-_XOR_ADDRESS = (_parse_xor_address, serialize_xor_address)
+_XOR_ADDRESS = (parse_xor_address, serialize_xor_address)
 _HMAC_SHA1 = _sized_bytes_codec(frozenset({20}))
 # RFC 8489 §14.6: HMAC-SHA256 may be truncated to 16..32 bytes in steps of 4.
 _HMAC_SHA256 = _sized_bytes_codec(frozenset({16, 20, 24, 28, 32}))

@@ -20,6 +20,7 @@ from .attributes import (
     Address,
     AttributeValue,
     Parser,
+    parse_xor_address,
     serialize_unknown,
     serialize_xor_address,
 )
@@ -28,6 +29,7 @@ from .constants import (
     FINGERPRINT_XOR,
     HEADER_SIZE,
     MAGIC_COOKIE,
+    MAGIC_COOKIE_BYTES,
     MAX_BODY_SIZE,
     TRANSACTION_ID_SIZE,
     AttributeType,
@@ -48,6 +50,9 @@ T = TypeVar("T")
 _HEADER = struct.Struct("!HHI")
 _ATTRIBUTE_HEADER = struct.Struct("!HH")
 _DATA_INDICATION = message_type(Method.DATA, MessageClass.INDICATION)
+_SEND_INDICATION_TYPE = message_type(Method.SEND, MessageClass.INDICATION).to_bytes(2, "big")
+_PLAIN_SEND_EXTRAS = frozenset({AttributeType.DONT_FRAGMENT})
+"""Attributes a Send indication may carry and still take ``decode_send_indication``."""
 _LENGTH = struct.Struct("!H")
 
 # Plain ints, not enum members: the decode loop compares and hashes them for every attribute.
@@ -277,6 +282,48 @@ def encode_data_indication(transaction_id: bytes, peer: Address, data: bytes) ->
         _ATTRIBUTE_HEADER.pack(AttributeType.XOR_PEER_ADDRESS, len(address)), address,
         _ATTRIBUTE_HEADER.pack(AttributeType.DATA, size), data, bytes(padding),
     ))  # fmt: skip
+
+
+def decode_send_indication(data: bytes) -> tuple[Address, bytes] | None:
+    """``(peer, data)`` of a plain Send indication (RFC 8656 §10.2), else None.
+
+    Plain: a well-formed header, XOR-PEER-ADDRESS and DATA, at most DONT-FRAGMENT
+    besides, and a FINGERPRINT, if any, that checks. Whatever it declines, the
+    caller hands to ``decode_message``, which decides and names the reason; what it
+    accepts, ``decode_message`` would decode to the same peer and data.
+    """
+    size = len(data)
+    if size < HEADER_SIZE or data[:2] != _SEND_INDICATION_TYPE:
+        return None
+    if data[4:8] != MAGIC_COOKIE_BYTES or HEADER_SIZE + ((data[2] << 8) | data[3]) != size:
+        return None
+    peer_value = payload = None
+    offset = HEADER_SIZE
+    while offset < size:
+        if offset + ATTRIBUTE_HEADER_SIZE > size:
+            return None
+        attr_type, attr_len = _ATTRIBUTE_HEADER.unpack_from(data, offset)
+        start = offset + ATTRIBUTE_HEADER_SIZE
+        stop = start + attr_len
+        if stop > size:
+            return None
+        if attr_type == AttributeType.XOR_PEER_ADDRESS:
+            peer_value = data[start:stop] if peer_value is None else peer_value
+        elif attr_type == AttributeType.DATA:
+            payload = data[start:stop] if payload is None else payload
+        elif attr_type == AttributeType.FINGERPRINT:
+            crc = (zlib.crc32(data[:offset]) ^ FINGERPRINT_XOR).to_bytes(4, "big")
+            if attr_len != 4 or stop != size or data[start:stop] != crc:
+                return None
+        elif attr_type not in _PLAIN_SEND_EXTRAS:
+            return None
+        offset = stop + (-attr_len & 3)
+    if offset != size or peer_value is None or payload is None:
+        return None
+    try:
+        return parse_xor_address(peer_value, data[8:20]), payload
+    except (StunDecodeError, ValueError):
+        return None
 
 
 def _header(msg_type: int, length: int, transaction_id: bytes) -> bytes:

@@ -28,6 +28,7 @@ from passage.stun import (
     Method,
     StunDecodeError,
     decode_message,
+    decode_send_indication,
     encode_data_indication,
     encode_message,
 )
@@ -160,6 +161,9 @@ class TurnServer:
         """Handle one STUN message from a client; return what to do about it."""
         if self._next_sweep is None:
             self._next_sweep = now + SWEEP_INTERVAL
+        plain = decode_send_indication(data)  # the common Send, without building a Message
+        if plain is not None:
+            return self._relay_send(five_tuple, plain[0], plain[1])
         try:
             message = decode_message(data)
         except StunDecodeError:
@@ -377,28 +381,35 @@ class TurnServer:
         return [self._answer(request, [])]
 
     def _handle_send_indication(self, request: _Request) -> list[Action]:
-        """RFC 8656 §10.2: relay DATA to a permitted peer; anything else is dropped."""
-        allocation = self.allocations.get(request.five_tuple)
-        if allocation is None:
-            raise _Drop(DropReason.NO_ALLOCATION)
+        """RFC 8656 §10.2 for a Send indication ``decode_send_indication`` declined."""
         peers = _addresses(request.message, AttributeType.XOR_PEER_ADDRESS)
         data = request.message.get(AttributeType.DATA, bytes)
         if not peers or data is None:
             raise _Drop(DropReason.BAD_SEND_INDICATION)
-        peer = peers[0]
+        return self._relay_send(request.five_tuple, peers[0], data)
+
+    def _relay_send(self, five_tuple: FiveTuple, peer: Address, data: bytes) -> list[Action]:
+        """RFC 8656 §10.2: relay DATA to a permitted peer; anything else is dropped, counted."""
+        allocation = self.allocations.get(five_tuple)
+        if allocation is None:
+            return self._dropped(DropReason.NO_ALLOCATION)
         if peer[0] not in allocation.permissions:
-            raise _Drop(DropReason.NO_PERMISSION)
+            return self._dropped(DropReason.NO_PERMISSION)
         if self.peers.check(peer[0]) is not None:
-            raise _Drop(DropReason.PEER_DENIED)
+            return self._dropped(DropReason.PEER_DENIED)
         route = allocation.relay_for(peer[0])
         if route is None:
-            raise _Drop(DropReason.PEER_FAMILY_MISMATCH)
+            return self._dropped(DropReason.PEER_FAMILY_MISMATCH)
         allocation.budget -= len(data)
         if allocation.budget < 0:
-            raise _Drop(DropReason.BANDWIDTH_EXCEEDED)
+            return self._dropped(DropReason.BANDWIDTH_EXCEEDED)
         allocation.bytes_to_peer += len(data)
         allocation.packets_to_peer += 1
         return [SendToPeer(route[0], peer, data)]
+
+    def _dropped(self, reason: DropReason) -> list[Action]:
+        self.metrics.drops[reason] += 1
+        return []
 
     # -- checks ------------------------------------------------------------
 
