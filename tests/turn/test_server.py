@@ -21,8 +21,10 @@ from passage.stun import (
     MessageClass,
     Method,
     PasswordAlgorithm,
+    PasswordAlgorithmValue,
     decode_message,
     encode_message,
+    long_term_key,
     verify_integrity,
 )
 from passage.turn.config import TurnConfig
@@ -163,6 +165,39 @@ def test_sha256_password_algorithm_and_integrity(server: TurnServer, clock: Cloc
     assert response.message_class is MessageClass.SUCCESS
     assert response.has(AttributeType.MESSAGE_INTEGRITY_SHA256)
     assert verify_integrity(response, client.key)
+
+
+def test_wrong_realm_gets_401(client: Client, server: TurnServer) -> None:
+    challenge, _ = client.request(Method.ALLOCATE, UDP, sign=False)
+    assert challenge is not None
+    client.nonce = challenge.get(AttributeType.NONCE, str)
+    assert client.nonce is not None
+    message = Message(Method.ALLOCATE, MessageClass.REQUEST, transaction_id(), (
+        *UDP, (AttributeType.USERNAME, "alice"), (AttributeType.REALM, "other.realm"),
+        (AttributeType.NONCE, client.nonce),
+    ))  # fmt: skip
+    key = long_term_key("alice", "other.realm", "wonderland")
+    response = answer(client.send(encode_message(message, integrity_key=key)))
+    assert response is not None and error_code(response) == 401
+    assert server.metrics.auth_failures["wrong realm"] == 1
+
+
+def test_password_algorithms_not_echoed_as_offered_gets_400(client: Client) -> None:
+    """RFC 8489 §9.2.4: PASSWORD-ALGORITHMS must match what the server sent."""
+    challenge, _ = client.request(Method.ALLOCATE, UDP, sign=False)
+    assert challenge is not None
+    client.nonce = challenge.get(AttributeType.NONCE, str)
+    assert client.nonce is not None
+    message = Message(Method.ALLOCATE, MessageClass.REQUEST, transaction_id(), (
+        *UDP, (AttributeType.USERNAME, "alice"), (AttributeType.REALM, REALM),
+        (AttributeType.NONCE, client.nonce),
+        (AttributeType.PASSWORD_ALGORITHMS, (PasswordAlgorithmValue(PasswordAlgorithm.SHA256),)),
+        (AttributeType.PASSWORD_ALGORITHM, PasswordAlgorithmValue(PasswordAlgorithm.SHA256)),
+    ))  # fmt: skip
+    key = long_term_key("alice", REALM, "wonderland", PasswordAlgorithm.SHA256)
+    response = answer(client.send(encode_message(message, integrity_key=key,
+                                                 integrity_sha256=True)))  # fmt: skip
+    assert response is not None and error_code(response) == 400
 
 
 def test_rest_credentials_from_either_secret(server: TurnServer, clock: Clock) -> None:
@@ -529,6 +564,39 @@ def test_unknown_indication_is_dropped(client: Client, server: TurnServer) -> No
     data = client.build(Method.DATA, sign=False, message_class=MessageClass.INDICATION)
     assert client.send(data) == []
     assert server.metrics.drops["unknown_indication"] == 1
+
+
+def test_send_indication_with_optional_extras_takes_the_general_path(clock: Clock) -> None:
+    """A Send the fast decoder declines (here: SOFTWARE) is still relayed."""
+    server = open_peers_server()
+    client = new_client(server, clock)
+    client.allocate()
+    client.request(Method.CREATE_PERMISSION, ((AttributeType.XOR_PEER_ADDRESS, PUBLIC_PEER),))
+    data = client.build(Method.SEND, (
+        (AttributeType.SOFTWARE, "test"), (AttributeType.XOR_PEER_ADDRESS, PUBLIC_PEER),
+        (AttributeType.DATA, b"via decode_message"),
+    ), sign=False, message_class=MessageClass.INDICATION)  # fmt: skip
+    (action,) = client.send(data)
+    assert isinstance(action, SendToPeer) and action.data == b"via decode_message"
+    missing_data = client.build(Method.SEND, ((AttributeType.XOR_PEER_ADDRESS, PUBLIC_PEER),),
+                                sign=False, message_class=MessageClass.INDICATION)  # fmt: skip
+    assert client.send(missing_data) == []
+    assert server.metrics.drops["bad_send_indication"] == 1
+
+
+def test_send_to_a_released_family_is_dropped(clock: Clock) -> None:
+    """Refresh(0) of one family of a dual allocation leaves its permissions unusable."""
+    config = TurnConfig(realm=REALM, allowed_peer_ranges=("2001:db8:5::/48",))
+    server = make_server(config, relay_families=frozenset({1, 2}))
+    client = new_client(server, clock)
+    client.allocate((*UDP, (AttributeType.ADDITIONAL_ADDRESS_FAMILY, 2)))
+    v6_peer = ("2001:db8:5::1", 7)
+    client.request(Method.CREATE_PERMISSION, ((AttributeType.XOR_PEER_ADDRESS, v6_peer),))
+    assert len(client.send(send_indication(client, v6_peer, b"x"))) == 1
+    client.request(Method.REFRESH, (
+        (AttributeType.LIFETIME, 0), (AttributeType.REQUESTED_ADDRESS_FAMILY, 2)))  # fmt: skip
+    assert client.send(send_indication(client, v6_peer, b"x")) == []
+    assert server.metrics.drops["peer_family_mismatch"] == 1
 
 
 def test_send_indication_without_allocation_is_dropped(client: Client, server: TurnServer) -> None:

@@ -172,10 +172,6 @@ class Authenticator:
             ErrorCode.UNAUTHORIZED, counts_as_failure=True, why="bad message integrity"
         )
 
-    def verify_with_key(self, request: Message, key: bytes) -> bool:
-        """True if ``request`` is signed with ``key`` (an allocation's known key)."""
-        return verify_integrity(request, key)
-
 
 def _password_algorithm(request: Message, nonce: str) -> PasswordAlgorithm:
     """The key algorithm a request chose (RFC 8489 §9.2.4, the PASSWORD-ALGORITHMS rules).
