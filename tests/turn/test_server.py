@@ -270,6 +270,15 @@ def test_retransmitted_allocate_gets_the_same_answer_other_gets_437(client: Clie
     assert other is not None and error_code(other) == 437
 
 
+def test_allocate_retransmitted_while_binding_is_counted_not_answered(
+    client: Client, server: TurnServer
+) -> None:
+    first, actions = client.request(Method.ALLOCATE, UDP)
+    assert first is None and isinstance(actions[0], BindRelay)
+    assert client.send(client.build(Method.ALLOCATE, UDP)) == []
+    assert server.metrics.drops["allocate_retransmitted_while_binding"] == 1
+
+
 def test_allocate_requires_requested_transport_udp(client: Client) -> None:
     assert error_code(client.allocate(())) == 400
     assert error_code(client.allocate(((AttributeType.REQUESTED_TRANSPORT, 6),))) == 442

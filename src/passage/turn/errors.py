@@ -27,6 +27,7 @@ class DropReason(enum.StrEnum):
     NOT_A_REQUEST = "unexpected_message_class"
     UNKNOWN_METHOD_INDICATION = "unknown_indication"
     UNKNOWN_ATTRIBUTE = "unknown_required_attribute"
+    ALLOCATE_IN_PROGRESS = "allocate_retransmitted_while_binding"
     AUTH_RATE_LIMITED = "auth_rate_limited"
     NO_ALLOCATION = "no_allocation"
     NO_PERMISSION = "no_permission"

@@ -296,7 +296,7 @@ class TurnServer:
                 return [SendToClient(request.five_tuple, existing.response)]
             raise TurnError(ErrorCode.ALLOCATION_MISMATCH)
         if request.five_tuple in self._pending:
-            return []  # a retransmission while we bind; the answer is on its way
+            raise _Drop(DropReason.ALLOCATE_IN_PROGRESS)  # the answer is on its way
         message = request.message
         transport = message.get(AttributeType.REQUESTED_TRANSPORT, int)
         if transport is None:
