@@ -23,16 +23,19 @@ REALM = "passage.test"
 USER, PASSWORD = "alice", "wonderland"
 
 
-def free_port(kinds: Sequence[int] = (socket.SOCK_STREAM, socket.SOCK_DGRAM)) -> int:
-    """A loopback port free for every socket kind in ``kinds`` right now."""
+def free_port(
+    kinds: Sequence[int] = (socket.SOCK_STREAM, socket.SOCK_DGRAM), host: str = "127.0.0.1"
+) -> int:
+    """A port on ``host`` free for every socket kind in ``kinds`` right now."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     for _ in range(200):
         port = random.randint(20000, 40000)
         sockets: list[socket.socket] = []
         try:
             for kind in kinds:
-                sock = socket.socket(socket.AF_INET, kind)
+                sock = socket.socket(family, kind)
                 sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
+                sock.bind((host, port))
             return port
         except OSError:
             continue
@@ -89,12 +92,13 @@ class ServerInfo:
         ]  # fmt: skip
 
 
-def server_info(tmp_path: Path, *extra_args: str) -> ServerInfo:
+def server_info(tmp_path: Path, *extra_args: str, host: str = "127.0.0.1") -> ServerInfo:
     return ServerInfo(
         data_dir=tmp_path / "passage-data",
-        turn_port=free_port(),
-        turns_port=free_port((socket.SOCK_STREAM,)),
+        turn_port=free_port(host=host),
+        turns_port=free_port((socket.SOCK_STREAM,), host=host),
         relay_ports=relay_range(),
+        host=host,
         extra_args=list(extra_args),
     )
 
@@ -116,12 +120,14 @@ def wait_until_listening(
 
 
 @contextmanager
-def passage_process(tmp_path: Path, *extra_args: str) -> Iterator[tuple[ServerInfo, Path]]:
-    """``passage serve`` in a subprocess; yields its info and its log file.
+def passage_process(
+    tmp_path: Path, *extra_args: str, host: str = "127.0.0.1"
+) -> Iterator[tuple[ServerInfo, Path]]:
+    """``passage serve`` on ``host`` in a subprocess; yields its info and its log file.
 
     On exit it is stopped with SIGTERM (a clean shutdown) and must exit 0.
     """
-    info = server_info(tmp_path, *extra_args)
+    info = server_info(tmp_path, *extra_args, host=host)
     log = tmp_path / "passage.log"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with log.open("wb") as out:

@@ -75,11 +75,12 @@ def peer_port() -> Iterator[int]:
         process.wait(timeout=10)
 
 
-def _wait_for_echo(port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+def _wait_for_echo(port: int, host: str = "127.0.0.1") -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sock.settimeout(0.1)
         for _ in range(100):
-            sock.sendto(b"ping", ("127.0.0.1", port))
+            sock.sendto(b"ping", (host, port))
             try:
                 if sock.recv(100) == b"ping":
                     return
@@ -317,3 +318,43 @@ def test_uclient_fuzz_leaves_passage_serving(tmp_path: Path, peer_port: int) -> 
         assert "Traceback" not in text
         assert " ERROR " not in text
         assert " CRITICAL " not in text
+
+
+@pytest.fixture
+def ipv6_peer_port() -> Iterator[int]:
+    """``turnutils_peer`` on ::1. uclient sends RTCP to the peer port + 1, so both are free."""
+    assert PEER is not None
+    for _ in range(50):
+        port = free_port((socket.SOCK_DGRAM,), host="::1")
+        if port % 2 == 0 and free_port_pair_ok(port + 1):
+            break
+    process = subprocess.Popen(
+        [PEER, "-L", "::1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        _wait_for_echo(port, "::1")
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def free_port_pair_ok(port: int) -> bool:
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind(("::1", port))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("transport", [[], ["-t"], ["-s"]], ids=["udp", "tcp", "udp-send"])
+def test_uclient_over_ipv6_with_rtp_rtcp_pairs(
+    tmp_path: Path, ipv6_peer_port: int, transport: list[str]
+) -> None:
+    """An IPv6-only server (listening and relaying on ::1): uclient -x asks for IPv6 relays;
+    its RTCP half takes the RESERVATION-TOKEN, whose family must come from the reservation."""
+    with passage_process(tmp_path, "--allow-loopback-peers", host="::1") as (info, log):
+        run = uclient(info, ipv6_peer_port, *static_user(info), "-x", *transport, *load())
+        run.assert_no_loss(CLIENTS * MESSAGES)
+        assert "relayed=[::1]:" in log.read_text()

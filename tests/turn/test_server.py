@@ -335,6 +335,23 @@ def test_even_port_with_reservation_then_allocate_with_token(
     assert error_code(third.allocate((*UDP, (AttributeType.RESERVATION_TOKEN, token)))) == 508
 
 
+def test_reservation_token_takes_the_reserved_family_on_an_ipv6_only_server(
+    clock: Clock,
+) -> None:
+    """A token excludes REQUESTED-ADDRESS-FAMILY, so the reservation's family applies
+    (found with turnutils_uclient -x against a server listening on ::1 only)."""
+    server = make_server(relay_families=frozenset({2}))
+    first = new_client(server, clock, port=1)
+    response = first.allocate(
+        (*UDP, (AttributeType.REQUESTED_ADDRESS_FAMILY, 2), (AttributeType.EVEN_PORT, True))
+    )
+    token = response.get(AttributeType.RESERVATION_TOKEN, bytes)
+    assert token is not None
+    second = new_client(server, clock, port=2)
+    taken = second.allocate((*UDP, (AttributeType.RESERVATION_TOKEN, token)))
+    assert taken.message_class is MessageClass.SUCCESS
+
+
 def test_unused_reservation_is_released_after_30_seconds(server: TurnServer, clock: Clock) -> None:
     new_client(server, clock).allocate((*UDP, (AttributeType.EVEN_PORT, True)))
     clock.advance(31)

@@ -483,6 +483,8 @@ class TurnServer:
             raise TurnError(ErrorCode.BAD_REQUEST, "RESERVATION-TOKEN with EVEN-PORT or family")
         if requested is not None and additional is not None:
             raise TurnError(ErrorCode.BAD_REQUEST, "Both address family attributes")
+        if message.has(AttributeType.RESERVATION_TOKEN):
+            return (), None  # the reserved port's family decides
         if additional is not None:
             if additional != AddressFamily.IPV6:
                 raise TurnError(ErrorCode.BAD_REQUEST, "ADDITIONAL-ADDRESS-FAMILY must be IPv6")
