@@ -125,13 +125,10 @@ def banner(config: Config, datadir: DataDir, running: Running) -> str:
 
 
 def _log_refusal(refused: Refused) -> None:
-    client = refused.five_tuple
     logger.info(
-        "refused %s from %s %s:%d: %d %s",
+        "refused %s from %s: %d %s",
         _method_name(refused.method),
-        client.transport.value,
-        client.client[0],
-        client.client[1],
+        refused.five_tuple.describe(),
         refused.code,
         refused.detail,
     )

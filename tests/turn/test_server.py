@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from turn_harness import (
     REALM,
     Client,
@@ -674,22 +675,19 @@ def test_channel_bind_fills_the_hot_path_tables(clock: Clock) -> None:
     assert "203.0.113.50" in allocation.permissions  # ChannelBind installs the permission
 
 
-def test_channel_number_range_rfc8656_when_strict(clock: Clock) -> None:
-    server = open_peers_server(strict_channel_range=True)
+@pytest.mark.parametrize(
+    ("strict", "highest"),
+    [(True, 0x4FFF), (False, 0x7FFF)],
+    ids=["rfc8656-strict", "rfc5766-by-default"],
+)
+def test_channel_number_range(clock: Clock, strict: bool, highest: int) -> None:
+    """RFC 8656 §12 binds 0x4000-0x4FFF; RFC 5766 clients use up to 0x7FFF."""
+    server = open_peers_server(strict_channel_range=strict)
     client = new_client(server, clock)
     client.allocate()
     assert channel_bind(client, 0x3FFF, PUBLIC_PEER) == 400
-    assert channel_bind(client, 0x5000, PUBLIC_PEER) == 400
-    assert channel_bind(client, 0x4FFF, PUBLIC_PEER) is None
-
-
-def test_channel_number_range_rfc5766_by_default(clock: Clock) -> None:
-    server = open_peers_server()
-    client = new_client(server, clock)
-    client.allocate()
-    assert channel_bind(client, 0x3FFF, PUBLIC_PEER) == 400
-    assert channel_bind(client, 0x8000, PUBLIC_PEER) == 400
-    assert channel_bind(client, 0x7FFF, PUBLIC_PEER) is None
+    assert channel_bind(client, highest + 1, PUBLIC_PEER) == 400
+    assert channel_bind(client, highest, PUBLIC_PEER) is None
 
 
 def test_rebinding_rules(clock: Clock) -> None:

@@ -31,6 +31,7 @@ from passage.turn.events import (
     SendToClient,
     SendToPeer,
     Transport,
+    format_address,
 )
 from passage.turn.server import TurnServer
 from passage.usage import UsageRecord
@@ -176,7 +177,7 @@ class TurnEdge:
                 routes.append(route)
                 reserved = reserved or kept
         except OSError as error:
-            logger.warning("relay bind failed for %s: %s", _client(five_tuple), error.strerror)
+            logger.warning("relay bind failed for %s: %s", five_tuple.describe(), error.strerror)
             self.execute(ReleaseRelay(route[0]) for route in routes)
             self.execute(self.core.relay_bind_failed(five_tuple, time.time()))
             return
@@ -206,13 +207,13 @@ class TurnEdge:
             protocol.allocation = allocation
             protocol.to_client = writer
             protocol.stream = padded  # a reserved port may be taken over another transport
-        relayed = " ".join(_format(route[1]) for route in allocation.relays.values())
+        relayed = " ".join(format_address(route[1]) for route in allocation.relays.values())
         logger.info(
             "allocation %s started: user=%s subject=%s client=%s relayed=%s lifetime=%ds",
             allocation.id,
             allocation.username,
             allocation.subject,
-            _client(five_tuple),
+            five_tuple.describe(),
             relayed,
             round(allocation.expires_at - allocation.started_at),
         )
@@ -234,7 +235,7 @@ class TurnEdge:
             allocation.id,
             reason,
             allocation.username,
-            _client(five_tuple),
+            five_tuple.describe(),
             time.time() - allocation.started_at,
             allocation.bytes_to_peer,
             allocation.packets_to_peer,
@@ -308,12 +309,3 @@ class TurnEdge:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
-def _format(address: Address) -> str:
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _client(five_tuple: FiveTuple) -> str:
-    return f"{five_tuple.transport.value} {_format(five_tuple.client)}"

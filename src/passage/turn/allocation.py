@@ -70,9 +70,6 @@ class Allocation:
         """The relay that talks to peers of ``ip``'s family, if we have one."""
         return self.relays.get(family_of(ip))
 
-    def has_permission(self, ip: str) -> bool:
-        return ip in self.permissions
-
     def install_permission(self, ip: str, expires_at: float) -> None:
         """Create or refresh a permission (RFC 8656 §9); routes follow."""
         fresh = ip not in self.permissions

@@ -48,7 +48,6 @@ class Refusal(enum.StrEnum):
 
     UNKNOWN_USER = "unknown user"
     EXPIRED = "credential expired"
-    REVOKED = "credential revoked"
 
 
 class CredentialSource(Protocol):

@@ -26,12 +26,22 @@ class Transport(enum.StrEnum):
     TLS = "tls"
 
 
+def format_address(address: Address) -> str:
+    """``ip:port``, with IPv6 hosts bracketed so the port stays readable."""
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class FiveTuple(NamedTuple):
     """A client's transport, its address, and the server address it reached (RFC 8656 §2)."""
 
     transport: Transport
     client: Address
     server: Address
+
+    def describe(self) -> str:
+        """The client side for a log line: ``udp 192.0.2.7:4000`` or ``tcp [2001:db8::7]:4000``."""
+        return f"{self.transport.value} {format_address(self.client)}"
 
 
 class RelayHandle(Protocol):

@@ -32,7 +32,7 @@ from passage.stun import (
     encode_data_indication,
     encode_message,
 )
-from passage.turn.allocation import Allocation, Reservation, Route, family_of
+from passage.turn.allocation import Allocation, Reservation, Route
 from passage.turn.auth import (
     SUPPORTED_PASSWORD_ALGORITHMS,
     Authenticated,
@@ -51,6 +51,7 @@ from passage.turn.events import (
     ReleaseRelay,
     SendToClient,
     SendToPeer,
+    format_address,
 )
 from passage.turn.nonce import NonceIssuer
 from passage.turn.peers import PeerPolicy
@@ -590,8 +591,8 @@ class TurnServer:
             username=allocation.username,
             subject=allocation.subject,
             transport=allocation.five_tuple.transport.value,
-            client_address=_format_address(allocation.five_tuple.client),
-            relayed_address=_format_address(relayed[1]) if relayed else "",
+            client_address=format_address(allocation.five_tuple.client),
+            relayed_address=format_address(relayed[1]) if relayed else "",
             started_at=allocation.started_at,
             period_start=allocation.flushed_at,
             period_end=now,
@@ -702,8 +703,3 @@ def _addresses(message: Message, attr_type: AttributeType) -> list[Address]:
         and isinstance(value[0], str)
         and isinstance(value[1], int)
     ]
-
-
-def _format_address(address: Address) -> str:
-    host, port = address
-    return f"[{host}]:{port}" if family_of(host) == AddressFamily.IPV6 else f"{host}:{port}"
