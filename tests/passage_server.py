@@ -23,19 +23,33 @@ REALM = "passage.test"
 USER, PASSWORD = "alice", "wonderland"
 
 
+# Ports already handed out by this test process. A port is only tested free,
+# not held, until the server binds it; without this set two calls for one
+# server (the API and the plain-HTTP port, say) could draw the same number.
+_handed_out: set[int] = set()
+
+
 def free_port(
     kinds: Sequence[int] = (socket.SOCK_STREAM, socket.SOCK_DGRAM), host: str = "127.0.0.1"
 ) -> int:
-    """A port on ``host`` free for every socket kind in ``kinds`` right now."""
+    """A port on ``host`` free for every socket kind in ``kinds`` right now.
+
+    Drawn below Linux's ephemeral range (32768-60999), so an outgoing
+    connection cannot take it between this check and the server's bind, and
+    never the same port twice in one test process.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     for _ in range(200):
-        port = random.randint(20000, 40000)
+        port = random.randint(20000, 32000)
+        if port in _handed_out:
+            continue
         sockets: list[socket.socket] = []
         try:
             for kind in kinds:
                 sock = socket.socket(family, kind)
                 sockets.append(sock)
                 sock.bind((host, port))
+            _handed_out.add(port)
             return port
         except OSError:
             continue
@@ -59,6 +73,7 @@ class ServerInfo:
     turn_port: int
     turns_port: int
     relay_ports: tuple[int, int]
+    api_port: int
     host: str = "127.0.0.1"
     username: str = USER
     password: str = PASSWORD
@@ -68,6 +83,20 @@ class ServerInfo:
     @property
     def ca_cert(self) -> Path:
         return self.data_dir / "ca.pem"
+
+    @property
+    def api_url(self) -> str:
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{shown}:{self.api_port}/"
+
+    def connection_string(self) -> str:
+        """What ``passage connection-string`` prints for this server."""
+        out = subprocess.run(
+            [sys.executable, "-m", "passage", "connection-string", "--data-dir",
+             str(self.data_dir), "--listen-ip", self.host, "--api-port", str(self.api_port)],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        return out.stdout.strip()
 
     @property
     def auth_secret(self) -> str:
@@ -85,6 +114,7 @@ class ServerInfo:
             "--listen-ip", self.host,
             "--turn-port", str(self.turn_port),
             "--turns-port", str(self.turns_port),
+            "--api-port", str(self.api_port),
             "--relay-ports", f"{low}-{high}",
             "--realm", self.realm,
             "--user", f"{self.username}:{self.password}",
@@ -98,6 +128,7 @@ def server_info(tmp_path: Path, *extra_args: str, host: str = "127.0.0.1") -> Se
         turn_port=free_port(host=host),
         turns_port=free_port((socket.SOCK_STREAM,), host=host),
         relay_ports=relay_range(),
+        api_port=free_port((socket.SOCK_STREAM,), host=host),
         host=host,
         extra_args=list(extra_args),
     )
@@ -106,14 +137,17 @@ def server_info(tmp_path: Path, *extra_args: str, host: str = "127.0.0.1") -> Se
 def wait_until_listening(
     info: ServerInfo, process: subprocess.Popen[bytes] | None, timeout: float = 20.0
 ) -> None:
-    """Block until the TCP TURN port accepts, or fail with the server's output."""
+    """Block until the TURN and API ports accept, or fail with the server's output."""
     deadline = time.monotonic() + timeout
+    waiting = [info.turn_port, info.api_port]
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"passage serve exited with {process.returncode}")
         try:
-            with socket.create_connection((info.host, info.turn_port), timeout=0.2):
-                return
+            with socket.create_connection((info.host, waiting[0]), timeout=0.2):
+                waiting.pop(0)
+                if not waiting:
+                    return
         except OSError:
             time.sleep(0.05)
     raise TimeoutError("passage serve did not start listening")
