@@ -48,6 +48,8 @@ class Refusal(enum.StrEnum):
 
     UNKNOWN_USER = "unknown user"
     EXPIRED = "credential expired"
+    REVOKED = "credential revoked"
+    KEY_ROTATED = "credential minted with a rotated access key"
 
 
 class CredentialSource(Protocol):
@@ -87,19 +89,21 @@ class RestSecretUsers:
 
 @dataclass(frozen=True, slots=True)
 class CredentialChain:
-    """Asks each source in turn; the first that knows the username answers."""
+    """Asks each source in turn; the first that knows the username answers.
+
+    A source knows a username when it returns a credential or a refusal other
+    than ``UNKNOWN_USER``: an expired or revoked credential is refused by the
+    source that recognised it, not retried against secrets it was never signed with.
+    """
 
     sources: Sequence[CredentialSource]
 
     def lookup(self, username: str, now: float) -> Credential | Refusal:
-        refusal = Refusal.UNKNOWN_USER
         for source in self.sources:
             found = source.lookup(username, now)
-            if isinstance(found, Credential):
-                return found
             if found is not Refusal.UNKNOWN_USER:
-                refusal = found
-        return refusal
+                return found
+        return Refusal.UNKNOWN_USER
 
 
 @dataclass(frozen=True, slots=True)
