@@ -17,7 +17,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import URL, Connection, event, make_url
+from sqlalchemy import URL, Connection, Table, event, make_url
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from passage.store.migrations import run_migrations
@@ -38,6 +39,14 @@ _ASYNC_DRIVERS = {
 
 _WRITE_OPTION = "passage_write"
 """Connection execution option that makes SQLite begin with ``BEGIN IMMEDIATE``."""
+
+
+def dialect_insert(dialect: str, table: Table) -> sqlite.Insert | postgresql.Insert:
+    """An INSERT that can take ``on_conflict_do_nothing``/``on_conflict_do_update``.
+
+    Both dialects spell it ``INSERT ... ON CONFLICT``, each with its own class.
+    """
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 def sqlite_url(data_dir: Path) -> str:

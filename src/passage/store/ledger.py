@@ -11,11 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import BigInteger, ColumnElement, Table, case, cast, func, literal_column, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import BigInteger, ColumnElement, case, cast, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from passage.store.database import Database
+from passage.store.database import Database, dialect_insert
 from passage.store.rollup import (
     DAY,
     HOUR,
@@ -173,20 +172,13 @@ async def _known_allocation_ids(connection: AsyncConnection, ids: list[str]) -> 
     return known
 
 
-def _insert(dialect: str, table: Table) -> sqlite.Insert | postgresql.Insert:
-    # Both dialects spell upsert INSERT ... ON CONFLICT DO UPDATE, with their own class.
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
 def _greater(left: ColumnElement[Any], right: ColumnElement[Any]) -> ColumnElement[Any]:
     # max(a, b) is spelled GREATEST on PostgreSQL and MAX on SQLite; CASE is both.
     return case((right > left, right), else_=left)
 
 
 def _allocation_upsert(dialect: str) -> Any:
-    statement = _insert(dialect, allocations)
+    statement = dialect_insert(dialect, allocations)
     new = statement.excluded
     current = allocations.c
     set_: dict[str, ColumnElement[Any]] = {name: current[name] + new[name] for name in _COUNTERS}
@@ -198,7 +190,7 @@ def _allocation_upsert(dialect: str) -> Any:
 
 
 def _hourly_upsert(dialect: str) -> Any:
-    statement = _insert(dialect, usage_hourly)
+    statement = dialect_insert(dialect, usage_hourly)
     new = statement.excluded
     current = usage_hourly.c
     summed = (*_COUNTERS, "allocation_seconds", "allocations_started")

@@ -19,10 +19,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Connection,
     Double,
     Index,
+    Integer,
     MetaData,
     PrimaryKeyConstraint,
     Table,
@@ -99,7 +101,65 @@ def _counter_columns() -> list[Column[int]]:
     ]
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "usage ledger", _v1_usage_ledger),)
+def _v2_identities(connection: Connection) -> None:
+    """Settings, access keys and communication identities."""
+    v2 = MetaData()
+    Table(
+        "settings",
+        v2,
+        Column("name", Text, primary_key=True),
+        Column("value", Text, nullable=False),
+    )
+    Table(
+        "access_keys",
+        v2,
+        Column("name", Text, primary_key=True),
+        Column("secret", Text, nullable=False),
+        Column("created_at", Double, nullable=False),
+    )
+    Table(
+        "identities",
+        v2,
+        Column("id", Text, primary_key=True),
+        Column("created_at", Double, nullable=False),
+        Column("revoked_before_ms", BigInteger, nullable=True),
+        Column("deleted_at", Double, nullable=True),
+        Column("changed_at", Double, nullable=False),
+        Index("ix_identities_changed_at", "changed_at"),
+    )
+    v2.create_all(connection, checkfirst=False)
+
+
+def _v3_hybrid_connections(connection: Connection) -> None:
+    """Hybrid connections and their shared access authorization rules."""
+    v3 = MetaData()
+    Table(
+        "hybrid_connections",
+        v3,
+        Column("path", Text, primary_key=True),
+        Column("name", Text, nullable=False),
+        Column("requires_client_authorization", Boolean, nullable=False),
+        Column("created_at", Double, nullable=False),
+    )
+    Table(
+        "sas_rules",
+        v3,
+        Column("entity", Text, nullable=False),
+        Column("name", Text, nullable=False),
+        Column("rights", Integer, nullable=False),
+        Column("primary_key", Text, nullable=False),
+        Column("secondary_key", Text, nullable=False),
+        Column("created_at", Double, nullable=False),
+        PrimaryKeyConstraint("entity", "name", name="pk_sas_rules"),
+    )
+    v3.create_all(connection, checkfirst=False)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "usage ledger", _v1_usage_ledger),
+    Migration(2, "identities and access keys", _v2_identities),
+    Migration(3, "hybrid connections and authorization rules", _v3_hybrid_connections),
+)
 """The schema's history, oldest first. Append only."""
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Double,
     Index,
@@ -78,3 +79,55 @@ usage_hourly = Table(
     Index("ix_usage_hourly_hour_start", "hour_start"),
 )
 """Usage summed per billed subject and UTC hour."""
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("name", Text, primary_key=True),  # e.g. resource_id
+    Column("value", Text, nullable=False),
+)
+"""Values fixed for the life of a deployment, shared by every node."""
+
+access_keys = Table(
+    "access_keys",
+    metadata,
+    Column("name", Text, primary_key=True),  # primary | secondary
+    Column("secret", Text, nullable=False),  # base64, as in connection strings
+    Column("created_at", Double, nullable=False),  # unix seconds
+)
+"""The two access keys; a rotation replaces a row's secret."""
+
+identities = Table(
+    "identities",
+    metadata,
+    Column("id", Text, primary_key=True),  # 8:acs:<resource>_<guid>
+    Column("created_at", Double, nullable=False),  # unix seconds
+    Column("revoked_before_ms", BigInteger, nullable=True),  # revocation watermark, unix ms
+    Column("deleted_at", Double, nullable=True),  # unix seconds; NULL while it exists
+    Column("changed_at", Double, nullable=False),  # unix seconds of the last change
+    Index("ix_identities_changed_at", "changed_at"),
+)
+"""Communication identities; a deleted one keeps its row so its id is never reissued."""
+
+hybrid_connections = Table(
+    "hybrid_connections",
+    metadata,
+    Column("path", Text, primary_key=True),  # canonical name, lower case: what URLs resolve to
+    Column("name", Text, nullable=False),  # the name as created, for display
+    Column("requires_client_authorization", Boolean, nullable=False),  # False: anonymous senders
+    Column("created_at", Double, nullable=False),  # unix seconds
+)
+"""Hybrid connections (Azure Relay entities); a listener registers on one by name."""
+
+sas_rules = Table(
+    "sas_rules",
+    metadata,
+    Column("entity", Text, nullable=False),  # hybrid_connections.path, or '' for the namespace
+    Column("name", Text, nullable=False),  # the SAS key name (skn)
+    Column("rights", Integer, nullable=False),  # flags: 1 listen, 2 send, 4 manage
+    Column("primary_key", Text, nullable=False),  # used as text, as Azure's are
+    Column("secondary_key", Text, nullable=False),
+    Column("created_at", Double, nullable=False),  # unix seconds
+    PrimaryKeyConstraint("entity", "name", name="pk_sas_rules"),
+)
+"""Shared access authorization rules, on the namespace or on one hybrid connection."""
