@@ -72,7 +72,8 @@ class ServerKind:
         return [
             str(passage), "serve", "--listen-ip", HOST, "--allow-loopback-peers",
             "--user", f"{USER}:{PASSWORD}", "--realm", REALM, "--data-dir", str(data_dir),
-            "--turn-port", str(port), "--turns-port", "0", "--relay-ports", f"{low}-{high}",
+            "--turn-port", str(port), "--turns-port", "0", "--api-port", "0",
+            "--relay-ports", f"{low}-{high}",
             "--max-allocations-per-user", "100000",
         ]  # fmt: skip
 

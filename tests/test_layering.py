@@ -2,8 +2,16 @@
 
 - the codec (``passage.stun``) imports nothing of ours and does no I/O;
 - the TURN core (``passage.turn``) imports the codec and ``passage.usage``, and no I/O;
+- the identity core (``passage.identity``) imports itself and the TURN credential
+  types (``passage.turn.auth``, ``passage.turn.credentials``) only, and does no I/O,
+  reads no clock and draws no randomness: callers pass ``now`` and random parts in;
+- the Hybrid Connections core (``passage.hybrid``) imports only itself and does no I/O;
 - the store imports none of the protocol layers;
+- the API (``passage.api``) is an adapter: it may touch the network and import any of
+  our layers, but not the app or the CLI that assemble it;
 - only the adapters, the app and the CLI touch the network.
+
+``from X import Y`` counts as importing ``X.Y``, so ``from passage import app`` is seen.
 """
 
 from __future__ import annotations
@@ -19,12 +27,20 @@ PACKAGE = Path(passage.__file__).parent
 NETWORK = {"asyncio", "socket", "ssl", "selectors", "subprocess", "uvloop"}
 CLOCK = {"time"}
 
+RANDOM = {"os", "random", "secrets"}
+
 RULES: dict[str, tuple[set[str], set[str]]] = {
-    # layer: (passage modules it may import, stdlib/3rd-party tops it may not)
-    "stun": (set(), NETWORK | CLOCK | {"os", "random", "secrets"}),
+    # layer: (passage modules it may import, modules it may not, ours or not)
+    "stun": (set(), NETWORK | CLOCK | RANDOM),
     "turn": ({"passage.stun", "passage.turn", "passage.usage"}, NETWORK | CLOCK),
     "usage": (set(), NETWORK | CLOCK),
     "store": ({"passage.store", "passage.usage"}, {"socket", "ssl", "subprocess"}),
+    "identity": (
+        {"passage.identity", "passage.turn.auth", "passage.turn.credentials"},
+        NETWORK | CLOCK | RANDOM,
+    ),
+    "api": ({"passage"}, {"passage.app", "passage.cli"}),
+    "hybrid": ({"passage.hybrid"}, NETWORK | CLOCK | RANDOM),
 }
 
 
@@ -33,7 +49,10 @@ def package_of(path: Path) -> str:
 
 
 def imports_of(path: Path, package: str) -> set[str]:
-    """Absolute module names ``path`` imports (relative ones resolved against ``package``)."""
+    """Absolute names ``path`` imports (relative ones resolved against ``package``).
+
+    ``import X`` gives ``X``; ``from X import Y`` gives ``X.Y``, Y being a module or a member.
+    """
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
@@ -41,23 +60,27 @@ def imports_of(path: Path, package: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                names.add(f"{base}.{node.module}" if node.module else base)
-            elif node.module:
-                names.add(node.module)
+                module = f"{base}.{node.module}" if node.module else base
+            else:
+                module = node.module or ""
+            names.update(f"{module}.{alias.name}" for alias in node.names)
     return names
+
+
+def within(name: str, modules: set[str]) -> bool:
+    """True if ``name`` is one of ``modules`` or inside one."""
+    return any(name == module or name.startswith(module + ".") for module in modules)
 
 
 def violations(path: Path, package: str, layer: str) -> list[str]:
     allowed, forbidden = RULES[layer]
     allowed = allowed | {f"passage.{layer}"}
-    found = []
-    for name in imports_of(path, package):
-        if name.startswith("passage"):
-            if not any(name == a or name.startswith(a + ".") for a in allowed):
-                found.append(name)
-        elif name.split(".")[0] in forbidden:
-            found.append(name)
-    return found
+    ours = {"passage"}
+    return [
+        name
+        for name in imports_of(path, package)
+        if within(name, forbidden) or (within(name, ours) and not within(name, allowed))
+    ]
 
 
 def layer_files(layer: str) -> list[Path]:
@@ -77,4 +100,33 @@ def test_the_checker_catches_violations(tmp_path: Path) -> None:
     """A core module that opened a socket or reached for an adapter would be caught."""
     probe = tmp_path / "probe.py"
     probe.write_text("import socket\nfrom passage.edge import relay\nfrom . import server\n")
-    assert sorted(violations(probe, "passage.turn", "turn")) == ["passage.edge", "socket"]
+    assert sorted(violations(probe, "passage.turn", "turn")) == ["passage.edge.relay", "socket"]
+
+
+def test_the_checker_keeps_the_identity_core_pure(tmp_path: Path) -> None:
+    """The identity core may use the TURN credential types, not the TURN server or the store."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import secrets\nimport time\nfrom passage.store import identities\n"
+        "from passage.turn.auth import Credential\nfrom passage.turn.server import TurnServer\n"
+        "from .tokens import mint_token\n"
+    )
+    assert sorted(violations(probe, "passage.identity", "identity")) == [
+        "passage.store.identities",
+        "passage.turn.server.TurnServer",
+        "secrets",
+        "time",
+    ]
+
+
+def test_the_checker_keeps_the_api_below_the_app(tmp_path: Path) -> None:
+    """The API may use the network and our layers, but not what assembles it."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import asyncio\nimport ssl\nfrom passage import __version__, app\n"
+        "from passage.cli.main import main\nfrom passage.store.identities import IdentityStore\n"
+    )
+    assert sorted(violations(probe, "passage.api", "api")) == [
+        "passage.app",
+        "passage.cli.main.main",
+    ]

@@ -1,24 +1,41 @@
 """The ``passage serve`` process: one data directory, one store, every service.
 
-Today it runs the STUN/TURN edge (UDP, TCP, TLS) and the usage ledger; the
-identity API, the Hybrid Connections relay and signaling join it on one
-HTTPS port as later services.
+It runs the STUN/TURN edge (UDP, TCP, TLS), the usage ledger, and the HTTPS
+API (ACS-compatible identities and relay configurations, usage, keys) with
+the sync task that keeps this node's keys and revocations current. The
+Hybrid Connections relay and signaling join the API port as later services.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import logging
+import random
 import secrets
 import signal
 import sys
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
+from passage.api.server import ApiServer
+from passage.api.service import IdentityService, load_state, new_key_text
+from passage.api.sync import POLL_INTERVAL, IdentitySync
 from passage.config import Config
 from passage.datadir import DataDir
 from passage.edge.addresses import relay_addresses
+from passage.edge.relay import RelayAddresses
 from passage.edge.turn_edge import TurnEdge
+from passage.hybrid.admin import HybridAdmin
+from passage.hybrid.gateway import InMemoryGatewayStore
+from passage.identity.ice_servers import RelayTopology
+from passage.identity.relay_credentials import IdentityRelayUsers
+from passage.identity.state import IdentityState
+from passage.relay.hybrid_relay import HybridRelay, RelaySettings
 from passage.store.database import Database, open_database, sqlite_url
+from passage.store.hybrid import HybridStore
+from passage.store.identities import IdentityStore
 from passage.store.ledger import UsageLedger
 from passage.stun import Address, Method
 from passage.turn.auth import CredentialChain, CredentialSource, RestSecretUsers, StaticUsers
@@ -34,32 +51,79 @@ class Running:
 
     edge: TurnEdge
     database: Database
-    udp: list[Address]
-    tcp: list[Address]
-    tls: list[Address]
+    api: ApiServer
+    sync_task: asyncio.Task[None]
+    udp: list[Address] = field(default_factory=list)
+    tcp: list[Address] = field(default_factory=list)
+    tls: list[Address] = field(default_factory=list)
+    https: list[Address] = field(default_factory=list)
+    http: list[Address] = field(default_factory=list)
 
     async def stop(self) -> None:
-        """End every allocation, flush usage, close the store."""
+        """Stop the API and the relay, end every allocation, flush usage, close the store."""
+        self.sync_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.sync_task
+        if self.api.relay is not None:
+            await self.api.relay.close()
+        await self.api.stop()
         await self.edge.stop()
         await self.database.close()
 
 
-def credential_source(config: Config, datadir: DataDir) -> CredentialSource:
-    """Static users first, then REST credentials signed by any accepted secret."""
-    sources: list[CredentialSource] = [StaticUsers(dict(config.users))]
+def credential_source(config: Config, datadir: DataDir, state: IdentityState) -> CredentialSource:
+    """Static users, then relay credentials the API minted, then REST credentials."""
+    sources: list[CredentialSource] = [StaticUsers(dict(config.users)), IdentityRelayUsers(state)]
     if datadir.auth_secrets:
         sources.append(RestSecretUsers(RestSecrets(datadir.auth_secrets)))
     return CredentialChain(sources)
 
 
+def advertised_host(config: Config, relays: RelayAddresses) -> str:
+    """The host clients are told to reach this node at: ``--public-host``, else the relay IP."""
+    if config.public_host is not None:
+        return config.public_host
+    return config.public_ip or next(iter(relays.advertised.values()), "127.0.0.1")
+
+
+def _audience_hosts(config: Config, relays: RelayAddresses) -> tuple[str, ...]:
+    """Hosts a Hybrid Connections token may name: loopback, this node's names and addresses."""
+    hosts = ["localhost", "127.0.0.1", "::1", advertised_host(config, relays)]
+    hosts += [ip for ip in config.listen_ips if not ipaddress.ip_address(ip).is_unspecified]
+    return tuple(dict.fromkeys(hosts))
+
+
+def relay_topology(config: Config, relays: RelayAddresses) -> RelayTopology:
+    return RelayTopology(
+        region=config.region,
+        own_hosts=(advertised_host(config, relays),),
+        other_relays=config.region_relays,
+        client_regions=tuple(
+            (ipaddress.ip_network(cidr), region) for cidr, region in config.client_regions
+        ),
+        turn_port=config.turn_port,
+        turns_port=config.turns_port,
+    )
+
+
 async def start(config: Config, datadir: DataDir) -> Running:
     """Open the store and bind every listener; raises OSError if a port is taken."""
-    database = await open_database(sqlite_url(datadir.path))
+    database = await open_database(config.database_url or sqlite_url(datadir.path))
+    try:
+        store = IdentityStore(database)
+        state = await load_state(store, config.region, time.time())
+        sync = IdentitySync(store, state, time.time)
+        await sync.poll()
+        hybrid_admin = HybridAdmin(HybridStore(database), clock=time.time, new_key=new_key_text)
+        await hybrid_admin.ensure_root_rule()
+    except BaseException:
+        await database.close()
+        raise
     ledger = UsageLedger(database)
     relays = relay_addresses(config)
     core = TurnServer(
         config.turn,
-        credential_source(config, datadir),
+        credential_source(config, datadir, state),
         nonce_key=secrets.token_bytes(32),
         relay_families=relays.families,
         on_refused=_log_refusal,
@@ -67,7 +131,19 @@ async def start(config: Config, datadir: DataDir) -> Running:
     edge = TurnEdge(
         core, relays, usage_sink=ledger.record, usage_interval=config.usage_flush_interval
     )
-    running = Running(edge, database, [], [], [])
+    service = IdentityService(store, state, relay_topology(config, relays), time.time)
+    hybrid = HybridRelay(
+        hybrid_admin.namespace,
+        InMemoryGatewayStore(random.choice),
+        RelaySettings(
+            node_id=secrets.token_hex(8),
+            public_url=config.public_url,
+            audience_hosts=_audience_hosts(config, relays),
+            max_listeners=config.max_listeners,
+        ),
+    )
+    api = ApiServer(service, ledger, relay=hybrid, hybrid_admin=hybrid_admin)
+    running = Running(edge, database, api, asyncio.create_task(_poll_store(sync, hybrid_admin)))
     try:
         for ip in config.listen_ips:
             running.udp.append(await edge.listen_udp(ip, config.turn_port))
@@ -75,6 +151,11 @@ async def start(config: Config, datadir: DataDir) -> Running:
             if config.turns_port:
                 tls = datadir.server_ssl_context()
                 running.tls.append(await edge.listen_stream(ip, config.turns_port, tls))
+            if config.api_port:
+                tls = datadir.server_ssl_context(("http/1.1",))
+                running.https.append(await api.listen(ip, config.api_port, tls))
+            if config.http_port:
+                running.http.append(await api.listen(ip, config.http_port, None))
     except BaseException:
         await running.stop()
         raise
@@ -101,7 +182,7 @@ async def serve(config: Config, datadir: DataDir) -> None:
 def banner(config: Config, datadir: DataDir, running: Running) -> str:
     """What a user needs to point a client at this server."""
     relays = relay_addresses(config)
-    host = config.public_ip or next(iter(relays.advertised.values()), "127.0.0.1")
+    host = advertised_host(config, relays)
     shown = f"[{host}]" if ":" in host else host
     lines = [f"Passage is running (data in {datadir.path}, realm {config.turn.realm!r})", ""]
     lines += [f"  stun:{shown}:{config.turn_port}"]
@@ -114,14 +195,39 @@ def banner(config: Config, datadir: DataDir, running: Running) -> str:
         f"  relay ports {config.relay_ports[0]}-{config.relay_ports[1]} on "
         + ", ".join(relays.bind.values()),
     ]
+    if running.https:
+        lines += [
+            "",
+            f"  API: https://{shown}:{config.api_port}/ (identities, relay configuration)",
+        ]
+    if running.http:
+        lines += [f"  API without TLS: http://{shown}:{config.http_port}/"]
     if datadir.ca_cert is not None:
         lines += [f"  TLS CA for clients: {datadir.ca_cert}"]
+    if running.https or running.http:
+        lines += [f"  connection string: passage connection-string --data-dir {datadir.path}"]
     lines += [
         f"  credentials: passage turn-credentials --user NAME --ttl 3600 --data-dir {datadir.path}"
     ]
     if config.users:
         lines += ["  static users: " + ", ".join(name for name, _ in config.users)]
     return "\n".join(lines)
+
+
+async def _poll_store(
+    sync: IdentitySync, hybrid_admin: HybridAdmin, interval: float = POLL_INTERVAL
+) -> None:
+    """Pick up keys, revocations and hybrid connections changed elsewhere, until cancelled."""
+    while True:
+        await asyncio.sleep(interval)
+        for poll, what in (
+            (sync.poll, "identity changes"),
+            (hybrid_admin.refresh, "hybrid connections"),
+        ):
+            try:
+                await poll()
+            except Exception:
+                logger.exception("could not read %s from the store", what)
 
 
 def _log_refusal(refused: Refused) -> None:

@@ -81,6 +81,33 @@ class Config:
     users: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     """Static long-term credentials as (username, password) pairs."""
 
+    database_url: str | None = field(default=None, repr=False)
+    """Store URL (``postgresql://...`` for several nodes); None: SQLite in the data directory."""
+
+    api_port: int = 8443
+    """HTTPS port of the identity and relay-configuration API; 0 disables it."""
+
+    http_port: int = 0
+    """Plain-HTTP port of the same API, for local development or a TLS proxy; 0: none."""
+
+    public_host: str | None = None
+    """Host name or IP put in ICE server URLs and connection strings; None: the public IP."""
+
+    region: str = "local"
+    """Region this node serves: named in tokens, matched by ``nearest`` relay configurations."""
+
+    region_relays: tuple[tuple[str, str], ...] = ()
+    """Relays of other regions as (region, host); they share this node's ports and store."""
+
+    client_regions: tuple[tuple[str, str], ...] = ()
+    """Client address ranges as (CIDR, region), for ``routeType: nearest``."""
+
+    public_url: str | None = None
+    """``wss://host:port`` Hybrid Connections listeners reach this node at; None: the Host used."""
+
+    max_listeners: int = 25
+    """Listeners one hybrid connection may have at once (Azure Relay's limit)."""
+
     log_level: str = "info"
     """Lowest log level written: debug, info, warning or error."""
 
@@ -219,6 +246,33 @@ def _parse_user(text: str) -> tuple[str, str]:
     return (name, password)
 
 
+def _parse_pair(what: str, check_left: Callable[[str], str]) -> Callable[[str], tuple[str, str]]:
+    """``LEFT=RIGHT``, both non-empty, the left checked by ``check_left``."""
+
+    def parse(text: str) -> tuple[str, str]:
+        left, equals, right = text.strip().partition("=")
+        if not equals or not left.strip() or not right.strip():
+            raise _expected(what, text)
+        return (check_left(left.strip()), right.strip())
+
+    return parse
+
+
+def _parse_host(text: str) -> str:
+    host = _parse_text(text.strip())
+    if any(c in host for c in "/ ?#@") or host.startswith("["):
+        raise _expected("a host name or IP address without port or brackets", text)
+    return host
+
+
+def _parse_ws_url(text: str) -> str:
+    url = text.strip().rstrip("/")
+    scheme, sep, rest = url.partition("://")
+    if scheme not in ("ws", "wss") or not sep or not rest or "/" in rest:
+        raise _expected("ws://HOST[:PORT] or wss://HOST[:PORT] without a path", text)
+    return url
+
+
 def _check_port_range(low: int, high: int, shown: object) -> tuple[int, int]:
     if not 1 <= low <= high <= 65535:
         raise _expected("LOW-HIGH with 1 <= LOW <= HIGH <= 65535", shown)
@@ -259,6 +313,13 @@ PATH = _via_text("a path", _parse_path, "PATH")
 IP = _via_text("an IP address", _parse_ip, "IP")
 CIDR = _via_text("a CIDR range", _parse_cidr, "CIDR")
 USER = _via_text("a NAME:PASSWORD string", _parse_user, "NAME:PASSWORD")
+HOST = _via_text("a host name or IP", _parse_host, "HOST")
+REGION_RELAY = _via_text(
+    "REGION=HOST", _parse_pair("REGION=HOST", lambda region: region), "REGION=HOST"
+)
+CLIENT_REGION = _via_text("CIDR=REGION", _parse_pair("CIDR=REGION", _parse_cidr), "CIDR=REGION")
+WS_URL = _via_text("a ws:// or wss:// URL", _parse_ws_url, "URL")
+DATABASE_URL = _via_text("a database URL", _parse_text, "URL")
 LOG_LEVEL = _via_text("a log level", _parse_log_level, "LEVEL")
 BOOL = ValueKind(_parse_bool, _check_bool, None)
 PORT = _integer("PORT", 1, 65535)
@@ -340,6 +401,17 @@ OPTIONS: tuple[Option, ...] = (
     _top("tls_key", PATH, "PEM private key of --tls-cert"),
     _many("", "auth_secrets", TEXT, "secret for ephemeral credentials", "--auth-secret"),
     _many("", "users", USER, "static TURN user", "--user"),
+    _top("database_url", DATABASE_URL, "postgresql://... store shared by several nodes"),
+    _top("api_port", PORT_OR_OFF, "HTTPS port of the identity and relay API; 0 disables it"),
+    _top("http_port", PORT_OR_OFF, "plain-HTTP port of the API (development, TLS proxy)"),
+    _top("public_host", HOST, "host name or IP in ICE server URLs and connection strings"),
+    _top("region", TEXT, "region this node serves"),
+    _many("", "region_relays", REGION_RELAY, "relay host of another region", "--region-relay"),
+    _many(
+        "", "client_regions", CLIENT_REGION, "client range served by a region", "--client-region"
+    ),
+    _top("public_url", WS_URL, "wss://HOST:PORT Hybrid Connections listeners reach this node at"),
+    _top("max_listeners", COUNT, "listeners per hybrid connection"),
     _top("log_level", LOG_LEVEL, "debug, info, warning or error"),
     _top("usage_flush_interval", SECONDS, "seconds between usage ledger writes"),
     _turn("realm", TEXT, "TURN realm"),
@@ -490,5 +562,11 @@ def _check(config: Config) -> None:
             f"turn.default_lifetime ({config.turn.default_lifetime} s) exceeds "
             f"turn.max_lifetime ({config.turn.max_lifetime} s)"
         )
-    if config.turns_port == config.turn_port:
-        raise ConfigError(f"turn_port and turns_port are both {config.turn_port}")
+    # Every one of these is a TCP listener on the same addresses.
+    tcp_ports = {"turn_port": config.turn_port, "turns_port": config.turns_port}
+    tcp_ports |= {"api_port": config.api_port, "http_port": config.http_port}
+    seen: dict[int, str] = {}
+    for name, port in tcp_ports.items():
+        if port and port in seen:
+            raise ConfigError(f"{seen[port]} and {name} are both {port}")
+        seen.setdefault(port, name)

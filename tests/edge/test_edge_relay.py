@@ -52,6 +52,7 @@ async def in_process(tmp_path: Path, **settings: object) -> AsyncIterator[Server
         listen_ips=("127.0.0.1",),
         turn_port=free_port(),
         turns_port=free_port((socket.SOCK_STREAM,)),
+        api_port=free_port((socket.SOCK_STREAM,)),
         relay_ports=relay_range(),
         users=((USER, PASSWORD),),
         turn=TurnConfig(realm=REALM, allow_loopback_peers=True),

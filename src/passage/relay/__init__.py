@@ -1,0 +1,1 @@
+"""The Hybrid Connections relay adapter (aiohttp) over the pure core in :mod:`passage.hybrid`."""

@@ -1,0 +1,483 @@
+"""The Hybrid Connections relay, served on the API port (reference §2, checklist §4.5).
+
+WebSocket upgrades at ``/$hc/{name}[/{suffix}]`` carry ``sb-hc-action``:
+
+- ``listen``: a listener's control channel (Listen right). Failing attempts
+  from one address are throttled (429): hyco-ws retries thousands of times a
+  second against a 401. At most ``max_listeners`` per hybrid connection.
+- ``connect``: a WebSocket sender (Send right unless the hybrid connection
+  allows anonymous senders), paired with a listener chosen at random: the
+  listener gets ``accept`` and meets the sender at the accept address; the
+  relay then copies messages both ways until one side closes.
+- ``accept`` and ``request``: the listener meeting a sender at a rendezvous
+  address (no token: the address is the capability, single-use, 30 s).
+
+Plain HTTP at ``/{name}[/{suffix}]`` is an HTTP sender: relayed as
+``request``/``response``, inline up to 64 kB, by rendezvous above; 502 with no
+listener, 504 after ``response_timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from passage.hybrid.control import (
+    HOP_BY_HOP,
+    INLINE_LIMIT,
+    ControlMessageError,
+    RenewToken,
+    ResponseHead,
+    accept_message,
+    forwarded_headers,
+    parse_listener_message,
+    rendezvous_address,
+    request_message,
+    strip_relay_query,
+)
+from passage.hybrid.entities import Namespace, Resolved
+from passage.hybrid.gateway import GatewayStore, ListenerRef
+from passage.hybrid.rendezvous import RENDEZVOUS_LIFETIME, RendezvousTable
+from passage.hybrid.sas import CLOCK_SKEW, Rights, SasError, SasToken, verify_sas_token
+from passage.relay.channel import ControlChannel, HttpExchange, PendingAccept, Rejected
+from passage.turn.ratelimit import FailureLimiter
+
+__all__ = ["HybridRelay", "RelaySettings"]
+
+logger = logging.getLogger("passage.relay")
+
+HC_PREFIX = "/$hc/"
+AUTH_HEADER = "ServiceBusAuthorization"
+
+
+@dataclass(frozen=True, slots=True)
+class RelaySettings:
+    node_id: str
+    """This gateway node's id in the gateway store."""
+    public_url: str | None = None
+    """``ws(s)://host:port`` listeners reach this node at; None: from each request's Host."""
+    audience_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
+    """Hosts a token's ``sr`` may name besides the request's own Host."""
+    max_listeners: int = 25
+    """Listeners per hybrid connection (Azure's limit)."""
+    response_timeout: float = 60.0
+    """Seconds an HTTP sender waits for the listener's response before 504."""
+    max_body: int = 16 * 1024 * 1024
+    """Largest HTTP request or response body relayed, in bytes."""
+    heartbeat: float = 30.0
+    """Seconds between pings on control channels; a listener that misses one is dropped."""
+    listen_failures_per_minute: int = 30
+    """Failed listen attempts one address may make per minute before 429."""
+
+
+class HybridRelay:
+    def __init__(
+        self,
+        namespace: Callable[[], Namespace],
+        gateway: GatewayStore,
+        settings: RelaySettings,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.namespace = namespace
+        self.gateway = gateway
+        self.settings = settings
+        self.clock = clock
+        self.channels: dict[str, ControlChannel] = {}
+        self.rendezvous: RendezvousTable[HttpExchange | PendingAccept] = RendezvousTable()
+        self.listen_failures = FailureLimiter(settings.listen_failures_per_minute, 60.0)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- entry points -------------------------------------------------------------
+
+    def resolve(self, path: str) -> Resolved | None:
+        return self.namespace().resolve(path)
+
+    async def websocket(self, request: web.Request) -> web.StreamResponse:
+        """A request to ``/$hc/...``: dispatch on ``sb-hc-action``."""
+        action = request.query.get("sb-hc-action", "").lower()
+        handler = {
+            "listen": self._listen,
+            "connect": self._connect,
+            "accept": self._accept,
+            "request": self._request_rendezvous,
+        }.get(action)
+        if handler is None:
+            return _error(400, "BadRequest", f"unknown sb-hc-action {action!r}")
+        return await handler(request)
+
+    async def http(self, request: web.Request, resolved: Resolved) -> web.StreamResponse:
+        """An HTTP sender at ``/{name}[/{suffix}]``."""
+        used_authorization = False
+        if resolved.connection.requires_client_authorization:
+            refused, used_authorization = self._authorize(request, resolved, Rights.SEND, http=True)
+            if refused is not None:
+                return refused
+        body = await _read_body(request, self.settings.max_body)
+        if body is None:
+            return _error(413, "RequestEntityTooLarge", "the request body is too large")
+        channel = self._pick(resolved)
+        if channel is None:
+            return _error(502, "BadGateway", "no listener is connected to this hybrid connection")
+        request_id = secrets.token_urlsafe(16)
+        address = rendezvous_address(
+            self._base_url(request),
+            resolved.connection.path,
+            [("sb-hc-action", "request"), ("sb-hc-id", request_id)],
+        )
+        target = request.path + _query_string(strip_relay_query(request.query.items()))
+        full = request_message(
+            address=address,
+            request_id=request_id,
+            target=target,
+            method=request.method,
+            headers=forwarded_headers(
+                request.headers.items(), strip_authorization=used_authorization
+            ),
+            remote=_remote(request),
+            has_body=bool(body),
+        )
+        exchange = HttpExchange(request_id, full, body)
+        channel.exchanges[request_id] = exchange
+        self.rendezvous.add(request_id, exchange, self.clock())
+        try:
+            if len(full) + len(body) <= INLINE_LIMIT:
+                exchange.sent = True
+                await channel.send(full, body or None)
+            else:  # the listener fetches it over the rendezvous socket
+                await channel.send(request_message(address=address, request_id=request_id))
+            head, data = await asyncio.wait_for(
+                asyncio.shield(exchange.response), self.settings.response_timeout
+            )
+        except TimeoutError:
+            return _error(504, "GatewayTimeout", "the listener did not respond in time")
+        except Exception:  # the listener went away (or its channel broke)
+            return _error(502, "BadGateway", "the listener went away before responding")
+        finally:
+            channel.exchanges.pop(request_id, None)
+            self.rendezvous.discard(request_id)
+        return _http_response(request, head, data)
+
+    async def close(self) -> None:
+        """Close every control channel (1001) and what waits on them."""
+        for channel in list(self.channels.values()):
+            await channel.websocket.close(code=1001, message=b"relay shutting down")
+        for task in list(self._tasks):
+            task.cancel()
+
+    # --- listeners ------------------------------------------------------------------
+
+    async def _listen(self, request: web.Request) -> web.StreamResponse:
+        now = self.clock()
+        source = request.remote or ""
+        if self.listen_failures.blocked(source, now):
+            return _error(429, "TooManyRequests", "too many failed listen attempts; back off")
+        resolved = self.resolve(_entity_path(request))
+        if resolved is None or resolved.suffix:
+            self.listen_failures.record_failure(source, now)
+            return _error(404, "EndpointNotFound", "no such hybrid connection")
+        refused, _ = self._authorize(request, resolved, Rights.LISTEN, http=False)
+        if refused is not None:
+            self.listen_failures.record_failure(source, now)
+            return refused
+        path = resolved.connection.path
+        ref = ListenerRef(secrets.token_hex(16), self.settings.node_id)
+        if not self.gateway.register(path, ref, self.settings.max_listeners):
+            return _error(
+                403,
+                "QuotaExceeded",
+                f"MaximumListenersPerEndpoint: {self.settings.max_listeners} listeners already",
+            )
+        websocket = web.WebSocketResponse(
+            heartbeat=self.settings.heartbeat, compress=False, max_msg_size=self.settings.max_body
+        )
+        try:
+            await websocket.prepare(request)
+            channel = ControlChannel(path, ref, websocket, self._token_expiry(request))
+            self.channels[ref.listener_id] = channel
+            logger.info("listener %s on %s from %s", ref.listener_id[:8], path, source)
+            expiry = self._spawn(self._close_on_expiry(channel))
+            try:
+                await self._serve_control_channel(channel, resolved)
+            finally:
+                expiry.cancel()
+        finally:
+            self.gateway.unregister(path, ref)
+            closed = self.channels.pop(ref.listener_id, None)
+            if closed is not None:
+                await closed.end()
+                logger.info("listener %s on %s gone", ref.listener_id[:8], path)
+        return websocket
+
+    async def _serve_control_channel(self, channel: ControlChannel, resolved: Resolved) -> None:
+        async for message in channel.websocket:
+            if message.type is WSMsgType.TEXT:
+                await self._on_listener_text(channel, resolved, message.data)
+            elif message.type is WSMsgType.BINARY and channel.awaiting_body is not None:
+                exchange, head = channel.awaiting_body
+                channel.awaiting_body = None
+                if exchange is not None:
+                    exchange.complete(head, message.data)
+            # Other binary messages: the stray empty frame hyco-https sends after body:false.
+
+    async def _on_listener_text(
+        self, channel: ControlChannel, resolved: Resolved, text: str
+    ) -> None:
+        try:
+            message = parse_listener_message(text)
+        except ControlMessageError as error:
+            logger.debug("listener %s sent %s; ignored", channel.ref.listener_id[:8], error)
+            return
+        if isinstance(message, RenewToken):
+            try:
+                self._verify(message.token, resolved, Rights.LISTEN, host=None)
+            except SasError as error:
+                logger.info(
+                    "listener %s renewToken refused: %s", channel.ref.listener_id[:8], error
+                )
+                await channel.websocket.close(code=1008, message=b"invalid token")
+                return
+            channel.token_expiry = SasToken.parse(message.token).expiry
+        elif isinstance(message, ResponseHead):
+            exchange = channel.exchanges.get(message.request_id)
+            if message.has_body:
+                channel.awaiting_body = (exchange, message)
+            elif exchange is not None:
+                exchange.complete(message, b"")
+
+    async def _close_on_expiry(self, channel: ControlChannel) -> None:
+        """Close the control channel with 1008 once its token (plus grace) has expired."""
+        while True:
+            wait = channel.token_expiry + CLOCK_SKEW - self.clock()
+            if wait <= 0:
+                logger.info("listener %s token expired", channel.ref.listener_id[:8])
+                await channel.websocket.close(code=1008, message=b"token expired")
+                return
+            await asyncio.sleep(min(wait, 60.0))
+
+    # --- WebSocket senders ------------------------------------------------------------
+
+    async def _connect(self, request: web.Request) -> web.StreamResponse:
+        resolved = self.resolve(_entity_path(request))
+        if resolved is None:
+            return _error(404, "EndpointNotFound", "no such hybrid connection")
+        if resolved.connection.requires_client_authorization:
+            refused, _ = self._authorize(request, resolved, Rights.SEND, http=False)
+            if refused is not None:
+                return refused
+        channel = self._pick(resolved)
+        if channel is None:
+            return _error(404, "EndpointNotFound", "no listener is connected")
+        rendezvous_id = secrets.token_urlsafe(16)
+        pending = PendingAccept()
+        self.rendezvous.add(rendezvous_id, pending, self.clock())
+        query = strip_relay_query(request.query.items())
+        address = rendezvous_address(
+            self._base_url(request),
+            resolved.connection.path + resolved.suffix,
+            [*query, ("sb-hc-action", "accept"), ("sb-hc-id", rendezvous_id)],
+        )
+        headers = {
+            name: value
+            for name, value in request.headers.items()
+            if name.lower() not in ("servicebusauthorization", "authorization")
+        }
+        tracking_id = request.query.get("sb-hc-id") or rendezvous_id
+        try:
+            await channel.send(accept_message(address, tracking_id, headers, _remote(request)))
+            met = await asyncio.wait_for(asyncio.shield(pending.met), RENDEZVOUS_LIFETIME)
+        except TimeoutError:
+            return _error(504, "GatewayTimeout", "the listener did not accept in time")
+        except ConnectionError:
+            return _error(502, "BadGateway", "the listener went away")
+        finally:
+            self.rendezvous.discard(rendezvous_id)
+        if isinstance(met, Rejected):
+            pending.finished.set()
+            return _error(met.status, "Rejected", met.description or "the listener declined")
+        protocols = (met.ws_protocol,) if met.ws_protocol else ()
+        sender = web.WebSocketResponse(protocols=protocols, compress=False, max_msg_size=0)
+        try:
+            await sender.prepare(request)
+            channel.bridges.add(sender)
+            await _bridge(sender, met)
+        finally:
+            channel.bridges.discard(sender)
+            pending.finished.set()
+        return sender
+
+    async def _accept(self, request: web.Request) -> web.StreamResponse:
+        pending = self.rendezvous.take(request.query.get("sb-hc-id", ""), self.clock())
+        if not isinstance(pending, PendingAccept):
+            return _error(403, "Forbidden", "the rendezvous address is invalid or expired")
+        status = request.query.get("sb-hc-statusCode")
+        if status is not None:
+            description = request.query.get("sb-hc-statusDescription", "")
+            code = int(status) if status.isdigit() and 400 <= int(status) <= 599 else 403
+            pending.met.set_result(Rejected(code, description))
+            return web.Response(status=410)
+        # The listener asks for one subprotocol, the one it chose from the sender's offer.
+        requested = request.headers.get("Sec-WebSocket-Protocol", "").split(",")[0].strip()
+        listener = web.WebSocketResponse(
+            protocols=(requested,) if requested else (), compress=False, max_msg_size=0
+        )
+        await listener.prepare(request)
+        pending.met.set_result(listener)
+        await pending.finished.wait()
+        return listener
+
+    # --- HTTP rendezvous --------------------------------------------------------------
+
+    async def _request_rendezvous(self, request: web.Request) -> web.StreamResponse:
+        exchange = self.rendezvous.take(request.query.get("sb-hc-id", ""), self.clock())
+        if not isinstance(exchange, HttpExchange):
+            return _error(403, "Forbidden", "the rendezvous address is invalid or expired")
+        websocket = web.WebSocketResponse(compress=False, max_msg_size=self.settings.max_body)
+        await websocket.prepare(request)
+        if not exchange.sent:
+            exchange.sent = True
+            await websocket.send_str(exchange.full_request)
+            if exchange.body:
+                await websocket.send_bytes(exchange.body)
+        head: ResponseHead | None = None
+        async for message in websocket:
+            if message.type is WSMsgType.TEXT and head is None:
+                with contextlib.suppress(ControlMessageError):
+                    parsed = parse_listener_message(message.data)
+                    if isinstance(parsed, ResponseHead):
+                        head = parsed
+                        if not head.has_body:
+                            exchange.complete(head, b"")
+                            break
+            elif message.type is WSMsgType.BINARY and head is not None:
+                exchange.complete(head, message.data)
+                break
+        await websocket.close()
+        return websocket
+
+    # --- shared -----------------------------------------------------------------------
+
+    def _pick(self, resolved: Resolved) -> ControlChannel | None:
+        ref = self.gateway.pick(resolved.connection.path)
+        return self.channels.get(ref.listener_id) if ref is not None else None
+
+    def _authorize(
+        self, request: web.Request, resolved: Resolved, needed: Rights, *, http: bool
+    ) -> tuple[web.Response | None, bool]:
+        """None if the request's token grants ``needed``, else the error response.
+
+        The second value says whether the token came from ``Authorization``
+        (HTTP senders only, when neither relay-specific place holds one).
+        """
+        token = request.query.get("sb-hc-token") or request.headers.get(AUTH_HEADER)
+        from_authorization = False
+        if not token and http:
+            authorization = request.headers.get("Authorization", "")
+            if authorization.startswith("SharedAccessSignature "):
+                token, from_authorization = authorization, True
+        if not token:
+            return _error(401, "TokenMissingOrInvalid", "a SAS token is required"), False
+        try:
+            self._verify(token, resolved, needed, host=request.host)
+        except SasError as error:
+            return _error(error.status, "TokenMissingOrInvalid", error.message), from_authorization
+        return None, from_authorization
+
+    def _verify(self, token: str, resolved: Resolved, needed: Rights, host: str | None) -> None:
+        hosts = list(self.settings.audience_hosts)
+        if host:
+            hosts.append(urllib.parse.urlsplit(f"//{host}").hostname or host)
+        if self.settings.public_url:
+            hosts.append(urllib.parse.urlsplit(self.settings.public_url).hostname or "")
+        rules = self.namespace().rules_for(resolved.connection)
+        verify_sas_token(
+            token, rules, hosts=hosts, entity=resolved.connection.path, needed=needed,
+            now=self.clock(),
+        )  # fmt: skip
+
+    def _token_expiry(self, request: web.Request) -> float:
+        token = request.query.get("sb-hc-token") or request.headers.get(AUTH_HEADER) or ""
+        return float(SasToken.parse(token).expiry)
+
+    def _base_url(self, request: web.Request) -> str:
+        if self.settings.public_url:
+            return self.settings.public_url
+        return f"{'wss' if request.secure else 'ws'}://{request.host}"
+
+    def _spawn(self, work: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+
+def _entity_path(request: web.Request) -> str:
+    return request.path[len(HC_PREFIX) :]
+
+
+def _remote(request: web.Request) -> tuple[str, int] | None:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return (str(peer[0]), int(peer[1])) if peer else None
+
+
+def _query_string(query: list[tuple[str, str]]) -> str:
+    return "?" + urllib.parse.urlencode(query) if query else ""
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes | None:
+    """The whole body, or None past ``limit`` bytes (the API's 64 KiB cap is not ours)."""
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
+def _http_response(request: web.Request, head: ResponseHead, body: bytes) -> web.Response:
+    headers = {
+        name: value for name, value in head.headers.items() if name.lower() not in HOP_BY_HOP
+    }
+    via = headers.get("Via") or headers.pop("via", "")
+    headers["Via"] = f"{via}, 1.1 {request.host}" if via else f"1.1 {request.host}"
+    reason = " ".join(head.description.split()) or None
+    no_body = request.method == "HEAD" or head.status in (204, 304) or head.status < 200
+    return web.Response(
+        status=head.status, reason=reason, headers=headers, body=None if no_body else body
+    )
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+async def _bridge(sender: web.WebSocketResponse, listener: web.WebSocketResponse) -> None:
+    """Copy messages both ways until one side closes, then close the other with its code."""
+
+    async def pump(source: web.WebSocketResponse, sink: web.WebSocketResponse) -> None:
+        async for message in source:
+            if message.type is WSMsgType.TEXT:
+                await sink.send_str(message.data)
+            elif message.type is WSMsgType.BINARY:
+                await sink.send_bytes(message.data)
+        await sink.close(code=source.close_code or 1000)
+
+    tasks = [
+        asyncio.ensure_future(pump(sender, listener)),
+        asyncio.ensure_future(pump(listener, sender)),
+    ]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(tasks, timeout=5.0)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
