@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from passage import __version__
-from passage.cli import serve, turn_credentials
+from passage.cli import connection_string, hc, keys, serve, turn_credentials, usage
 from passage.cli.command import Command
 from passage.config import ConfigError
 
@@ -15,6 +15,10 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 COMMANDS: tuple[Command, ...] = (
     serve.COMMAND,
     turn_credentials.COMMAND,
+    connection_string.COMMAND,
+    keys.COMMAND,
+    usage.COMMAND,
+    hc.COMMAND,
 )
 """Every subcommand, in the order ``passage --help`` lists them."""
 

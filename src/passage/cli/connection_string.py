@@ -1,0 +1,59 @@
+"""``passage connection-string``: the string ACS SDKs take, for this deployment.
+
+It reads the access key from the store (``--data-dir`` or ``--database-url``)
+and names the API as clients should reach it: ``--public-host``, else the
+address ``passage serve`` advertises, on ``--api-port`` (or the plain
+``--http-port`` with ``--http``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from passage.api.service import load_state
+from passage.cli.command import Command
+from passage.cli.management import ConnectionString, with_store
+from passage.cli.options import add_config_arguments, config_from_arguments
+from passage.config import ConfigError
+from passage.identity.keys import KeyName
+
+__all__ = ["COMMAND"]
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--secondary", action="store_true", help="use the secondary key")
+    parser.add_argument("--http", action="store_true", help="name the plain-HTTP port")
+    add_config_arguments(
+        parser,
+        only={
+            "data_dir", "database_url", "api_port", "http_port", "public_host", "public_ip",
+            "listen_ips", "relay_ips",
+        },
+    )  # fmt: skip
+
+
+def _run(arguments: argparse.Namespace) -> int:
+    config = config_from_arguments(arguments)
+    from passage.app import advertised_host  # the server's own notion of its address
+    from passage.edge.addresses import relay_addresses
+
+    host = advertised_host(config, relay_addresses(config))
+    scheme, port = ("http", config.http_port) if arguments.http else ("https", config.api_port)
+    if not port:
+        flag = "--http-port" if arguments.http else "--api-port"
+        raise ConfigError(f"the {scheme} API port is off; set {flag}")
+    region = config.region
+    state = with_store(config, lambda _db, store: load_state(store, region, time.time()))
+    key = state.keys.named(KeyName.SECONDARY if arguments.secondary else KeyName.PRIMARY)
+    shown = f"[{host}]" if ":" in host else host
+    print(ConnectionString(f"{scheme}://{shown}:{port}/", key.text))
+    return 0
+
+
+COMMAND = Command(
+    name="connection-string",
+    help="print the connection string ACS SDKs use to reach this deployment",
+    add_arguments=_add_arguments,
+    run=_run,
+)

@@ -1,0 +1,212 @@
+"""Where a management command acts: the local store, or a running server over HTTPS.
+
+Every management command (``passage keys``, ``passage usage``, ``passage hc``)
+takes the same flags: ``--data-dir``/``--database-url``/``--config`` to open the
+store directly, or ``--connection-string`` (env ``PASSAGE_CONNECTION_STRING``)
+to call a running server, signed with the key in the string as the ACS SDKs
+sign (HMAC-SHA256). ``--ca-file`` (env ``PASSAGE_CA_FILE``) names the CA to trust
+for that server; by default the system's CAs plus the data directory's ``ca.pem``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import email.utils
+import json
+import os
+import re
+import ssl
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from passage.cli.options import add_config_arguments, config_from_arguments
+from passage.config import Config, ConfigError
+from passage.identity.hmac_auth import sign_request
+from passage.identity.keys import decode_key
+from passage.store.database import Database, open_database, sqlite_url
+from passage.store.identities import IdentityStore
+
+__all__ = [
+    "CONNECTION_STRING_ENV",
+    "ConnectionString",
+    "RemoteError",
+    "RemoteTarget",
+    "add_management_arguments",
+    "call_remote",
+    "management_config",
+    "remote_target",
+    "with_store",
+]
+
+CONNECTION_STRING_ENV = "PASSAGE_CONNECTION_STRING"
+CA_FILE_ENV = "PASSAGE_CA_FILE"
+REQUEST_TIMEOUT = 30.0
+
+T = TypeVar("T")
+
+
+class RemoteError(ConfigError):
+    """The server refused the call; the message carries its ACS error code and message."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        """The HTTP status; None when the server could not be reached."""
+        self.code = code
+        """The ACS error ``code`` from the body, when it had one."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionString:
+    """``endpoint=https://HOST:PORT/;accesskey=BASE64``, as ACS writes it."""
+
+    endpoint: str
+    access_key: str = field(repr=False)
+
+    @classmethod
+    def parse(cls, text: str) -> ConnectionString:
+        parts = {}
+        for item in text.strip().split(";"):
+            name, equals, value = item.partition("=")
+            if equals:
+                parts[name.strip().lower()] = value.strip()
+        endpoint, key = parts.get("endpoint"), parts.get("accesskey")
+        if not endpoint or not key or not re.match(r"https?://[^/]+", endpoint):
+            raise ConfigError("a connection string is endpoint=https://HOST:PORT/;accesskey=KEY")
+        try:
+            decode_key(key)
+        except ValueError as exc:
+            raise ConfigError(f"connection string: {exc}") from None
+        return cls(endpoint.rstrip("/") + "/", key)
+
+    def __str__(self) -> str:
+        return f"endpoint={self.endpoint};accesskey={self.access_key}"
+
+
+def add_management_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--connection-string",
+        metavar="TEXT",
+        default=None,
+        help=f"call the server this names, not the local store (env {CONNECTION_STRING_ENV})",
+    )
+    parser.add_argument(
+        "--ca-file",
+        metavar="PATH",
+        default=None,
+        help=f"CA certificate to trust for --connection-string (env {CA_FILE_ENV})",
+    )
+    add_config_arguments(parser, only={"data_dir", "database_url"})
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteTarget:
+    """A running server to call: its connection string, and the TLS context for https."""
+
+    connection: ConnectionString
+    tls: ssl.SSLContext | None
+
+
+def remote_target(arguments: argparse.Namespace, config: Config) -> RemoteTarget | None:
+    """The server to call, or None to act on the local store."""
+    text = arguments.connection_string or os.environ.get(CONNECTION_STRING_ENV)
+    if not text:
+        return None
+    connection = ConnectionString.parse(text)
+    if not connection.endpoint.startswith("https://"):
+        return RemoteTarget(connection, None)
+    tls = ssl.create_default_context()
+    ca_file = arguments.ca_file or os.environ.get(CA_FILE_ENV)
+    local_ca = config.data_dir / "ca.pem"
+    try:
+        if ca_file:
+            tls.load_verify_locations(Path(ca_file).expanduser())
+        elif local_ca.exists():
+            tls.load_verify_locations(local_ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"--ca-file: cannot load the CA: {exc}") from None
+    return RemoteTarget(connection, tls)
+
+
+def call_remote(
+    target: RemoteTarget,
+    method: str,
+    path: str,
+    query: dict[str, str] | None = None,
+    body: Mapping[str, object] | None = None,
+) -> Any:
+    """Call ``path`` on the server, signed with the connection string's key; the JSON reply.
+
+    ``body``, when given, is sent as compact JSON, and its bytes are what is signed.
+    """
+    endpoint = urllib.parse.urlsplit(target.connection.endpoint)
+    path_and_query = path + ("?" + urllib.parse.urlencode(query) if query else "")
+    date = email.utils.formatdate(time.time(), usegmt=True)
+    data = json.dumps(body, separators=(",", ":")).encode() if body is not None else b""
+    headers = sign_request(
+        method,
+        path_and_query,
+        endpoint.netloc,
+        data,
+        decode_key(target.connection.access_key),
+        date,
+    )
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(
+        f"{endpoint.scheme}://{endpoint.netloc}{path_and_query}",
+        data=data if body is not None else None,
+        method=method,
+        headers=headers,
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT, context=target.tls) as reply:
+            return json.loads(reply.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        code, message = _error_text(exc)
+        raise RemoteError(
+            f"{endpoint.netloc} answered {exc.code}: {message}", status=exc.code, code=code
+        ) from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise RemoteError(f"cannot reach {endpoint.netloc}: {reason}") from None
+
+
+def _error_text(error: urllib.error.HTTPError) -> tuple[str | None, str]:
+    """The ACS error code, and the text to show: ``code: message``, else the reason phrase."""
+    try:
+        body = json.loads(error.read())
+        code, message = body["error"]["code"], body["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        return None, str(error.reason)
+    return str(code), f"{code}: {message}"
+
+
+def with_store(config: Config, work: Callable[[Database, IdentityStore], Awaitable[T]]) -> T:
+    """Run ``work`` on the local store (migrated if needed), then close it."""
+
+    async def run() -> T:
+        database = await open_database(config.database_url or sqlite_url(config.data_dir))
+        try:
+            return await work(database, IdentityStore(database))
+        finally:
+            await database.close()
+
+    if config.database_url is None and not config.data_dir.is_dir():
+        raise ConfigError(
+            f"{config.data_dir} does not exist: start `passage serve --data-dir "
+            f"{config.data_dir}` once, or pass --connection-string"
+        )
+    return asyncio.run(run())
+
+
+def management_config(arguments: argparse.Namespace) -> Config:
+    """The configuration for a management command's flags, environment and TOML file."""
+    return config_from_arguments(arguments)

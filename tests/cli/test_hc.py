@@ -1,0 +1,225 @@
+"""``passage hc`` on the local store: connections, rules and tokens, and its error exits.
+
+The same command through a running server (``--connection-string``) is tested in
+tests/api/test_hc_admin_api.py, beside the API it calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import time
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from passage.cli.main import main
+from passage.hybrid.admin import HybridAdmin
+from passage.hybrid.entities import ROOT_RULE, Namespace
+from passage.hybrid.sas import Rights, SasToken, verify_sas_token
+from passage.store.database import open_database, sqlite_url
+from passage.store.hybrid import HybridStore
+
+
+@pytest.fixture(autouse=True)
+def no_passage_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("PASSAGE_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+class Passage:
+    """``passage hc ... --data-dir DIR`` in-process: (exit status, stdout lines, stderr)."""
+
+    def __init__(self, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        self.data_dir = data_dir
+        self.capsys = capsys
+
+    def __call__(self, *argv: str) -> tuple[int, list[str], str]:
+        status = main(["hc", *argv, "--data-dir", str(self.data_dir)])
+        captured = self.capsys.readouterr()
+        return status, captured.out.splitlines(), captured.err
+
+    def ok(self, *argv: str) -> list[str]:
+        status, out, err = self(*argv)
+        assert (status, err) == (0, ""), (argv, err)
+        return out
+
+    def fails(self, *argv: str) -> str:
+        status, out, err = self(*argv)
+        assert (status, out) == (2, []), (argv, out)
+        assert err.startswith("passage: error: "), err
+        return err.removeprefix("passage: error: ").strip()
+
+
+@pytest.fixture
+def passage(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> Passage:
+    return Passage(data_dir, capsys)
+
+
+def stored_namespace(data_dir: Path) -> Namespace:
+    """What the store holds, read as the server reads it."""
+
+    async def load() -> Namespace:
+        database = await open_database(sqlite_url(data_dir))
+        try:
+            admin = HybridAdmin(HybridStore(database), clock=time.time, new_key=lambda: "unused")
+            return await admin.refresh()
+        finally:
+            await database.close()
+
+    return asyncio.run(load())
+
+
+def test_create_list_and_delete(passage: Passage, data_dir: Path) -> None:
+    assert passage.ok("create", "Orders/EU") == [
+        "created hybrid connection Orders/EU (senders need a token)"
+    ]
+    assert passage.ok("create", "public", "--no-client-auth") == [
+        "created hybrid connection public (anonymous senders)"
+    ]
+    assert passage.ok("list") == [
+        "Orders/EU  senders need a token",
+        "public     anonymous senders",
+    ]
+    stored = stored_namespace(data_dir)
+    assert sorted(stored.connections) == ["orders/eu", "public"]
+    assert stored.connections["public"].requires_client_authorization is False
+
+    assert passage.ok("delete", "orders/eu") == [
+        "deleted hybrid connection orders/eu and its rules"
+    ]
+    assert passage.ok("list") == [
+        "public     anonymous senders"[: len("public")] + "  anonymous senders"
+    ]
+    assert sorted(stored_namespace(data_dir).connections) == ["public"]
+
+
+def test_the_root_rule_is_created_once_with_random_keys(passage: Passage, data_dir: Path) -> None:
+    assert passage.ok("list") == []
+    assert passage.ok("rule", "list") == [f"{ROOT_RULE}  Listen, Send, Manage"]
+    out = passage.ok("rule", "show", ROOT_RULE)
+    assert out[0] == f"rule {ROOT_RULE} on the namespace: Listen, Send, Manage"
+    primary, secondary = (line.split(": ", 1)[1] for line in out[1:])
+    assert len(base64.b64decode(primary, validate=True)) == 32
+    assert len(base64.b64decode(secondary, validate=True)) == 32
+    assert primary != secondary
+    assert passage.ok("rule", "show", ROOT_RULE) == out  # the next run keeps them
+    root = stored_namespace(data_dir).rules[ROOT_RULE]
+    assert (root.primary_key, root.secondary_key) == (primary, secondary)
+
+
+def test_rules_on_a_connection_and_on_the_namespace(passage: Passage, data_dir: Path) -> None:
+    passage.ok("create", "orders")
+    out = passage.ok("rule", "add", "app", "--rights", "listen,send", "--entity", "orders")
+    assert out[0] == "created rule app on hybrid connection orders: Listen, Send"
+    assert out[1].startswith("primary key: ") and out[2].startswith("secondary key: ")
+    out = passage.ok(
+        "rule", "add", "app", "--rights", "SEND", "--entity", "ORDERS", "--key", "k" * 20
+    )
+    assert out == [
+        "replaced rule app on hybrid connection ORDERS: Send",
+        f"primary key: {'k' * 20}",
+        out[2],
+    ]
+    passage.ok("rule", "add", "monitor", "--rights", "listen")
+    assert passage.ok("rule", "list", "--entity", "orders") == ["app  Send"]
+    assert passage.ok("rule", "list") == [
+        f"{ROOT_RULE}  Listen, Send, Manage",
+        f"{'monitor':<{len(ROOT_RULE)}}  Listen",
+    ]
+    stored = stored_namespace(data_dir)
+    assert stored.connections["orders"].rules["app"].primary_key == "k" * 20
+    assert stored.rules["monitor"].rights == Rights.LISTEN
+
+    assert passage.ok("rule", "delete", "app", "--entity", "orders") == [
+        "deleted rule app on hybrid connection orders"
+    ]
+    assert passage.ok("rule", "delete", "monitor") == ["deleted rule monitor on the namespace"]
+    assert passage.ok("rule", "list", "--entity", "orders") == []
+    assert set(stored_namespace(data_dir).rules) == {ROOT_RULE}
+
+
+def test_token_is_one_line_that_verifies(passage: Passage, data_dir: Path) -> None:
+    passage.ok("create", "Orders")
+    passage.ok("rule", "add", "listener", "--rights", "listen", "--entity", "orders")
+    before = int(time.time())
+    out = passage.ok(
+        "token",
+        "orders",
+        "--rule",
+        "listener",
+        "--ttl",
+        "90",
+        "--base-url",
+        "http://relay.test:9090",
+    )
+    assert len(out) == 1
+    token = SasToken.parse(out[0])
+    assert urllib.parse.unquote(token.resource) == "http://relay.test:9090/Orders"
+    assert before + 90 <= token.expiry <= int(time.time()) + 90
+    stored = stored_namespace(data_dir)
+    rules = stored.rules_for(stored.connections["orders"])
+    check = {"hosts": ("relay.test",), "entity": "orders", "now": time.time()}
+    assert verify_sas_token(out[0], rules, needed=Rights.LISTEN, **check).name == "listener"
+
+    root = passage.ok("token", "orders", "--base-url", "http://relay.test")
+    assert SasToken.parse(root[0]).key_name == ROOT_RULE
+    assert verify_sas_token(root[0], rules, needed=Rights.SEND, **check).name == ROOT_RULE
+
+
+def test_token_names_the_advertised_host_by_default(
+    passage: Passage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PASSAGE_PUBLIC_HOST", "relay.example.test")
+    monkeypatch.setenv("PASSAGE_API_PORT", "8443")
+    passage.ok("create", "orders")
+    token = SasToken.parse(passage.ok("token", "orders")[0])
+    assert urllib.parse.unquote(token.resource) == "http://relay.example.test:8443/orders"
+    assert token.expiry >= int(time.time()) + 3600 - 5  # one hour by default
+
+
+def test_refusals_exit_2_with_what_is_wrong(passage: Passage) -> None:
+    passage.ok("create", "orders")
+    assert passage.fails("create", "ORDERS") == "hybrid connection 'ORDERS' already exists"
+    assert "/usage is served by the Passage API" in passage.fails("create", "usage")
+    assert "1-260 letters" in passage.fails("create", "a b")
+    assert "must start and end with a letter or digit" in passage.fails("create", "a/-b")
+    assert passage.fails("delete", "ghost") == "no hybrid connection named 'ghost'"
+    assert "unknown right 'write'" in passage.fails("rule", "add", "app", "--rights", "write")
+    assert "no hybrid connection named 'ghost'" in passage.fails(
+        "rule", "add", "app", "--rights", "send", "--entity", "ghost"
+    )
+    assert "16 to 256 printable ASCII" in passage.fails(
+        "rule", "add", "app", "--rights", "send", "--key", "short"
+    )
+    assert "cannot be deleted" in passage.fails("rule", "delete", ROOT_RULE)
+    assert "no authorization rule 'app' on the namespace" in passage.fails("rule", "delete", "app")
+    assert "no authorization rule 'nope' on hybrid connection 'orders' or the namespace" in (
+        passage.fails("token", "orders", "--rule", "nope")
+    )
+    assert "expected http://HOST" in passage.fails("token", "orders", "--base-url", "relay")
+    assert passage.ok("list") == ["orders  senders need a token"]
+
+
+def test_bad_ttl_is_a_usage_error(passage: Passage, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        passage("token", "orders", "--ttl", "0")
+    assert exited.value.code == 2
+    assert "'0' is not a whole number of seconds >= 1" in capsys.readouterr().err
+
+
+def test_a_missing_data_dir_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nowhere"
+    assert main(["hc", "list", "--data-dir", str(missing)]) == 2
+    assert f"{missing} does not exist" in capsys.readouterr().err
+    assert not missing.exists()
