@@ -13,6 +13,22 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# The unmodified npm clients that the interop tests run against Passage: the
+# Azure SDKs (tests/interop/node) and the Hybrid Connections clients hyco-ws and
+# hyco-https (tests/interop/hyco). npm ci is skipped while node_modules matches
+# the lock file; npm rewrites node_modules/.package-lock.json on every install,
+# so an older one means the lock file changed since.
+interop_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/interop"
+for node_dir in "$interop_dir/node" "$interop_dir/hyco"; do
+  if [ ! -f "$node_dir/node_modules/.package-lock.json" ] ||
+    [ "$node_dir/package-lock.json" -nt "$node_dir/node_modules/.package-lock.json" ]; then
+    if ! command -v npm >/dev/null; then
+      echo "install-test-deps: npm not found; Node.js and npm are needed for $node_dir" >&2
+      exit 1
+    fi
+    npm ci --no-audit --no-fund --loglevel=error --prefix "$node_dir" >/dev/null
+  fi
+done
 # The tests and the benchmark use free ports of their own, so a turnserver that
 # Debian's package may have started is left alone; say so, since `make run`
 # wants port 3478.
