@@ -56,6 +56,8 @@ __all__ = ["HybridRelay", "RelaySettings"]
 logger = logging.getLogger("passage.relay")
 
 HC_PREFIX = "/$hc/"
+GOING_AWAY = 1001
+"""Close code when one side of a stream went away without a close frame of its own."""
 AUTH_HEADER = "ServiceBusAuthorization"
 
 
@@ -455,6 +457,14 @@ def _http_response(request: web.Request, head: ResponseHead, body: bytes) -> web
     )
 
 
+def _sendable_close_code(code: int) -> int:
+    """``code`` if a close frame may carry it, else 1001 (RFC 6455 §7.4: 1005, 1006 and
+    1015 only report what happened locally; 1004 and unassigned codes are not for use)."""
+    if code in (1000, 1001, 1002, 1003) or 1007 <= code <= 1014 or 3000 <= code <= 4999:
+        return code
+    return GOING_AWAY
+
+
 def _error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
@@ -463,12 +473,18 @@ async def _bridge(sender: web.WebSocketResponse, listener: web.WebSocketResponse
     """Copy messages both ways until one side closes, then close the other with its code."""
 
     async def pump(source: web.WebSocketResponse, sink: web.WebSocketResponse) -> None:
-        async for message in source:
+        while True:
+            message = await source.receive()
             if message.type is WSMsgType.TEXT:
                 await sink.send_str(message.data)
             elif message.type is WSMsgType.BINARY:
                 await sink.send_bytes(message.data)
-        await sink.close(code=source.close_code or 1000)
+            elif message.type is WSMsgType.CLOSE:
+                await sink.close(code=_sendable_close_code(int(message.data)))
+                return
+            elif message.type in (WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                await sink.close(code=GOING_AWAY)
+                return
 
     tasks = [
         asyncio.ensure_future(pump(sender, listener)),
