@@ -6,6 +6,8 @@
   types (``passage.turn.auth``, ``passage.turn.credentials``) only, and does no I/O,
   reads no clock and draws no randomness: callers pass ``now`` and random parts in;
 - the Hybrid Connections core (``passage.hybrid``) imports only itself and does no I/O;
+- its client SDK (``passage.hybrid.client``) is an adapter over the core alone: it
+  touches the network, but knows nothing of the relay, the API, the store or the CLI;
 - the store imports none of the protocol layers;
 - the API (``passage.api``) is an adapter: it may touch the network and import any of
   our layers, but not the app or the CLI that assemble it;
@@ -41,6 +43,10 @@ RULES: dict[str, tuple[set[str], set[str]]] = {
     ),
     "api": ({"passage"}, {"passage.app", "passage.cli"}),
     "hybrid": ({"passage.hybrid"}, NETWORK | CLOCK | RANDOM),
+    "hybrid.client": (
+        {"passage.hybrid"},
+        {"passage.relay", "passage.api", "passage.store", "passage.app", "passage.cli"},
+    ),
 }
 
 
@@ -84,8 +90,9 @@ def violations(path: Path, package: str, layer: str) -> list[str]:
 
 
 def layer_files(layer: str) -> list[Path]:
-    single = PACKAGE / f"{layer}.py"
-    return [single] if single.exists() else sorted((PACKAGE / layer).glob("*.py"))
+    folder = PACKAGE.joinpath(*layer.split("."))
+    single = folder.with_suffix(".py")
+    return [single] if single.exists() else sorted(folder.glob("*.py"))
 
 
 @pytest.mark.parametrize("layer", sorted(RULES))

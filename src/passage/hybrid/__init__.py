@@ -1,6 +1,52 @@
 """Hybrid Connections, wire-compatible with Azure Relay: listeners connect out, senders reach them.
 
-Pure logic lives here with time passed in (SAS tokens now; entities, the
-rendezvous table and the control-channel protocol next); the WebSocket and
-HTTP adapters sit on the API port.
+The modules at this level are pure, with time passed in: SAS tokens, entities
+and their admin, the control messages, the rendezvous table, the gateway
+store, endpoints and connection strings. The relay that serves them is
+``passage.relay``; the client SDK is ``passage.hybrid.client`` (asyncio), and
+its public names are importable from here too::
+
+    from passage.hybrid import HybridConnectionListener, RelayEndpoint, connect
 """
+
+from passage.hybrid.client import (
+    ConnectionStringError,
+    ForwardingHandler,
+    HttpHandler,
+    HybridConnectionError,
+    HybridConnectionListener,
+    HybridStream,
+    KeyTokenProvider,
+    ListenerClosed,
+    RelayConnectionString,
+    RelayedHttpReply,
+    RelayedRequest,
+    RelayedResponse,
+    RelayEndpoint,
+    StaticTokenProvider,
+    TokenProvider,
+    connect,
+    request,
+    token_provider,
+)
+
+__all__ = [
+    "ConnectionStringError",
+    "ForwardingHandler",
+    "HttpHandler",
+    "HybridConnectionError",
+    "HybridConnectionListener",
+    "HybridStream",
+    "KeyTokenProvider",
+    "ListenerClosed",
+    "RelayConnectionString",
+    "RelayEndpoint",
+    "RelayedHttpReply",
+    "RelayedRequest",
+    "RelayedResponse",
+    "StaticTokenProvider",
+    "TokenProvider",
+    "connect",
+    "request",
+    "token_provider",
+]

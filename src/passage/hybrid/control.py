@@ -5,7 +5,8 @@ Service → listener: ``accept`` (a WebSocket sender waits at ``address``) and
 ``address`` and ``id`` when it must be fetched over a rendezvous socket).
 Listener → service: ``response`` and ``renewToken``. Each is one JSON object
 in one text message; an HTTP body is exactly one binary message right after
-its JSON (reference §2.3, §2.5).
+its JSON (reference §2.3, §2.5). Both sides are here: the relay builds the
+first two and reads the others, the listener SDK the reverse.
 """
 
 from __future__ import annotations
@@ -13,18 +14,23 @@ from __future__ import annotations
 import json
 import urllib.parse
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = [
     "HOP_BY_HOP",
     "INLINE_LIMIT",
+    "Accept",
     "ControlMessageError",
     "RenewToken",
+    "RequestHead",
     "ResponseHead",
     "accept_message",
     "forwarded_headers",
     "parse_listener_message",
+    "parse_service_message",
+    "renew_token_message",
     "request_message",
+    "response_message",
     "strip_relay_query",
 ]
 
@@ -131,12 +137,7 @@ def parse_listener_message(text: str) -> ResponseHead | RenewToken | None:
     Raises :class:`ControlMessageError` for text that is not a JSON object, or a
     ``response``/``renewToken`` missing what it needs.
     """
-    try:
-        message = json.loads(text)
-    except (ValueError, RecursionError):
-        raise ControlMessageError("not JSON") from None
-    if not isinstance(message, dict):
-        raise ControlMessageError("not a JSON object")
+    message = _object(text)
     if "response" in message:
         return _response(message["response"])
     if "renewToken" in message:
@@ -180,3 +181,129 @@ def _status(value: object) -> int:
 def rendezvous_address(base_url: str, path: str, query: Iterable[tuple[str, str]]) -> str:
     """``{base}/$hc/{path}?{query}``; ``base_url`` is ``ws://`` or ``wss://host:port``."""
     return f"{base_url.rstrip('/')}/$hc/{path.lstrip('/')}?{urllib.parse.urlencode(list(query))}"
+
+
+# --- the listener's side ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Accept:
+    """``accept``: a WebSocket sender waits at ``address`` (use it verbatim, once, within 30 s)."""
+
+    address: str
+    tracking_id: str
+    connect_headers: Mapping[str, str]
+    remote: tuple[str, int] | None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    """``request``: an HTTP request for the listener.
+
+    ``method`` is None for the rendezvous-only form: the listener opens
+    ``address`` and the full request arrives there. Otherwise ``has_body``
+    says whether exactly one binary message (the body) follows.
+    """
+
+    address: str
+    request_id: str
+    method: str | None = None
+    target: str = "/"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    remote: tuple[str, int] | None = None
+    has_body: bool = False
+
+
+def parse_service_message(text: str) -> Accept | RequestHead | None:
+    """A text message the relay sent a listener; None for a command we do not know.
+
+    Raises :class:`ControlMessageError` for text that is not a JSON object, or
+    an ``accept``/``request`` missing its address or id.
+    """
+    message = _object(text)
+    if "accept" in message:
+        accept = _member(message, "accept")
+        return Accept(
+            address=_text(accept, "address"),
+            tracking_id=_text(accept, "id"),
+            connect_headers=_headers(accept.get("connectHeaders")),
+            remote=_endpoint(accept.get("remoteEndpoint")),
+        )
+    if "request" in message:
+        request = _member(message, "request")
+        method = request.get("method")
+        if not isinstance(method, str):
+            return RequestHead(_text(request, "address"), _text(request, "id"))
+        target = request.get("requestTarget")
+        return RequestHead(
+            address=_text(request, "address"),
+            request_id=_text(request, "id"),
+            method=method,
+            target=target if isinstance(target, str) and target else "/",
+            headers=_headers(request.get("requestHeaders")),
+            remote=_endpoint(request.get("remoteEndpoint")),
+            has_body=request.get("body") is True,
+        )
+    return None
+
+
+def response_message(
+    request_id: str, status: int, description: str, headers: Mapping[str, str], has_body: bool
+) -> str:
+    """The listener's ``response``; a body, if any, goes in one binary message right after."""
+    return _dump(
+        {
+            "response": {
+                "requestId": request_id,
+                "statusCode": status,
+                "statusDescription": description,
+                "responseHeaders": dict(headers),
+                "body": has_body,
+            }
+        }
+    )
+
+
+def renew_token_message(token: str) -> str:
+    return _dump({"renewToken": {"token": token}})
+
+
+def _object(text: str) -> dict[str, object]:
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError):
+        raise ControlMessageError("not JSON") from None
+    if not isinstance(message, dict):
+        raise ControlMessageError("not a JSON object")
+    return message
+
+
+def _member(message: Mapping[str, object], name: str) -> dict[str, object]:
+    value = message[name]
+    if not isinstance(value, dict):
+        raise ControlMessageError(f"{name} is not an object")
+    return value
+
+
+def _text(message: Mapping[str, object], name: str) -> str:
+    value = message.get(name)
+    if not isinstance(value, str) or not value:
+        raise ControlMessageError(f"{name} is missing")
+    return value
+
+
+def _headers(value: object) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ControlMessageError("headers are not an object")
+    return {str(name): str(text) for name, text in value.items()}
+
+
+def _endpoint(value: object) -> tuple[str, int] | None:
+    if not isinstance(value, dict):
+        return None
+    address, port = value.get("address"), value.get("port")
+    if isinstance(address, str) and isinstance(port, int) and not isinstance(port, bool):
+        return (address, port)
+    return None

@@ -1,0 +1,55 @@
+"""The Hybrid Connections client: listeners, senders and their tokens (asyncio, aiohttp).
+
+Listener::
+
+    endpoint = RelayEndpoint.parse("wss://relay.example.com:8443")
+    tokens = KeyTokenProvider("RootManageSharedAccessKey", key)
+    async with HybridConnectionListener(endpoint, "myhc", tokens) as listener:
+        async for stream in listener:
+            ...
+
+Sender: ``await connect(endpoint, "myhc", tokens)`` for a WebSocket stream,
+``await request(endpoint, "myhc", tokens, "POST", body=b"...")`` for HTTP. An
+Azure-style ``Endpoint=...;SharedAccessKeyName=...;SharedAccessKey=...``
+string gives both: ``RelayConnectionString.parse(text)`` and
+:func:`token_provider`.
+"""
+
+from passage.hybrid.client.errors import HybridConnectionError, ListenerClosed
+from passage.hybrid.client.http import (
+    ForwardingHandler,
+    HttpHandler,
+    RelayedRequest,
+    RelayedResponse,
+)
+from passage.hybrid.client.listener import HybridConnectionListener
+from passage.hybrid.client.sender import RelayedHttpReply, connect, request
+from passage.hybrid.client.stream import HybridStream
+from passage.hybrid.client.tokens import (
+    KeyTokenProvider,
+    StaticTokenProvider,
+    TokenProvider,
+    token_provider,
+)
+from passage.hybrid.endpoint import ConnectionStringError, RelayConnectionString, RelayEndpoint
+
+__all__ = [
+    "ConnectionStringError",
+    "ForwardingHandler",
+    "HttpHandler",
+    "HybridConnectionError",
+    "HybridConnectionListener",
+    "HybridStream",
+    "KeyTokenProvider",
+    "ListenerClosed",
+    "RelayConnectionString",
+    "RelayEndpoint",
+    "RelayedHttpReply",
+    "RelayedRequest",
+    "RelayedResponse",
+    "StaticTokenProvider",
+    "TokenProvider",
+    "connect",
+    "request",
+    "token_provider",
+]

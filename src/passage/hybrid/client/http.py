@@ -1,0 +1,166 @@
+"""HTTP requests a listener serves: what a handler receives and returns, and a forwarder.
+
+The relay hands a listener each HTTP request with its method, target
+(``/{hybrid connection}{suffix}?{query}``, ``sb-hc-*`` removed), headers
+(hop-by-hop and relay tokens removed) and whole body (reference §2.5). A
+handler answers with a :class:`RelayedResponse`; :class:`ForwardingHandler`
+answers by making the same request to a local HTTP service, the way
+``passage expose --http`` does.
+"""
+
+from __future__ import annotations
+
+import http
+import logging
+import ssl as ssl_module
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+import aiohttp
+import yarl
+
+from passage.hybrid.control import HOP_BY_HOP
+
+__all__ = [
+    "ForwardingHandler",
+    "HttpHandler",
+    "RelayedRequest",
+    "RelayedResponse",
+    "local_target",
+    "response_for_relay",
+]
+
+logger = logging.getLogger("passage.hybrid.client")
+
+RESERVED_STATUSES = frozenset({502, 504})
+"""The relay's own answers (no listener, no response in time); a listener may not send them."""
+
+MAX_LOCAL_BODY = 16 * 1024 * 1024
+"""Largest response read from a local service; the relay relays no more either."""
+
+
+@dataclass(frozen=True, slots=True)
+class RelayedRequest:
+    request_id: str
+    method: str
+    target: str
+    """The request-target the sender used: ``/{hybrid connection}{suffix}[?query]``."""
+    path: str
+    """``target`` without the hybrid connection's name: what a local service is asked for."""
+    headers: Mapping[str, str]
+    body: bytes
+    remote: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RelayedResponse:
+    status: int = 200
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    reason: str = ""
+    """The status description; empty: the standard phrase."""
+
+
+HttpHandler = Callable[[RelayedRequest], Awaitable[RelayedResponse]]
+
+
+def local_target(target: str, name: str) -> str:
+    """``target`` with the leading ``/{name}`` removed (compared case-insensitively)."""
+    prefix = "/" + name.strip("/")
+    if target.lower().startswith(prefix.lower()) and target[len(prefix) : len(prefix) + 1] in (
+        "",
+        "/",
+        "?",
+    ):
+        rest = target[len(prefix) :]
+        return rest if rest.startswith("/") else "/" + rest
+    return target
+
+
+def response_for_relay(response: RelayedResponse, method: str) -> RelayedResponse:
+    """What may go back through the relay: no 502/504 (they are the relay's own,
+    reference §2.3; sent as 500 with the original in ``x-passage-upstream-status``),
+    no hop-by-hop headers, no body for HEAD, 204 or 304, a reason phrase always."""
+    status, headers = response.status, dict(response.headers)
+    if status in RESERVED_STATUSES:
+        headers["x-passage-upstream-status"] = str(status)
+        status = 500
+    headers = {name: value for name, value in headers.items() if name.lower() not in HOP_BY_HOP}
+    no_body = method.upper() == "HEAD" or status in (204, 304) or status < 200
+    reason = response.reason if response.status == status and response.reason else _phrase(status)
+    return RelayedResponse(status, headers, b"" if no_body else response.body, reason)
+
+
+def _phrase(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+class ForwardingHandler:
+    """Answers each relayed request by making it to ``base_url`` (``http://127.0.0.1:8080``).
+
+    The path the local service sees is the sender's, without the hybrid
+    connection's name; the client's address goes in ``X-Forwarded-For``. A
+    local service that cannot be reached gives the sender 503.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        ssl: ssl_module.SSLContext | None = None,
+        timeout: float = 55.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._ssl: ssl_module.SSLContext | bool = ssl if ssl is not None else True
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __call__(self, request: RelayedRequest) -> RelayedResponse:
+        if self._session is None:
+            # Bodies pass through as the service encoded them (no gunzip on the way).
+            self._session = aiohttp.ClientSession(auto_decompress=False, timeout=self._timeout)
+        headers = {
+            name: value for name, value in request.headers.items() if name.lower() not in HOP_BY_HOP
+        }
+        if request.remote is not None:
+            headers["X-Forwarded-For"] = request.remote[0]
+        url = yarl.URL(self.base_url + request.path, encoded=True)
+        try:
+            async with self._session.request(
+                request.method,
+                url,
+                headers=headers,
+                data=request.body or None,
+                allow_redirects=False,
+                ssl=self._ssl,
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            ) as answer:
+                body = await answer.content.read(MAX_LOCAL_BODY + 1)
+                if len(body) > MAX_LOCAL_BODY:
+                    return _error(500, f"the response of {self.base_url} is larger than 16 MiB")
+                return RelayedResponse(
+                    answer.status, _joined(answer.headers.items()), body, answer.reason or ""
+                )
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            logger.warning("could not reach %s: %s", self.base_url, error or type(error).__name__)
+            return _error(503, "the service behind this hybrid connection is unreachable")
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _joined(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Headers as one dict; a repeated header's values joined with ``, ``."""
+    joined: dict[str, str] = {}
+    for name, value in items:
+        joined[name] = f"{joined[name]}, {value}" if name in joined else value
+    return joined
+
+
+def _error(status: int, message: str) -> RelayedResponse:
+    return RelayedResponse(status, {"Content-Type": "text/plain; charset=utf-8"}, message.encode())

@@ -1,0 +1,434 @@
+"""``HybridConnectionListener``: a service's outbound connection to the relay.
+
+It opens the control channel (``/$hc/{name}?sb-hc-action=listen``) and keeps
+it: it renews its token before expiry (``renewToken``), and reconnects with
+backoff when the channel drops. Each ``accept`` becomes a
+:class:`HybridStream` that :meth:`HybridConnectionListener.accept` (or
+``async for``) yields; each ``request`` is answered by the HTTP handler,
+inline on the control channel up to 64 kB, over the request's rendezvous
+socket above (reference §2.4, §2.5)::
+
+    async with HybridConnectionListener(endpoint, "myhc", tokens) as listener:
+        async for stream in listener:
+            ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl as ssl_module
+import urllib.parse
+import uuid
+import weakref
+from collections.abc import Coroutine, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+import yarl
+
+from passage.hybrid.client.errors import HybridConnectionError, ListenerClosed
+from passage.hybrid.client.http import (
+    HttpHandler,
+    RelayedRequest,
+    RelayedResponse,
+    local_target,
+    response_for_relay,
+)
+from passage.hybrid.client.stream import HybridStream
+from passage.hybrid.client.tokens import TokenProvider
+from passage.hybrid.control import (
+    INLINE_LIMIT,
+    Accept,
+    ControlMessageError,
+    RequestHead,
+    parse_service_message,
+    renew_token_message,
+    response_message,
+    strip_relay_query,
+)
+from passage.hybrid.endpoint import RelayEndpoint
+
+__all__ = ["RECONNECT_DELAYS", "HybridConnectionListener"]
+
+logger = logging.getLogger("passage.hybrid.client")
+
+AUTH_HEADER = "ServiceBusAuthorization"
+
+RECONNECT_DELAYS = (0.0, 1.0, 2.0, 5.0, 10.0, 30.0)
+"""Seconds before each reconnect attempt (the last repeats), as hyco-https waits; reset
+once a control channel is open again."""
+
+RENDEZVOUS_LINGER = 10.0
+"""Seconds a listener waits for the relay to close a rendezvous it delivered a response on."""
+
+KEEPALIVE = 30.0
+"""Seconds between our pings on the control channel; a relay that misses one is redialled."""
+
+
+class HybridConnectionListener:
+    """Listens on hybrid connection ``name`` at ``endpoint`` with tokens from ``tokens``.
+
+    ``http_handler`` answers HTTP senders (without one they get 501);
+    ``protocols`` are the WebSocket subprotocols this listener speaks, the
+    first one a sender also offers being chosen. ``ssl`` is the context for
+    ``wss://`` (None: the system's trust store).
+    """
+
+    def __init__(
+        self,
+        endpoint: RelayEndpoint,
+        name: str,
+        tokens: TokenProvider,
+        *,
+        http_handler: HttpHandler | None = None,
+        protocols: Sequence[str] = (),
+        ssl: ssl_module.SSLContext | None = None,
+        reconnect_delays: Sequence[float] = RECONNECT_DELAYS,
+        backlog: int = 256,
+    ) -> None:
+        self.endpoint = endpoint
+        self.name = name.strip("/")
+        self.tokens = tokens
+        self.http_handler = http_handler
+        self.protocols = tuple(protocols)
+        self.reconnect_delays = tuple(reconnect_delays) or (1.0,)
+        self.connections = 0
+        """Control channels opened so far (1 + the reconnects)."""
+        self._ssl: ssl_module.SSLContext | bool = ssl if ssl is not None else True
+        self._accepted: asyncio.Queue[HybridStream | None] = asyncio.Queue(backlog)
+        self._streams: weakref.WeakSet[HybridStream] = weakref.WeakSet()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._session: aiohttp.ClientSession | None = None
+        self._control: aiohttp.ClientWebSocketResponse | None = None
+        self._send_lock = asyncio.Lock()
+        self._runner: asyncio.Task[None] | None = None
+        self._closing = False
+        self._online = asyncio.Event()
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open the control channel; :class:`HybridConnectionError` if the relay refuses."""
+        self._session = aiohttp.ClientSession()
+        try:
+            self._control = await self._connect()
+        except BaseException:
+            await self._session.close()
+            raise
+        self._runner = asyncio.create_task(self._run())
+
+    async def close(self) -> None:
+        """Close the control channel and every stream this listener accepted."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+        for stream in list(self._streams):
+            await stream.close(1001, "listener shutting down")
+        if self._control is not None:
+            await self._control.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        while not self._accepted.empty():
+            self._accepted.get_nowait()
+        self._accepted.put_nowait(None)
+        if self._session is not None:
+            await self._session.close()
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def online(self) -> bool:
+        """Whether a control channel is open right now."""
+        return self._online.is_set()
+
+    async def wait_online(self) -> None:
+        """Until a control channel is open (at once, unless it is reconnecting)."""
+        await self._online.wait()
+
+    # --- streams ------------------------------------------------------------------
+
+    async def accept(self) -> HybridStream:
+        """The next WebSocket sender; :class:`ListenerClosed` once the listener is closed."""
+        stream = await self._accepted.get()
+        if stream is None:
+            self._accepted.put_nowait(None)  # every later accept() ends the same way
+            raise ListenerClosed(f"listener on {self.name!r} is closed")
+        return stream
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> HybridStream:
+        try:
+            return await self.accept()
+        except ListenerClosed:
+            raise StopAsyncIteration from None
+
+    # --- the control channel -------------------------------------------------------
+
+    async def _connect(self) -> aiohttp.ClientWebSocketResponse:
+        assert self._session is not None
+        url = self.endpoint.listen_url(self.name, str(uuid.uuid4()))
+        token = self.tokens.token(self.endpoint.resource_uri(self.name))
+        try:
+            control = await self._session.ws_connect(
+                yarl.URL(url, encoded=True),
+                headers={AUTH_HEADER: token},
+                ssl=self._ssl,
+                heartbeat=KEEPALIVE,
+                max_msg_size=0,
+            )
+        except aiohttp.WSServerHandshakeError as error:
+            raise HybridConnectionError(error.status, error.message) from None
+        except (aiohttp.ClientError, OSError) as error:
+            raise HybridConnectionError(
+                0, f"cannot reach {self.endpoint.base_url}: {error}"
+            ) from None
+        self.connections += 1
+        self._online.set()
+        logger.info("listening on %s at %s", self.name, self.endpoint.base_url)
+        return control
+
+    async def _run(self) -> None:
+        """Serve the control channel; when it drops, reconnect with backoff, forever."""
+        while True:
+            assert self._control is not None
+            await self._serve(self._control)
+            self._online.clear()
+            code = self._control.close_code
+            logger.warning("control channel of %s closed (%s); reconnecting", self.name, code)
+            self._control = await self._reconnect()
+
+    async def _reconnect(self) -> aiohttp.ClientWebSocketResponse:
+        attempt = 0
+        while True:
+            delay = self.reconnect_delays[min(attempt, len(self.reconnect_delays) - 1)]
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            try:
+                return await self._connect()
+            except HybridConnectionError as error:
+                logger.warning("listener %s: reconnect refused: %s", self.name, error)
+                attempt += 1
+
+    async def _serve(self, control: aiohttp.ClientWebSocketResponse) -> None:
+        renewal = self._spawn(self._renew(control)) if self.tokens.renew_every else None
+        awaiting_body: RequestHead | None = None
+        try:
+            async for message in control:
+                if message.type is aiohttp.WSMsgType.TEXT:
+                    awaiting_body = self._on_text(control, message.data)
+                elif message.type is aiohttp.WSMsgType.BINARY and awaiting_body is not None:
+                    self._spawn(self._answer_inline(control, awaiting_body, message.data))
+                    awaiting_body = None
+        finally:
+            if renewal is not None:
+                renewal.cancel()
+
+    def _on_text(self, control: aiohttp.ClientWebSocketResponse, text: str) -> RequestHead | None:
+        """Act on one command; returns the request whose body is the next binary message."""
+        try:
+            command = parse_service_message(text)
+        except ControlMessageError as error:
+            logger.debug("listener %s: ignored a control message: %s", self.name, error)
+            return None
+        if isinstance(command, Accept):
+            self._spawn(self._on_accept(command))
+        elif isinstance(command, RequestHead):
+            if command.method is None:
+                self._spawn(self._serve_rendezvous(command))
+            elif command.has_body:
+                return command
+            else:
+                self._spawn(self._answer_inline(control, command, b""))
+        return None
+
+    async def _renew(self, control: aiohttp.ClientWebSocketResponse) -> None:
+        assert self.tokens.renew_every is not None
+        while True:
+            await asyncio.sleep(self.tokens.renew_every)
+            token = self.tokens.token(self.endpoint.resource_uri(self.name))
+            async with self._send_lock:
+                await control.send_str(renew_token_message(token))
+            logger.debug("listener %s renewed its token", self.name)
+
+    # --- WebSocket senders ------------------------------------------------------------
+
+    async def _on_accept(self, accept: Accept) -> None:
+        if self._accepted.full():
+            await self._reject(accept, 503, "the listener has too many streams waiting")
+            return
+        offered = _offered_protocols(accept.connect_headers)
+        chosen = next((protocol for protocol in self.protocols if protocol in offered), None)
+        assert self._session is not None
+        try:
+            websocket = await self._session.ws_connect(
+                yarl.URL(accept.address, encoded=True),
+                protocols=(chosen,) if chosen else (),
+                ssl=self._ssl,
+                max_msg_size=0,
+            )
+        except (aiohttp.ClientError, OSError) as error:
+            logger.warning("listener %s: could not meet a sender: %s", self.name, error)
+            return
+        stream = HybridStream(
+            websocket,
+            tracking_id=accept.tracking_id,
+            headers=accept.connect_headers,
+            remote=accept.remote,
+            target=_target_of(accept.address),
+        )
+        self._streams.add(stream)
+        await self._accepted.put(stream)
+
+    async def _reject(self, accept: Accept, status: int, description: str) -> None:
+        """Decline a sender: the accept address with ``sb-hc-statusCode`` (answered 410)."""
+        assert self._session is not None
+        query = urllib.parse.urlencode(
+            [("sb-hc-statusCode", str(status)), ("sb-hc-statusDescription", description)]
+        )
+        with contextlib.suppress(aiohttp.ClientError, OSError):
+            websocket_url = yarl.URL(f"{accept.address}&{query}", encoded=True)
+            async with self._session.get(websocket_url.with_scheme(_http(websocket_url.scheme))):
+                pass
+
+    # --- HTTP senders -----------------------------------------------------------------
+
+    async def _answer_inline(
+        self, control: aiohttp.ClientWebSocketResponse, head: RequestHead, body: bytes
+    ) -> None:
+        """Answer a request that came on the control channel: there up to 64 kB, else by
+        the request's rendezvous address, where the listener speaks first (reference §4.3)."""
+        response = await self._respond(head, body)
+        text = _response_text(head.request_id, response)
+        if len(text) + len(response.body) <= INLINE_LIMIT and not control.closed:
+            async with self._send_lock:
+                await control.send_str(text)
+                if response.body:
+                    await control.send_bytes(response.body)
+            return
+        assert self._session is not None
+        try:
+            async with self._session.ws_connect(
+                yarl.URL(head.address, encoded=True), ssl=self._ssl, max_msg_size=0
+            ) as rendezvous:
+                await _send_response(rendezvous, text, response.body)
+                # The relay closes once it has the response; leaving first could cut it short.
+                with contextlib.suppress(TimeoutError):
+                    await rendezvous.receive(timeout=RENDEZVOUS_LINGER)
+        except (aiohttp.ClientError, OSError) as error:
+            logger.warning("listener %s: could not deliver a response: %s", self.name, error)
+
+    async def _serve_rendezvous(self, head: RequestHead) -> None:
+        """A request too large for the control channel: fetch it over its rendezvous
+        socket and answer there; later requests on that socket are served the same way."""
+        assert self._session is not None
+        try:
+            async with self._session.ws_connect(
+                yarl.URL(head.address, encoded=True), ssl=self._ssl, max_msg_size=0
+            ) as rendezvous:
+                awaiting_body: RequestHead | None = None
+                async for message in rendezvous:
+                    if message.type is aiohttp.WSMsgType.TEXT:
+                        request = _full_request(message.data)
+                        if request is not None and request.has_body:
+                            awaiting_body = request
+                        elif request is not None:
+                            await self._answer_on(rendezvous, request, b"")
+                    elif message.type is aiohttp.WSMsgType.BINARY and awaiting_body is not None:
+                        await self._answer_on(rendezvous, awaiting_body, message.data)
+                        awaiting_body = None
+        except (aiohttp.ClientError, OSError) as error:
+            logger.warning("listener %s: request rendezvous failed: %s", self.name, error)
+
+    async def _answer_on(
+        self, websocket: aiohttp.ClientWebSocketResponse, head: RequestHead, body: bytes
+    ) -> None:
+        response = await self._respond(head, body)
+        await _send_response(websocket, _response_text(head.request_id, response), response.body)
+
+    async def _respond(self, head: RequestHead, body: bytes) -> RelayedResponse:
+        assert head.method is not None
+        if self.http_handler is None:
+            response = RelayedResponse(501, body=b"this listener does not serve HTTP requests")
+        else:
+            request = RelayedRequest(
+                request_id=head.request_id,
+                method=head.method,
+                target=head.target,
+                path=local_target(head.target, self.name),
+                headers=head.headers,
+                body=body,
+                remote=head.remote,
+            )
+            try:
+                response = await self.http_handler(request)
+            except Exception:
+                logger.exception("listener %s: the HTTP handler failed", self.name)
+                response = RelayedResponse(500, body=b"the listener's handler failed")
+        return response_for_relay(response, head.method)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+
+def _offered_protocols(headers: dict[str, str] | Any) -> list[str]:
+    offered = next(
+        (value for name, value in headers.items() if name.lower() == "sec-websocket-protocol"), ""
+    )
+    return [protocol.strip() for protocol in offered.split(",") if protocol.strip()]
+
+
+def _target_of(address: str) -> str:
+    """The sender's path and query, as the accept address carries them, relay parts removed."""
+    parsed = urllib.parse.urlsplit(address)
+    path = parsed.path.removeprefix("/$hc")
+    query = strip_relay_query(urllib.parse.parse_qsl(parsed.query, keep_blank_values=True))
+    return path + (f"?{urllib.parse.urlencode(query)}" if query else "")
+
+
+def _http(scheme: str) -> str:
+    return "https" if scheme == "wss" else "http"
+
+
+def _full_request(text: str) -> RequestHead | None:
+    try:
+        command = parse_service_message(text)
+    except ControlMessageError:
+        return None
+    return command if isinstance(command, RequestHead) and command.method else None
+
+
+def _response_text(request_id: str, response: RelayedResponse) -> str:
+    return response_message(
+        request_id, response.status, response.reason, response.headers, bool(response.body)
+    )
+
+
+async def _send_response(
+    websocket: aiohttp.ClientWebSocketResponse, text: str, body: bytes
+) -> None:
+    await websocket.send_str(text)
+    if body:
+        await websocket.send_bytes(body)
