@@ -22,7 +22,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from passage.api.routes import authorization_rule_body, hybrid_connection_body
-from passage.api.service import new_key_text
 from passage.cli.command import Command
 from passage.cli.management import (
     RemoteError,
@@ -31,15 +30,13 @@ from passage.cli.management import (
     call_remote,
     management_config,
     remote_target,
-    with_store,
+    with_hybrid_admin,
 )
 from passage.config import Config, ConfigError
 from passage.hybrid.admin import AdminError, HybridAdmin, parse_rights, rights_names, sas_token
+from passage.hybrid.endpoint import ConnectionStringError, RelayConnectionString, RelayEndpoint
 from passage.hybrid.entities import ROOT_RULE
 from passage.hybrid.sas import Rights, SasRule
-from passage.store.database import Database
-from passage.store.hybrid import HybridStore
-from passage.store.identities import IdentityStore
 
 __all__ = ["COMMAND"]
 
@@ -98,6 +95,22 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     token.add_argument(
         "--base-url", metavar="URL", help="http://HOST[:PORT] the clients dial (default: ours)"
+    )
+
+    string = _action(
+        actions,
+        "connection-string",
+        "print the relay connection string passage expose/connect and Azure clients take",
+        _connection_string,
+    )
+    string.add_argument("name", help="the hybrid connection")
+    string.add_argument(
+        "--rule", default=ROOT_RULE, help=f"the rule whose key it holds (default {ROOT_RULE})"
+    )
+    string.add_argument(
+        "--endpoint",
+        metavar="URL",
+        help="sb://HOST:PORT/ (TLS) or ws://HOST:PORT/ the clients dial (default: our API port)",
     )
 
 
@@ -160,6 +173,7 @@ class _Namespace(Protocol):
     def get_rule(self, entity: str | None, rule: str) -> Json: ...
     def delete_rule(self, entity: str | None, rule: str) -> None: ...
     def token(self, name: str, rule: str, ttl: int, base_url: str | None) -> str: ...
+    def connection_string(self, name: str, rule: str, endpoint: str | None) -> str: ...
 
 
 class _Local:
@@ -169,15 +183,7 @@ class _Local:
         self.config = config
 
     def _with_admin(self, work: Callable[[HybridAdmin], Awaitable[T]]) -> T:
-        async def on_store(database: Database, _identities: IdentityStore) -> T:
-            admin = HybridAdmin(HybridStore(database), clock=time.time, new_key=new_key_text)
-            await admin.ensure_root_rule()
-            return await work(admin)
-
-        try:
-            return with_store(self.config, on_store)
-        except AdminError as error:
-            raise ConfigError(error.message) from None
+        return with_hybrid_admin(self.config, work)
 
     def create_connection(self, name: str, requires_client_authorization: bool) -> Json:
         async def work(admin: HybridAdmin) -> Json:
@@ -234,6 +240,17 @@ class _Local:
         url = base_url or _advertised_url(self.config)
         return self._with_admin(lambda admin: admin.token(name, rule, ttl=ttl, base_url=url))
 
+    def connection_string(self, name: str, rule: str, endpoint: str | None) -> str:
+        async def work(admin: HybridAdmin) -> tuple[str, SasRule]:
+            connection = await admin.get_connection(name)
+            signing = (await admin.refresh()).rules_for(connection).get(rule)
+            if signing is None:
+                raise ConfigError(f"no authorization rule {rule!r} on {name!r} or the namespace")
+            return connection.name, signing
+
+        entity, signing = self._with_admin(work)
+        return _relay_connection_string(endpoint or _advertised_url(self.config), entity, signing)
+
 
 class _Remote:
     """A running server, through its API, signed with the connection string's key."""
@@ -283,24 +300,45 @@ class _Remote:
         call_remote(self.target, "DELETE", _rule_path(rule), _entity_query(entity))
 
     def token(self, name: str, rule: str, ttl: int, base_url: str | None) -> str:
+        entity, signing = self._signing(name, rule)
+        try:
+            return sas_token(base_url or self._base_url(), entity, signing, int(time.time()) + ttl)
+        except AdminError as error:
+            raise ConfigError(error.message) from None
+
+    def connection_string(self, name: str, rule: str, endpoint: str | None) -> str:
+        entity, signing = self._signing(name, rule)
+        return _relay_connection_string(endpoint or self._base_url(), entity, signing)
+
+    def _signing(self, name: str, rule: str) -> tuple[str, SasRule]:
+        """The connection's name and the rule that signs for it: its own, else the namespace's
+        (as the relay looks a token's ``skn`` up)."""
         connection = call_remote(self.target, "GET", _connection_path(name))
-        try:  # the connection's own rule first, then the namespace's, as the relay looks
+        try:
             found = self.get_rule(name, rule)
         except RemoteError as error:
             if error.code != "AuthorizationRuleNotFound":
                 raise
             found = self.get_rule(None, rule)
-        endpoint = urllib.parse.urlsplit(self.target.connection.endpoint)
         signing = SasRule(found["name"], Rights(0), found["primaryKey"], found["secondaryKey"])
-        try:
-            return sas_token(
-                base_url or f"http://{endpoint.netloc}",
-                connection["name"],
-                signing,
-                int(time.time()) + ttl,
-            )
-        except AdminError as error:
-            raise ConfigError(error.message) from None
+        return str(connection["name"]), signing
+
+    def _base_url(self) -> str:
+        """The server's own address: ``sb://`` for its TLS port, ``ws://`` for a plain one."""
+        endpoint = urllib.parse.urlsplit(self.target.connection.endpoint)
+        return f"{'sb' if endpoint.scheme == 'https' else 'ws'}://{endpoint.netloc}"
+
+
+def _relay_connection_string(endpoint_url: str, entity: str, signing: SasRule) -> str:
+    """``Endpoint=sb://HOST:PORT/;SharedAccessKeyName=...;SharedAccessKey=...;EntityPath=...``.
+
+    Our own address comes as ``http://HOST:API_PORT``: the API port is TLS, so ``sb://``.
+    """
+    try:
+        endpoint = RelayEndpoint.parse(endpoint_url.replace("http://", "sb://", 1))
+    except ConnectionStringError as error:
+        raise ConfigError(f"--endpoint: {error}") from None
+    return str(RelayConnectionString(endpoint, signing.name, signing.primary_key, None, entity))
 
 
 def _connection_path(name: str) -> str:
@@ -385,6 +423,11 @@ def _rule_delete(arguments: argparse.Namespace, namespace: _Namespace) -> int:
 
 def _token(arguments: argparse.Namespace, namespace: _Namespace) -> int:
     print(namespace.token(arguments.name, arguments.rule, arguments.ttl, arguments.base_url))
+    return 0
+
+
+def _connection_string(arguments: argparse.Namespace, namespace: _Namespace) -> int:
+    print(namespace.connection_string(arguments.name, arguments.rule, arguments.endpoint))
     return 0
 
 

@@ -6,7 +6,16 @@ import argparse
 import sys
 
 from passage import __version__
-from passage.cli import connection_string, hc, keys, serve, turn_credentials, usage
+from passage.cli import (
+    connect,
+    connection_string,
+    expose,
+    hc,
+    keys,
+    serve,
+    turn_credentials,
+    usage,
+)
 from passage.cli.command import Command
 from passage.config import ConfigError
 
@@ -19,6 +28,8 @@ COMMANDS: tuple[Command, ...] = (
     keys.COMMAND,
     usage.COMMAND,
     hc.COMMAND,
+    expose.COMMAND,
+    connect.COMMAND,
 )
 """Every subcommand, in the order ``passage --help`` lists them."""
 

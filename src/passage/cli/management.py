@@ -26,11 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from passage.api.service import new_key_text
 from passage.cli.options import add_config_arguments, config_from_arguments
 from passage.config import Config, ConfigError
+from passage.hybrid.admin import AdminError, HybridAdmin
 from passage.identity.hmac_auth import sign_request
 from passage.identity.keys import decode_key
 from passage.store.database import Database, open_database, sqlite_url
+from passage.store.hybrid import HybridStore
 from passage.store.identities import IdentityStore
 
 __all__ = [
@@ -40,8 +43,10 @@ __all__ = [
     "RemoteTarget",
     "add_management_arguments",
     "call_remote",
+    "client_tls",
     "management_config",
     "remote_target",
+    "with_hybrid_admin",
     "with_store",
 ]
 
@@ -122,8 +127,14 @@ def remote_target(arguments: argparse.Namespace, config: Config) -> RemoteTarget
     connection = ConnectionString.parse(text)
     if not connection.endpoint.startswith("https://"):
         return RemoteTarget(connection, None)
+    return RemoteTarget(connection, client_tls(arguments.ca_file, config))
+
+
+def client_tls(ca_file: str | None, config: Config) -> ssl.SSLContext:
+    """A client context trusting the system's CAs plus ``ca_file`` (env ``PASSAGE_CA_FILE``),
+    else the data directory's generated ``ca.pem`` when there is one."""
     tls = ssl.create_default_context()
-    ca_file = arguments.ca_file or os.environ.get(CA_FILE_ENV)
+    ca_file = ca_file or os.environ.get(CA_FILE_ENV)
     local_ca = config.data_dir / "ca.pem"
     try:
         if ca_file:
@@ -132,7 +143,7 @@ def remote_target(arguments: argparse.Namespace, config: Config) -> RemoteTarget
             tls.load_verify_locations(local_ca)
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"--ca-file: cannot load the CA: {exc}") from None
-    return RemoteTarget(connection, tls)
+    return tls
 
 
 def call_remote(
@@ -205,6 +216,21 @@ def with_store(config: Config, work: Callable[[Database, IdentityStore], Awaitab
             f"{config.data_dir}` once, or pass --connection-string"
         )
     return asyncio.run(run())
+
+
+def with_hybrid_admin(config: Config, work: Callable[[HybridAdmin], Awaitable[T]]) -> T:
+    """Run ``work`` on the local store's hybrid connections (creating the root rule if it is
+    missing, as the server does at start); an :class:`AdminError` becomes a ``ConfigError``."""
+
+    async def on_store(database: Database, _identities: IdentityStore) -> T:
+        admin = HybridAdmin(HybridStore(database), clock=time.time, new_key=new_key_text)
+        await admin.ensure_root_rule()
+        return await work(admin)
+
+    try:
+        return with_store(config, on_store)
+    except AdminError as error:
+        raise ConfigError(error.message) from None
 
 
 def management_config(arguments: argparse.Namespace) -> Config:

@@ -113,7 +113,9 @@ class HybridConnectionListener:
 
     async def open(self) -> None:
         """Open the control channel; :class:`HybridConnectionError` if the relay refuses."""
-        self._session = aiohttp.ClientSession()
+        # Every accepted stream holds a connection of this session: no pool limit
+        # (aiohttp's default of 100 would stall the 101st sender).
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         try:
             self._control = await self._connect()
         except BaseException:

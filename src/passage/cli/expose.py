@@ -1,0 +1,118 @@
+"""``passage expose NAME --to HOST:PORT [--http]``: a local service, reachable through the relay.
+
+It listens on hybrid connection NAME (an outbound connection, so no port is
+opened here) and forwards each relayed stream to the TCP service at
+``--to``, or with ``--http`` each relayed HTTP request to the HTTP service
+there (``--to`` may then be a URL, ``https://`` included). It runs until
+SIGINT or SIGTERM; a dropped relay connection is redialled with backoff.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+
+from passage.cli.command import Command
+from passage.cli.logging import configure_logging
+from passage.cli.relay_access import RelayAccess, add_relay_arguments, relay_access
+from passage.config import ConfigError
+from passage.hybrid.client import ForwardingHandler, HybridConnectionError, HybridConnectionListener
+from passage.hybrid.client.stream import HybridStream
+from passage.hybrid.client.tunnel import expose_tcp
+
+__all__ = ["COMMAND", "parse_host_port"]
+
+logger = logging.getLogger("passage.expose")
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="the hybrid connection to listen on")
+    parser.add_argument(
+        "--to", required=True, metavar="HOST:PORT", help="the local service (a URL with --http)"
+    )
+    parser.add_argument(
+        "--http", action="store_true", help="forward HTTP requests, not TCP streams"
+    )
+    add_relay_arguments(parser)
+
+
+def parse_host_port(text: str, *, lowest_port: int = 1) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[IPv6]:PORT``; ``ConfigError`` otherwise."""
+    host, colon, port = text.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not colon or not host or not port.isdigit() or not lowest_port <= int(port) <= 65535:
+        raise ConfigError(f"{text!r} is not HOST:PORT")
+    return host, int(port)
+
+
+def _service_url(text: str) -> str:
+    if text.startswith(("http://", "https://")):
+        return text.rstrip("/")
+    host, port = parse_host_port(text)
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def _run(arguments: argparse.Namespace) -> int:
+    configure_logging("info")
+    access = relay_access(arguments, arguments.name)
+    if arguments.http:
+        target = _service_url(arguments.to)
+    else:
+        host, port = parse_host_port(arguments.to)
+        target = f"{host}:{port}"
+    try:
+        asyncio.run(_expose(access, arguments.name, target, http=arguments.http))
+    except HybridConnectionError as error:
+        raise ConfigError(
+            f"the relay refused to let us listen on {arguments.name!r}: {error}"
+        ) from None
+    return 0
+
+
+async def _expose(access: RelayAccess, name: str, target: str, *, http: bool) -> None:
+    forward = ForwardingHandler(target) if http else None
+    listener = HybridConnectionListener(
+        access.endpoint, name, access.tokens, http_handler=forward, ssl=access.tls
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with listener:
+        kind = "HTTP requests" if http else "streams"
+        print(
+            f"exposing {target} as hybrid connection {name!r} on {access.endpoint.base_url} "
+            f"({kind}); Ctrl-C stops",
+            flush=True,
+        )
+        serving = asyncio.create_task(
+            _refuse_streams(listener)
+            if http
+            else expose_tcp(listener, *parse_host_port(target), _log)
+        )
+        await stop.wait()
+    await serving
+    if forward is not None:
+        await forward.aclose()
+
+
+def _log(stream: HybridStream) -> None:
+    remote = f"{stream.remote[0]}:{stream.remote[1]}" if stream.remote else "a sender"
+    logger.info("stream %s from %s", stream.tracking_id[:8], remote)
+
+
+async def _refuse_streams(listener: HybridConnectionListener) -> None:
+    """In HTTP mode a WebSocket sender has nothing to talk to."""
+    async for stream in listener:
+        await stream.close(1008, "this hybrid connection forwards HTTP requests only")
+
+
+COMMAND = Command(
+    name="expose",
+    help="make a local TCP or HTTP service reachable through a hybrid connection",
+    add_arguments=_add_arguments,
+    run=_run,
+)

@@ -1,0 +1,126 @@
+"""How ``passage expose`` and ``passage connect`` reach a Hybrid Connections relay.
+
+Either a relay connection string, as Azure Relay hands out and ``passage hc
+connection-string`` prints (``--relay-connection-string``, env
+``PASSAGE_RELAY_CONNECTION_STRING``), or the local data directory: the key of
+``--rule`` (the root rule by default) read from its store, and the address
+``passage serve`` advertises, on the API port (``wss://``, or ``ws://`` on
+the plain ``--http-port`` when the API port is off). ``--relay-url`` names
+another address. ``--ca-file`` (env ``PASSAGE_CA_FILE``) is the CA to trust;
+by default the system's CAs plus the data directory's ``ca.pem``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import ssl
+from dataclasses import dataclass
+
+from passage.cli.management import CA_FILE_ENV, client_tls, with_hybrid_admin
+from passage.cli.options import add_config_arguments, config_from_arguments
+from passage.config import Config, ConfigError
+from passage.hybrid.admin import HybridAdmin
+from passage.hybrid.client import KeyTokenProvider, TokenProvider, token_provider
+from passage.hybrid.endpoint import ConnectionStringError, RelayConnectionString, RelayEndpoint
+from passage.hybrid.entities import ROOT_RULE
+
+__all__ = ["RELAY_CONNECTION_STRING_ENV", "RelayAccess", "add_relay_arguments", "relay_access"]
+
+RELAY_CONNECTION_STRING_ENV = "PASSAGE_RELAY_CONNECTION_STRING"
+
+
+@dataclass(frozen=True, slots=True)
+class RelayAccess:
+    endpoint: RelayEndpoint
+    tokens: TokenProvider
+    tls: ssl.SSLContext | None
+    """The context for ``wss://``; None for ``ws://``."""
+
+
+def add_relay_arguments(parser: argparse.ArgumentParser) -> None:
+    relay = parser.add_argument_group("relay")
+    relay.add_argument(
+        "--relay-connection-string",
+        metavar="TEXT",
+        help="Endpoint=sb://HOST:PORT/;SharedAccessKeyName=RULE;SharedAccessKey=KEY "
+        f"(env {RELAY_CONNECTION_STRING_ENV}); without it, the local data directory's",
+    )
+    relay.add_argument(
+        "--relay-url",
+        metavar="URL",
+        help="wss://HOST:PORT (or ws://) of the relay, when the data directory's is not it",
+    )
+    relay.add_argument(
+        "--rule",
+        default=ROOT_RULE,
+        help=f"with the data directory: the rule that signs (default {ROOT_RULE})",
+    )
+    relay.add_argument(
+        "--ca-file", metavar="PATH", help=f"CA certificate to trust for wss:// (env {CA_FILE_ENV})"
+    )
+    add_config_arguments(
+        parser,
+        only={
+            "data_dir", "database_url", "api_port", "http_port", "public_host", "public_ip",
+            "listen_ips", "relay_ips",
+        },
+    )  # fmt: skip
+
+
+def relay_access(arguments: argparse.Namespace, name: str) -> RelayAccess:
+    """Where and how to reach hybrid connection ``name``; ``ConfigError`` says what is missing."""
+    config = config_from_arguments(arguments)
+    text = arguments.relay_connection_string or os.environ.get(RELAY_CONNECTION_STRING_ENV)
+    try:
+        if text:
+            parsed = RelayConnectionString.parse(text)
+            if (
+                parsed.entity_path
+                and parsed.entity_path.strip("/").lower() != name.strip("/").lower()
+            ):
+                raise ConfigError(
+                    f"the relay connection string is for {parsed.entity_path!r}, not {name!r}"
+                )
+            endpoint = (
+                RelayEndpoint.parse(arguments.relay_url) if arguments.relay_url else parsed.endpoint
+            )
+            tokens = token_provider(parsed)
+        else:
+            endpoint = _local_endpoint(arguments, config)
+            tokens = _local_tokens(config, name, arguments.rule)
+    except ConnectionStringError as error:
+        raise ConfigError(str(error)) from None
+    tls = client_tls(arguments.ca_file, config) if endpoint.scheme == "wss" else None
+    return RelayAccess(endpoint, tokens, tls)
+
+
+def _local_endpoint(arguments: argparse.Namespace, config: Config) -> RelayEndpoint:
+    if arguments.relay_url:
+        return RelayEndpoint.parse(arguments.relay_url)
+    from passage.app import advertised_host  # the server's own notion of its address
+    from passage.edge.addresses import relay_addresses
+
+    host = advertised_host(config, relay_addresses(config))
+    shown = f"[{host}]" if ":" in host else host
+    if config.api_port:
+        return RelayEndpoint.parse(f"wss://{shown}:{config.api_port}")
+    if config.http_port:
+        return RelayEndpoint.parse(f"ws://{shown}:{config.http_port}")
+    raise ConfigError("the API port and the plain-HTTP port are both off; pass --relay-url")
+
+
+def _local_tokens(config: Config, name: str, rule: str) -> KeyTokenProvider:
+    """The key of ``rule`` (on ``name``, else on the namespace, as the relay looks it up)."""
+
+    async def read(admin: HybridAdmin) -> KeyTokenProvider:
+        namespace = await admin.refresh()
+        resolved = namespace.resolve(name)
+        if resolved is None or resolved.suffix:
+            raise ConfigError(f"there is no hybrid connection {name!r}: `passage hc create {name}`")
+        signing = namespace.rules_for(resolved.connection).get(rule)
+        if signing is None:
+            raise ConfigError(f"no authorization rule {rule!r} on {name!r} or on the namespace")
+        return KeyTokenProvider(signing.name, signing.primary_key)
+
+    return with_hybrid_admin(config, read)
