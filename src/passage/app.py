@@ -60,7 +60,7 @@ class Running:
     https: list[Address] = field(default_factory=list)
     http: list[Address] = field(default_factory=list)
     discovery: list[Address] = field(default_factory=list)
-    """The RFC 5780 listeners besides (listen IP, turn_port), UDP and TCP on each."""
+    """The other three RFC 5780 UDP addresses (their TCP listeners are in ``tcp``)."""
 
     async def stop(self) -> None:
         """Stop the API and the relay, end every allocation, flush usage, close the store."""

@@ -246,3 +246,14 @@ def test_alternate_addresses_name_the_four_listeners_primary_first() -> None:
     assert ALTERNATES.listeners() == ((A1, P1), (A1, P2), (A2, P1), (A2, P2))
     assert ALTERNATES.other(Transport.TLS, (A1, P1)) is None
     assert ALTERNATES.other(Transport.UDP, (A1, 5349)) is None
+
+
+def test_an_ipv6_pair_works_the_same() -> None:
+    alternates = AlternateAddresses(("2001:db8::10", "2001:db8::11"), (P1, P2))
+    server = make_server(TurnConfig(realm=REALM), alternates=alternates)
+    response, five_tuple = probe(server, ("2001:db8::11", P1), change_port=True)
+    assert five_tuple.server == ("2001:db8::11", P2)
+    assert response.get(AttributeType.RESPONSE_ORIGIN, tuple) == ("2001:db8::11", P2)
+    assert response.get(AttributeType.OTHER_ADDRESS, tuple) == ("2001:db8::10", P2)
+    response, _ = probe(server, ("::", P1))
+    assert not response.has(AttributeType.RESPONSE_ORIGIN)
