@@ -220,3 +220,80 @@ def test_example_file_loads(tmp_path: Path) -> None:
     example = Path(__file__).parent.parent / "passage.example.toml"
     config = load_config(flags("--config", str(example)), {})
     assert config == Config()  # the example spells out the defaults
+
+
+def test_turns_extra_ports_add_tls_listeners_from_every_source(tmp_path: Path) -> None:
+    assert load_config(flags(), {}).tls_ports == (5349,)
+    config = load_config(flags("--turns-extra-port", "443", "--turns-extra-port", "8449"), {})
+    assert config.turns_extra_ports == (443, 8449)
+    assert config.tls_ports == (5349, 443, 8449)
+    assert load_config(flags(), {"PASSAGE_TURNS_EXTRA_PORTS": "443"}).turns_extra_ports == (443,)
+    path = write_toml(tmp_path, "turns_port = 0\nturns_extra_ports = [443]\n")
+    assert load_config(flags("--config", str(path)), {}).tls_ports == (443,)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--turns-extra-port", "5349"), "turns_port and turns_extra_ports are both 5349"),
+        (("--turns-extra-port", "443", "--turns-extra-port", "443"), "both 443"),
+        (("--turns-extra-port", "8443"), "turns_extra_ports and api_port are both 8443"),
+        (("--turns-extra-port", "0"), "--turns-extra-port"),
+    ],
+)
+def test_turns_extra_ports_must_be_distinct_ports(argv: tuple[str, ...], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(flags(*argv), {})
+
+
+def test_alt_ip_pairs_with_the_listen_ip_and_defaults_to_the_next_port(tmp_path: Path) -> None:
+    config = load_config(flags("--listen-ip", "192.0.2.1", "--alt-ip", "192.0.2.2"), {})
+    assert config.nat_discovery_ips == ("192.0.2.1", "192.0.2.2")
+    assert (config.alt_port, config.alternate_port) == (0, 3479)  # RFC 5780 §5, as coturn
+    config = load_config(
+        flags("--listen-ip", "::1", "--listen-ip", "192.0.2.1", "--alt-ip", "192.0.2.2",
+              "--alt-port", "4000"),
+        {},
+    )  # fmt: skip
+    assert config.nat_discovery_ips == ("192.0.2.1", "192.0.2.2")  # the IPv4 one
+    assert config.alternate_port == 4000
+    path = write_toml(
+        tmp_path, 'listen_ips = ["192.0.2.1"]\nalt_ip = "192.0.2.2"\nalt_port = 3480\n'
+    )
+    config = load_config(flags("--config", str(path)), {"PASSAGE_ALT_PORT": "3481"})
+    assert (config.alt_ip, config.alternate_port) == ("192.0.2.2", 3481)
+    assert load_config(flags(), {}).nat_discovery_ips is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--alt-ip", "192.0.2.2"), "needs a specific listen IP"),  # default listen IP 0.0.0.0
+        (("--listen-ip", "::1", "--alt-ip", "192.0.2.2"), "needs a specific listen IP"),
+        (("--listen-ip", "192.0.2.1", "--alt-ip", "192.0.2.1"), "another specific IP"),
+        (("--listen-ip", "192.0.2.1", "--listen-ip", "192.0.2.2", "--alt-ip", "192.0.2.2"),
+         "another specific IP"),
+        (("--listen-ip", "192.0.2.1", "--alt-ip", "0.0.0.0"), "another specific IP"),
+        (("--listen-ip", "192.0.2.1", "--alt-ip", "192.0.2.2", "--public-ip", "203.0.113.1"),
+         "public_ip"),
+        (("--listen-ip", "192.0.2.1", "--alt-ip", "192.0.2.2", "--alt-port", "3478"),
+         "turn_port and alt_port are both 3478"),
+        (("--listen-ip", "192.0.2.1", "--alt-ip", "192.0.2.2", "--turn-port", "65535"),
+         "set --alt-port"),
+        (("--listen-ip", "192.0.2.1", "--alt-ip", "192.0.2.2", "--turns-port", "3479"),
+         "turns_port and alt_port are both 3479"),
+    ],
+)  # fmt: skip
+def test_alt_ip_mistakes_are_named(argv: tuple[str, ...], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(flags(*argv), {})
+
+
+def test_alt_ip_with_public_ip_equal_to_the_listen_ip_is_fine() -> None:
+    config = load_config(
+        flags(
+            "--listen-ip", "203.0.113.1", "--alt-ip", "203.0.113.2", "--public-ip", "203.0.113.1"
+        ),
+        {},
+    )
+    assert config.nat_discovery_ips == ("203.0.113.1", "203.0.113.2")

@@ -39,6 +39,7 @@ from passage.store.identities import IdentityStore
 from passage.store.ledger import UsageLedger
 from passage.stun import Address, Method
 from passage.turn.auth import CredentialChain, CredentialSource, RestSecretUsers, StaticUsers
+from passage.turn.binding import AlternateAddresses
 from passage.turn.credentials import RestSecrets
 from passage.turn.server import Refused, TurnServer
 
@@ -58,6 +59,8 @@ class Running:
     tls: list[Address] = field(default_factory=list)
     https: list[Address] = field(default_factory=list)
     http: list[Address] = field(default_factory=list)
+    discovery: list[Address] = field(default_factory=list)
+    """The other three RFC 5780 UDP addresses (their TCP listeners are in ``tcp``)."""
 
     async def stop(self) -> None:
         """Stop the API and the relay, end every allocation, flush usage, close the store."""
@@ -93,6 +96,14 @@ def _audience_hosts(config: Config, relays: RelayAddresses) -> tuple[str, ...]:
     return tuple(dict.fromkeys(hosts))
 
 
+def nat_discovery(config: Config) -> AlternateAddresses | None:
+    """The four RFC 5780 transport addresses, when ``--alt-ip`` gives a second IP."""
+    ips = config.nat_discovery_ips
+    if ips is None:
+        return None
+    return AlternateAddresses(ips, (config.turn_port, config.alternate_port))
+
+
 def relay_topology(config: Config, relays: RelayAddresses) -> RelayTopology:
     return RelayTopology(
         region=config.region,
@@ -103,6 +114,7 @@ def relay_topology(config: Config, relays: RelayAddresses) -> RelayTopology:
         ),
         turn_port=config.turn_port,
         turns_port=config.turns_port,
+        turns_extra_ports=config.turns_extra_ports,
     )
 
 
@@ -121,12 +133,14 @@ async def start(config: Config, datadir: DataDir) -> Running:
         raise
     ledger = UsageLedger(database)
     relays = relay_addresses(config)
+    alternates = nat_discovery(config)
     core = TurnServer(
         config.turn,
         credential_source(config, datadir, state),
         nonce_key=secrets.token_bytes(32),
         relay_families=relays.families,
         on_refused=_log_refusal,
+        alternates=alternates,
     )
     edge = TurnEdge(
         core, relays, usage_sink=ledger.record, usage_interval=config.usage_flush_interval
@@ -145,12 +159,8 @@ async def start(config: Config, datadir: DataDir) -> Running:
     api = ApiServer(service, ledger, relay=hybrid, hybrid_admin=hybrid_admin)
     running = Running(edge, database, api, asyncio.create_task(_poll_store(sync, hybrid_admin)))
     try:
-        for ip in config.listen_ips:
-            running.udp.append(await edge.listen_udp(ip, config.turn_port))
-            running.tcp.append(await edge.listen_stream(ip, config.turn_port))
-            if config.turns_port:
-                tls = datadir.server_ssl_context()
-                running.tls.append(await edge.listen_stream(ip, config.turns_port, tls))
+        await _listen_turn(config, datadir, edge, alternates, running)
+        for ip in config.listen_ips:  # the API last: once it accepts, every listener is bound
             if config.api_port:
                 tls = datadir.server_ssl_context(("http/1.1",))
                 running.https.append(await api.listen(ip, config.api_port, tls))
@@ -160,6 +170,27 @@ async def start(config: Config, datadir: DataDir) -> Running:
         await running.stop()
         raise
     return running
+
+
+async def _listen_turn(
+    config: Config,
+    datadir: DataDir,
+    edge: TurnEdge,
+    alternates: AlternateAddresses | None,
+    running: Running,
+) -> None:
+    """STUN/TURN over UDP and TCP on ``turn_port``, TLS on every TLS port, RFC 5780's others."""
+    for ip in config.listen_ips:
+        running.udp.append(await edge.listen_udp(ip, config.turn_port))
+        running.tcp.append(await edge.listen_stream(ip, config.turn_port))
+        if config.tls_ports:
+            tls = datadir.server_ssl_context()
+            for port in config.tls_ports:
+                running.tls.append(await edge.listen_stream(ip, port, tls))
+    # RFC 5780 §6: the other three of (A1|A2, P1|P2), UDP and TCP; (A1, P1) is above.
+    for host, port in alternates.listeners()[1:] if alternates else ():
+        running.discovery.append(await edge.listen_udp(host, port))
+        running.tcp.append(await edge.listen_stream(host, port))
 
 
 async def serve(config: Config, datadir: DataDir) -> None:
@@ -189,7 +220,15 @@ def banner(config: Config, datadir: DataDir, running: Running) -> str:
     lines += [f"  turn:{shown}:{config.turn_port}?transport=udp"]
     lines += [f"  turn:{shown}:{config.turn_port}?transport=tcp"]
     if running.tls:
-        lines += [f"  turns:{shown}:{config.turns_port}?transport=tcp"]
+        lines += [f"  turns:{shown}:{port}?transport=tcp" for port in config.tls_ports]
+    alternates = nat_discovery(config)
+    if alternates is not None:
+        (ip1, ip2), (port1, port2) = alternates.ips, alternates.ports
+        lines += [
+            "",
+            f"  NAT behaviour discovery (RFC 5780): STUN on {ip1} and {ip2}, "
+            f"ports {port1} and {port2} (UDP and TCP)",
+        ]
     lines += [
         "",
         f"  relay ports {config.relay_ports[0]}-{config.relay_ports[1]} on "

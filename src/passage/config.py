@@ -66,6 +66,15 @@ class Config:
     turns_port: int = 5349
     """TCP port of the TURN-over-TLS listener; 0 disables it."""
 
+    turns_extra_ports: tuple[int, ...] = ()
+    """More TCP ports for TURN over TLS (443 for clients whose firewall allows nothing else)."""
+
+    alt_ip: str | None = None
+    """Second IP of this host for RFC 5780 NAT behaviour discovery; None: no discovery."""
+
+    alt_port: int = 0
+    """Second UDP and TCP port of RFC 5780 discovery (with ``alt_ip``); 0: turn_port + 1."""
+
     relay_ports: tuple[int, int] = (49152, 65535)
     """Inclusive range of UDP ports relayed sockets bind, as (low, high)."""
 
@@ -116,6 +125,29 @@ class Config:
 
     turn: TurnConfig = field(default_factory=TurnConfig)
     """Policy of the TURN core: realm, lifetimes, quotas, peer filtering (``[turn]`` table)."""
+
+    @property
+    def tls_ports(self) -> tuple[int, ...]:
+        """Every TURN-over-TLS port: ``turns_port`` (unless 0), then ``turns_extra_ports``."""
+        return ((self.turns_port,) if self.turns_port else ()) + self.turns_extra_ports
+
+    @property
+    def alternate_port(self) -> int:
+        """The second port of RFC 5780 discovery: ``alt_port``, or ``turn_port`` + 1 (as coturn)."""
+        return self.alt_port or self.turn_port + 1
+
+    @property
+    def nat_discovery_ips(self) -> tuple[str, str] | None:
+        """(primary, alternate) IPs of RFC 5780 discovery; None without ``alt_ip``.
+
+        The primary is the first listen IP of ``alt_ip``'s family (checked at load
+        time to exist and to be a specific address, not a wildcard).
+        """
+        if self.alt_ip is None:
+            return None
+        ipv6 = ":" in self.alt_ip
+        primary = next((ip for ip in self.listen_ips if (":" in ip) == ipv6), None)
+        return (primary, self.alt_ip) if primary is not None else None
 
 
 SECTIONS: Mapping[str, type[Any]] = {"turn": TurnConfig}
@@ -396,6 +428,11 @@ OPTIONS: tuple[Option, ...] = (
     _top("public_ip", IP, "IP advertised to clients behind 1:1 NAT"),
     _top("turn_port", PORT, "UDP and TCP port for STUN/TURN"),
     _top("turns_port", PORT_OR_OFF, "TLS port for TURN; 0 disables it"),
+    _many(
+        "", "turns_extra_ports", PORT, "another TLS port for TURN, e.g. 443", "--turns-extra-port"
+    ),
+    _top("alt_ip", IP, "second IP for RFC 5780 NAT behaviour discovery"),
+    _top("alt_port", PORT_OR_OFF, "second STUN/TURN port with --alt-ip; 0: turn_port + 1"),
     _top("relay_ports", PORT_RANGE, "UDP port range for relayed sockets"),
     _top("tls_cert", PATH, "PEM certificate chain to use instead of the generated one"),
     _top("tls_key", PATH, "PEM private key of --tls-cert"),
@@ -562,11 +599,36 @@ def _check(config: Config) -> None:
             f"turn.default_lifetime ({config.turn.default_lifetime} s) exceeds "
             f"turn.max_lifetime ({config.turn.max_lifetime} s)"
         )
+    _check_nat_discovery(config)
     # Every one of these is a TCP listener on the same addresses.
-    tcp_ports = {"turn_port": config.turn_port, "turns_port": config.turns_port}
-    tcp_ports |= {"api_port": config.api_port, "http_port": config.http_port}
+    tcp_ports = [("turn_port", config.turn_port), ("turns_port", config.turns_port)]
+    tcp_ports += [("turns_extra_ports", port) for port in config.turns_extra_ports]
+    tcp_ports += [("api_port", config.api_port), ("http_port", config.http_port)]
+    if config.alt_ip is not None:
+        tcp_ports.append(("alt_port", config.alternate_port))
     seen: dict[int, str] = {}
-    for name, port in tcp_ports.items():
+    for name, port in tcp_ports:
         if port and port in seen:
             raise ConfigError(f"{seen[port]} and {name} are both {port}")
         seen.setdefault(port, name)
+
+
+def _check_nat_discovery(config: Config) -> None:
+    """``alt_ip`` pairs with a specific listen IP of its family, on this host (RFC 5780 §6)."""
+    if config.alt_ip is None:
+        return
+    ips = config.nat_discovery_ips
+    if ips is None or ipaddress.ip_address(ips[0]).is_unspecified:
+        raise ConfigError(
+            f"alt_ip {config.alt_ip} needs a specific listen IP of the same family to pair "
+            "with (--listen-ip), not a wildcard: answers must leave from known addresses"
+        )
+    if config.alt_ip in config.listen_ips or ipaddress.ip_address(config.alt_ip).is_unspecified:
+        raise ConfigError(f"alt_ip {config.alt_ip} must be another specific IP than the listen IPs")
+    if config.public_ip is not None and config.public_ip != ips[0]:
+        raise ConfigError(
+            "alt_ip cannot be combined with a public_ip other than the listen IP: "
+            "OTHER-ADDRESS would name an address clients cannot reach"
+        )
+    if config.alternate_port > 65535:
+        raise ConfigError(f"alt_port: turn_port + 1 is {config.alternate_port}; set --alt-port")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from passage.app import Running, start
+from passage.app import Running, banner, start
 from passage.config import Config
 from passage.datadir import DataDir, prepare_data_dir
 from passage.stun import AttributeType, MessageClass, StreamFramer
@@ -132,6 +132,34 @@ async def test_stream_channel_data_is_padded_to_four_bytes(tmp_path: Path, trans
             assert error_code(await client.refresh(600)) is None
         finally:
             await close_all(client, bound, unbound)
+
+
+async def test_turn_over_tls_on_an_extra_port_relays_like_the_main_one(tmp_path: Path) -> None:
+    """``--turns-extra-port`` (443 behind strict firewalls): one more TLS listener, same cert."""
+    extra = free_port((socket.SOCK_STREAM,))
+    async with in_process(tmp_path, turns_extra_ports=(extra,)) as server:
+        main = server.config.turns_port
+        assert [address[1] for address in server.running.tls] == [main, extra]
+        for port in (main, extra):
+            client = await TurnClient.connect(
+                "tls", ("127.0.0.1", port), ssl_context=server.tls_context()
+            )
+            peer = await UdpPeer.bind()
+            try:
+                relayed = relayed_addresses(await client.allocate())[0]
+                assert error_code(await client.create_permission(peer.address)) is None
+                client.send_indication(peer.address, b"through TLS")
+                assert await peer.receive() == (b"through TLS", relayed)
+            finally:
+                await close_all(client, peer)
+        shown = banner(server.config, server.datadir, server.running)
+        assert f"turns:127.0.0.1:{main}?transport=tcp" in shown
+        assert f"turns:127.0.0.1:{extra}?transport=tcp" in shown
+        urls = server.running.api.service.topology.urls(["relay.example"])
+        assert urls[-2:] == [
+            f"turns:relay.example:{main}?transport=tcp",
+            f"turns:relay.example:{extra}?transport=tcp",
+        ]
 
 
 def frame(channel: int, data: bytes) -> bytes:

@@ -141,6 +141,16 @@ def test_urls_without_turns_when_tls_is_off() -> None:
     ]
 
 
+def test_extra_tls_ports_get_a_turns_url_each_after_the_main_one() -> None:
+    extra = dataclasses.replace(TOPOLOGY, turns_extra_ports=(443,))
+    assert extra.urls(["relay.example"]) == [
+        *urls_of("relay.example"),
+        "turns:relay.example:443?transport=tcp",
+    ]
+    only_extra = dataclasses.replace(TOPOLOGY, turns_port=0, turns_extra_ports=(443,))
+    assert only_extra.urls(["relay.example"])[3:] == ["turns:relay.example:443?transport=tcp"]
+
+
 def test_ice_servers_lists_any_then_nearest_when_no_route_type_is_asked() -> None:
     """ACS answers one entry per route type when ``routeType`` is absent (reference §5)."""
     servers = ice_servers(TOPOLOGY, None, "10.9.9.9")

@@ -11,6 +11,7 @@ from passage.stun import (
     AddressErrorCodeValue,
     AttributeType,
     AttributeValue,
+    ChangeRequestValue,
     ErrorCodeValue,
     Message,
     MessageClass,
@@ -51,7 +52,6 @@ VALUES: dict[int, st.SearchStrategy[AttributeValue]] = {
     ),
     **dict.fromkeys(
         [
-            A.CHANGE_REQUEST,
             A.LIFETIME,
             A.PRIORITY,
             A.CONNECTION_ID,
@@ -67,6 +67,7 @@ VALUES: dict[int, st.SearchStrategy[AttributeValue]] = {
         [A.REQUESTED_TRANSPORT, A.REQUESTED_ADDRESS_FAMILY, A.ADDITIONAL_ADDRESS_FAMILY], u8
     ),
     A.EVEN_PORT: st.booleans(),
+    A.CHANGE_REQUEST: st.builds(ChangeRequestValue, st.booleans(), st.booleans()),
     **dict.fromkeys(
         [
             A.USERNAME,
@@ -227,6 +228,17 @@ def test_plain_address_wire_format() -> None:
             "00020000" + "0001000101000000",
         ),
         (A.ICMP, 0x0000_03_01_DEADBEEF, "00000301deadbeef"),
+        # RFC 5780 §7.2: 32 bits, "change IP" is A (0x04) and "change port" B (0x02).
+        (A.CHANGE_REQUEST, ChangeRequestValue(), "00000000"),
+        (A.CHANGE_REQUEST, ChangeRequestValue(change_ip=True), "00000004"),
+        (A.CHANGE_REQUEST, ChangeRequestValue(change_port=True), "00000002"),
+        (A.CHANGE_REQUEST, ChangeRequestValue(True, True), "00000006"),
+        # RFC 5780 §7.5: RESPONSE-PORT is a 16-bit port and 2 bytes of padding.
+        (A.RESPONSE_PORT, 3479, "0d970000"),
+        # RFC 5780 §7.1: RESPONSE-ORIGIN and OTHER-ADDRESS are laid out as MAPPED-ADDRESS.
+        (A.RESPONSE_ORIGIN, ("192.0.2.1", 3478), "00010d96c0000201"),
+        (A.OTHER_ADDRESS, ("192.0.2.2", 3479), "00010d97c0000202"),
+        (A.OTHER_ADDRESS, ("2001:db8::2", 3479), "00020d9720010db8" + "00" * 11 + "02"),
     ],
 )
 def test_value_layouts(attr_type: int, value: AttributeValue, wire: str) -> None:
@@ -239,6 +251,19 @@ def test_rffu_bytes_and_even_port_reserved_bits_are_ignored_on_receipt() -> None
     assert ATTRIBUTES[A.CHANNEL_NUMBER].parse(bytes.fromhex("4001ffff"), TID) == 0x4001
     assert ATTRIBUTES[A.REQUESTED_TRANSPORT].parse(bytes.fromhex("06ffffff"), TID) == 6
     assert ATTRIBUTES[A.EVEN_PORT].parse(b"\x7f", TID) is False
+    # RFC 5780 §7.2: bits other than A and B (the RFC 3489 ones among them) mean nothing.
+    assert ATTRIBUTES[A.CHANGE_REQUEST].parse(bytes.fromhex("ffffff01"), TID) == (
+        ChangeRequestValue()
+    )
+    assert ATTRIBUTES[A.CHANGE_REQUEST].parse(bytes.fromhex("000000f4"), TID) == (
+        ChangeRequestValue(change_ip=True)
+    )
+
+
+@pytest.mark.parametrize("wire", ["", "06", "000006", "0000000600"])
+def test_change_request_of_the_wrong_length_is_malformed(wire: str) -> None:
+    with pytest.raises(ValueError):
+        ATTRIBUTES[A.CHANGE_REQUEST].parse(bytes.fromhex(wire), TID)
 
 
 @pytest.mark.parametrize(
@@ -264,6 +289,8 @@ def test_rffu_bytes_and_even_port_reserved_bits_are_ignored_on_receipt() -> None
         (A.PASSWORD_ALGORITHM, (PasswordAlgorithmValue(1),), TypeError),
         (A.PASSWORD_ALGORITHM, PasswordAlgorithmValue(0x10000), ValueError),
         (A.PASSWORD_ALGORITHMS, PasswordAlgorithmValue(1), TypeError),
+        (A.CHANGE_REQUEST, 6, TypeError),
+        (A.RESPONSE_PORT, 0x10000, ValueError),
     ],
 )
 def test_serializers_refuse_values_of_the_wrong_kind_or_range(

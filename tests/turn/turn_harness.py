@@ -191,6 +191,7 @@ def make_server(config: TurnConfig | None = None, **kwargs: object) -> TurnServe
         nonce_key=b"k" * 32,
         relay_families=families,  # type: ignore[arg-type]
         rng=random.Random(7),
+        alternates=kwargs.pop("alternates", None),  # type: ignore[arg-type]
     )
 
 

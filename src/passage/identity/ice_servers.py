@@ -7,7 +7,8 @@ configuration may name relays of other regions and map client address ranges
 to regions. ``nearest`` lists the relays of the caller's region (by the
 longest matching range; this node's region when none matches); ``any`` lists
 every relay. Every relay host gets the same URL set: STUN, TURN over UDP and
-TCP, and TURN over TLS when a TLS port is configured.
+TCP, and TURN over TLS on each TLS port configured (``turns_port``, then
+``turns_extra_ports``).
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ class RelayTopology:
     turns_port: int
     """0 when TURN over TLS is off."""
 
+    turns_extra_ports: tuple[int, ...] = ()
+    """More TURN-over-TLS ports (443 for clients behind strict firewalls), listed after it."""
+
     def region_of(self, client_ip: str | None) -> str:
         """The region whose range most specifically contains ``client_ip``; ours by default."""
         try:
@@ -86,8 +90,8 @@ class RelayTopology:
                 f"turn:{shown}:{self.turn_port}?transport=udp",
                 f"turn:{shown}:{self.turn_port}?transport=tcp",
             ]
-            if self.turns_port:
-                urls.append(f"turns:{shown}:{self.turns_port}?transport=tcp")
+            tls_ports = ((self.turns_port,) if self.turns_port else ()) + self.turns_extra_ports
+            urls += [f"turns:{shown}:{port}?transport=tcp" for port in tls_ports]
         return urls
 
 

@@ -41,6 +41,14 @@ class PasswordAlgorithmValue:
 
 
 @dataclass(frozen=True, slots=True)
+class ChangeRequestValue:
+    """CHANGE-REQUEST (RFC 5780 §7.2): answer from the other IP and/or the other port."""
+
+    change_ip: bool = False
+    change_port: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class AddressErrorCodeValue:
     """ADDRESS-ERROR-CODE (RFC 8656 §18.13): which family failed, with a code and reason."""
 
@@ -58,6 +66,7 @@ AttributeValue: TypeAlias = (
     | ErrorCodeValue
     | PasswordAlgorithmValue
     | AddressErrorCodeValue
+    | ChangeRequestValue
     | tuple[int, ...]
     | tuple[PasswordAlgorithmValue, ...]
 )
@@ -255,6 +264,26 @@ _HMAC_SHA1 = _sized_bytes_codec(frozenset({20}))
 _HMAC_SHA256 = _sized_bytes_codec(frozenset({16, 20, 24, 28, 32}))
 
 
+# -- CHANGE-REQUEST (RFC 5780 §7.2) -------------------------------------------------------------
+
+_CHANGE_IP = 0x04  # flag A
+_CHANGE_PORT = 0x02  # flag B
+
+
+def _parse_change_request(value: bytes, transaction_id: bytes) -> ChangeRequestValue:
+    # 32 bits, of which only A and B mean anything; the others are ignored on receipt.
+    if len(value) != 4:
+        raise ValueError(f"expected 4 bytes, got {len(value)}")
+    return ChangeRequestValue(bool(value[3] & _CHANGE_IP), bool(value[3] & _CHANGE_PORT))
+
+
+def _serialize_change_request(value: AttributeValue, transaction_id: bytes) -> bytes:
+    if not isinstance(value, ChangeRequestValue):
+        raise _wrong_kind(value, "a ChangeRequestValue")
+    flags = (_CHANGE_IP if value.change_ip else 0) | (_CHANGE_PORT if value.change_port else 0)
+    return bytes((0, 0, 0, flags))
+
+
 # -- ERROR-CODE, ADDRESS-ERROR-CODE, UNKNOWN-ATTRIBUTES, PASSWORD-ALGORITHM(S) -----------------
 
 
@@ -375,7 +404,7 @@ _T = AttributeType
 ATTRIBUTES: dict[int, AttributeSpec] = {
     _T.MAPPED_ADDRESS: _spec("MAPPED-ADDRESS", _ADDRESS),
     _T.RESPONSE_ADDRESS: _spec("RESPONSE-ADDRESS", _ADDRESS),
-    _T.CHANGE_REQUEST: _spec("CHANGE-REQUEST", _U32),
+    _T.CHANGE_REQUEST: _spec("CHANGE-REQUEST", (_parse_change_request, _serialize_change_request)),
     _T.SOURCE_ADDRESS: _spec("SOURCE-ADDRESS", _ADDRESS),
     _T.CHANGED_ADDRESS: _spec("CHANGED-ADDRESS", _ADDRESS),
     _T.USERNAME: _spec("USERNAME", _TEXT),

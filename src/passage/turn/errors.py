@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 
-from passage.stun import ErrorCode, reason_phrase
+from passage.stun import AttributeValue, ErrorCode, reason_phrase
 
 
 class TurnError(Exception):
     """A request failed; answer it with ``code`` (RFC 8656 §6.3 and §7-§11).
 
     ``reason`` is the phrase sent on the wire. It is always one of ours, never
-    exception text, so nothing internal leaks to a peer.
+    exception text, so nothing internal leaks to a peer. ``attributes`` go into
+    the error response after ERROR-CODE (UNKNOWN-ATTRIBUTES for a 420).
     """
 
-    def __init__(self, code: ErrorCode, reason: str | None = None) -> None:
+    def __init__(
+        self,
+        code: ErrorCode,
+        reason: str | None = None,
+        attributes: Sequence[tuple[int, AttributeValue]] = (),
+    ) -> None:
         self.code = code
         self.reason = reason if reason is not None else reason_phrase(code)
+        self.attributes = tuple(attributes)
         super().__init__(f"{int(code)} {self.reason}")
 
 

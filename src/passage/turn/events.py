@@ -52,7 +52,14 @@ class RelayHandle(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class SendToClient:
-    """Transmit ``data`` (a STUN message or ChannelData) to the client of ``five_tuple``."""
+    """Transmit ``data`` (a STUN message or ChannelData) to the client of ``five_tuple``.
+
+    For UDP, ``five_tuple.server`` is the local transport address to send from
+    and ``five_tuple.client`` the destination. They are the request's own
+    except for RFC 5780 Binding answers, which may leave from another of the
+    server's listeners (CHANGE-REQUEST) or go to another port (RESPONSE-PORT).
+    For TCP and TLS, ``five_tuple`` names the connection.
+    """
 
     five_tuple: FiveTuple
     data: bytes

@@ -40,6 +40,7 @@ from passage.turn.auth import (
     Authenticator,
     CredentialSource,
 )
+from passage.turn.binding import AlternateAddresses, answer_binding
 from passage.turn.config import TurnConfig
 from passage.turn.errors import DropReason, TurnError
 from passage.turn.events import (
@@ -132,7 +133,9 @@ class TurnServer:
         relay_families: frozenset[int] = frozenset({AddressFamily.IPV4}),
         rng: random.Random | None = None,
         on_refused: Callable[[Refused], None] | None = None,
+        alternates: AlternateAddresses | None = None,
     ) -> None:
+        """``alternates``: the four RFC 5780 transport addresses, when there is a second IP."""
         self.config = config
         self.auth = Authenticator(
             config.realm, credentials, NonceIssuer(nonce_key, config.nonce_lifetime)
@@ -143,6 +146,7 @@ class TurnServer:
             denied=config.denied_peer_ranges,
         )
         self.relay_families = relay_families
+        self.alternates = alternates
         self.allocations: dict[FiveTuple, Allocation] = {}
         self.metrics = Metrics()
         self._failures = FailureLimiter(config.auth_failures_per_minute, 60.0)
@@ -284,9 +288,10 @@ class TurnServer:
     # -- request handlers (RFC 8656 §7-§11), dispatched by (method, class) --
 
     def _handle_binding_request(self, request: _Request) -> list[Action]:
-        """RFC 8489 §6.3.1: the reflexive address, no authentication."""
-        mapped = request.five_tuple.client
-        return [self._answer(request, [(AttributeType.XOR_MAPPED_ADDRESS, mapped)])]
+        """RFC 8489 §6.3.1 and RFC 5780 §6.1 (``turn/binding.py``); no authentication."""
+        answer = answer_binding(request.message, request.five_tuple, self.alternates)
+        data = self._encode(request, MessageClass.SUCCESS, answer.attributes)
+        return [SendToClient(answer.five_tuple, data)]
 
     def _handle_allocate_request(self, request: _Request) -> list[Action]:
         """RFC 8656 §7.2, steps in the RFC's order."""
@@ -625,7 +630,7 @@ class TurnServer:
         head: list[tuple[int, AttributeValue]] = [
             (AttributeType.ERROR_CODE, ErrorCodeValue(int(error.code), error.reason))
         ]
-        data = self._encode(request, MessageClass.ERROR, head + list(attributes))
+        data = self._encode(request, MessageClass.ERROR, [*head, *error.attributes, *attributes])
         return SendToClient(request.five_tuple, data)
 
     def _answer_challenge(self, request: _Request, failure: AuthenticationFailed) -> SendToClient:
