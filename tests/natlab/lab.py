@@ -2,12 +2,13 @@
 
 ::
 
-    site routers' WANs  198.51.100.0/24 ─┐        ┌─ 203.0.113.0/24  Passage (.10, .11),
-    (the ISPs' customers)     bridge "isp"  internet  bridge "dc"     public hosts (.20+)
-                                         └─ router ┘
-                                            .1 on both
-
-    site N: router ── bridge "lan" 10.N.0.1/24 ── hosts 10.N.0.2, 10.N.0.3, ...
+    public hosts 203.0.113.20+    server 203.0.113.10, .11
+                  └── bridge "dc" ──┘
+           internet router: 203.0.113.1, 198.51.100.1
+                  ┌── bridge "isp" ─┐
+    site router WAN 198.51.100.2    198.51.100.3 ...
+          bridge "lan" 10.1.0.1/24  10.2.0.1/24
+          hosts 10.1.0.2, .3 ...    10.2.0.2 ...
 
 The internet namespace routes between its two segments and knows no other
 address: a packet for anything outside the lab dies there (no route), so lab

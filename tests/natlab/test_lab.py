@@ -13,9 +13,10 @@ import socket
 import subprocess
 from pathlib import Path
 
+import aioice
 import pytest
 
-from natlab import Lab, Nat, Node, netns, presets
+from natlab import Lab, Nat, Node, availability, netns, presets
 from natlab.fixtures import skip_unless_available
 from natlab.probes import stun_mapped, tcp_seen, udp_seen
 from passage.stun import AttributeType, MessageClass
@@ -148,11 +149,13 @@ def test_site_routers_drop_unsolicited_inbound_traffic(lab: Lab) -> None:
     assert lab.counters(corp)["in_dropped"] >= 2
 
 
-def test_stun_binding_to_passage_returns_the_nat_wan_address(lab: Lab, tmp_path: Path) -> None:
+def test_stun_to_passage_returns_the_nat_wan_address(lab: Lab, tmp_path: Path) -> None:
+    """XOR-MAPPED-ADDRESS (RFC 8489 §14.2) from a real ``passage serve`` on both its addresses."""
     pair = presets.two_eim_nats(lab)
-    assert pair.a.site is not None
-    with lab.passage(tmp_path / "passage") as passage:
-        # The project's TURN test client, run in Alice's namespace in its own loop.
+    site = pair.a.site
+    assert site is not None
+    with lab.passage(tmp_path / "passage", alt=True) as passage:
+        # The project's TURN test client, run in Alice's namespace in its own event loop.
         async def binding() -> object:
             client = await TurnClient.connect("udp", passage.stun)
             try:
@@ -163,15 +166,30 @@ def test_stun_binding_to_passage_returns_the_nat_wan_address(lab: Lab, tmp_path:
             return answer.get(AttributeType.XOR_MAPPED_ADDRESS, tuple)
 
         mapped = lab.call(pair.a, binding)
-        assert isinstance(mapped, tuple) and mapped[0] == pair.a.site.ip
+        assert isinstance(mapped, tuple) and mapped[0] == site.ip
 
-        # And it is exactly the NAT's mapping: a reflector on the server's other
-        # address sees the same socket at the same address (EIM).
-        lab.reflector(lab.server, udp=[(lab.server.alt_ip, PORT)])
+        # It is exactly the NAT's mapping: one socket, seen the same by Passage on
+        # both its addresses and by a reflector on a third port (EIM).
+        lab.reflector(lab.server, udp=[(lab.server.alt_ip, OTHER_PORT)])
         sock = bound(lab, pair.a)
         from_passage = stun_mapped(sock, passage.stun)
-        assert from_passage is not None and from_passage[0] == pair.a.site.ip
-        assert udp_seen(sock, (lab.server.alt_ip, PORT)) == from_passage
+        assert from_passage is not None and from_passage[0] == site.ip
+        assert stun_mapped(sock, (passage.alt_ip, passage.info.turn_port)) == from_passage
+        assert udp_seen(sock, (lab.server.alt_ip, OTHER_PORT)) == from_passage
+
+        # An ICE agent gathering inside the host sees the host's own interfaces
+        # (aioice enumerates them in the thread's namespace) and its srflx address.
+        async def gather() -> set[tuple[str, str]]:
+            connection = aioice.Connection(
+                ice_controlling=True, stun_server=passage.stun, use_ipv6=False
+            )
+            try:
+                await connection.gather_candidates()
+                return {(c.type, c.host) for c in connection.local_candidates}
+            finally:
+                await connection.close()
+
+        assert lab.call(pair.a, gather) == {("host", pair.a.ip), ("srflx", site.ip)}
 
 
 async def test_passage_relays_between_hosts_behind_two_nats(lab: Lab, tmp_path: Path) -> None:
@@ -252,7 +270,7 @@ def test_stale_namespaces_of_killed_runs_are_removed_and_live_ones_kept() -> Non
     netns.add(stale)
     netns.add(live)
     try:
-        assert stale in netns.remove_stale()
+        netns.remove_stale()  # a concurrent lab starting now may remove it first: same result
         assert stale not in netns.listed()
         assert live in netns.listed()
     finally:
@@ -298,3 +316,16 @@ def _processes_in(inodes: set[int]) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+def test_an_unavailable_lab_skips_with_its_reason_or_fails_where_required(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    why = "network namespaces unavailable: ip netns add: Operation not permitted"
+    monkeypatch.setattr(availability, "reason", lambda: why)
+    monkeypatch.delenv(availability.REQUIRED_ENV, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="Operation not permitted"):
+        skip_unless_available()
+    monkeypatch.setenv(availability.REQUIRED_ENV, "1")
+    with pytest.raises(pytest.fail.Exception, match="PASSAGE_NATLAB_REQUIRED"):
+        skip_unless_available()
