@@ -30,12 +30,12 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from natlab import netns
 from natlab.nat import COUNTERS, Firewall, Nat, ruleset
@@ -150,6 +150,8 @@ class Lab(AbstractContextManager["Lab"]):
     def start(self) -> Lab:
         from natlab.availability import require
 
+        if self._namespaces:
+            raise netns.LabError("the lab is started already")
         require()
         netns.remove_stale()
         try:
@@ -205,9 +207,18 @@ class Lab(AbstractContextManager["Lab"]):
         netns.sysctl(inet, {"net.ipv4.ip_forward": "1", "net.bridge.bridge-nf-call-iptables": "0"})
         return Node("internet", inet, ROUTER_IP)
 
-    def _attach(self, node_ns: str, ips: Sequence[str], prefix: int, gateway: str,
-                switch_ns: str, bridge: str, device: str = "eth0") -> None:  # fmt: skip
-        """A veth from ``node_ns`` (``device``, addresses ``ips``) to a bridge of ``switch_ns``."""
+    def _attach(
+        self,
+        node_ns: str,
+        ips: Sequence[str],
+        prefix: int,
+        gateway: str,
+        switch_ns: str,
+        bridge: str,
+        device: str = "eth0",
+    ) -> None:
+        """A veth from ``node_ns`` (``device``, addresses ``ips``, default route via
+        ``gateway``) to a port of ``bridge`` in ``switch_ns``."""
         port = self._plan.port("p" if bridge in ("dc", "isp") else "h")
         netns.ip_batch(node_ns, [
             f"link add name {device} type veth peer name {port} netns {switch_ns}",
@@ -237,11 +248,11 @@ class Lab(AbstractContextManager["Lab"]):
         ``lan`` is a /24 (or any prefix) in CIDR; by default site N gets
         10.N.0.0/24. Two sites may be given the same LAN, as real homes have.
         """
+        ns = self._new_namespace(name)
         self._plan.sites += 1
         network = ipaddress.IPv4Network(lan or f"10.{self._plan.sites}.0.0/24")
         wan = str(ACCESS[_FIRST_SITE_WAN + self._plan.sites - 1])
         gateway = str(network[1])
-        ns = self._new_namespace(name)
         self._attach(ns, [wan], ACCESS.prefixlen, str(ACCESS[1]), self.internet.netns, "isp", "wan")
         netns.ip_batch(ns, [
             "link add name lan type bridge", f"addr add {gateway}/{network.prefixlen} dev lan",
@@ -307,7 +318,17 @@ class Lab(AbstractContextManager["Lab"]):
         """This interpreter (with Passage and ``tests/`` importable) started in ``node``."""
         return self.popen(node, [sys.executable, *args], **kwargs)
 
-    def call(self, node: Node, fn: Callable[..., T], *args: Any, timeout: float = 60.0) -> T:
+    @overload
+    def call(
+        self,
+        node: Node,
+        fn: Callable[..., Coroutine[Any, Any, T]],
+        *args: Any,
+        timeout: float = ...,
+    ) -> T: ...
+    @overload
+    def call(self, node: Node, fn: Callable[..., T], *args: Any, timeout: float = ...) -> T: ...
+    def call(self, node: Node, fn: Callable[..., Any], *args: Any, timeout: float = 60.0) -> Any:
         """``fn(*args)`` in a new thread inside ``node``'s namespace; returns its result.
 
         If ``fn`` returns a coroutine, it runs to completion in its own event
@@ -315,6 +336,12 @@ class Lab(AbstractContextManager["Lab"]):
         """
         return netns.call_in(node.netns, fn, *args, timeout=timeout)
 
+    @overload
+    async def acall(
+        self, node: Node, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any
+    ) -> T: ...
+    @overload
+    async def acall(self, node: Node, fn: Callable[..., T], *args: Any) -> T: ...
     async def acall(self, node: Node, fn: Callable[..., Any], *args: Any) -> Any:
         """:meth:`call` for async tests: the caller's event loop keeps running meanwhile."""
         return await netns.acall_in(node.netns, fn, *args)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import inspect
 import os
 import re
@@ -29,9 +30,9 @@ import shutil
 import signal
 import subprocess
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -177,12 +178,16 @@ def remove_stale() -> list[str]:
     return removed
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def _enter(netns: str) -> None:
     """Move the calling *thread* into ``netns`` (setns(2) acts per thread)."""
-    libc = ctypes.CDLL(None, use_errno=True)
     fd = os.open(NETNS_DIR / netns, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        if libc.setns(fd, _CLONE_NEWNET) != 0:
+        if _libc().setns(fd, _CLONE_NEWNET) != 0:
             errno = ctypes.get_errno()
             raise OSError(errno, f"setns into {netns}: {os.strerror(errno)}")
     finally:
@@ -211,7 +216,13 @@ def _in_thread(
     threading.Thread(target=body, name=f"netns:{netns}", daemon=True).start()
 
 
-def call_in(netns: str, fn: Callable[..., T], *args: Any, timeout: float | None = 60.0) -> T:
+@overload
+def call_in(
+    netns: str, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, timeout: float | None = ...
+) -> T: ...
+@overload
+def call_in(netns: str, fn: Callable[..., T], *args: Any, timeout: float | None = ...) -> T: ...
+def call_in(netns: str, fn: Callable[..., Any], *args: Any, timeout: float | None = 60.0) -> Any:
     """``fn(*args)`` run by a new thread inside ``netns``; its result or its exception.
 
     A coroutine function's coroutine is run to completion with ``asyncio.run``
@@ -230,9 +241,13 @@ def call_in(netns: str, fn: Callable[..., T], *args: Any, timeout: float | None 
     result, error = outcome
     if error is not None:
         raise error
-    return result  # type: ignore[no-any-return]
+    return result
 
 
+@overload
+async def acall_in(netns: str, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T: ...
+@overload
+async def acall_in(netns: str, fn: Callable[..., T], *args: Any) -> T: ...
 async def acall_in(netns: str, fn: Callable[..., Any], *args: Any) -> Any:
     """:func:`call_in` for async tests: awaits the thread without blocking the caller's loop."""
     loop = asyncio.get_running_loop()
