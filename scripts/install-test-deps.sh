@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Debian packages the tests drive as real third-party peers: coturn's
-# turnutils_uclient / turnutils_peer / turnserver. Installed only when missing.
+# turnutils_uclient / turnutils_peer / turnserver. And the NAT lab's tools
+# (tests/natlab): iproute2's `ip` for network namespaces and veth pairs,
+# nftables' `nft` for the NAT boxes and firewalls. Installed only when missing.
 set -euo pipefail
 missing=()
 command -v turnutils_uclient >/dev/null || missing+=(coturn)
 command -v openssl >/dev/null || missing+=(openssl)
+command -v ip >/dev/null || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing+=(iproute2)
+command -v nft >/dev/null || [ -x /usr/sbin/nft ] || missing+=(nftables)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "install-test-deps: need root to apt-get install ${missing[*]}" >&2

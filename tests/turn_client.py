@@ -142,22 +142,37 @@ class TurnClient:
         password: str = "wonderland",
         *,
         ssl_context: ssl.SSLContext | None = None,
+        sock: socket.socket | None = None,
     ) -> TurnClient:
-        """A client on a fresh local port: ``transport`` is ``udp``, ``tcp`` or ``tls``."""
+        """A client on a fresh local port: ``transport`` is ``udp``, ``tcp`` or ``tls``.
+
+        ``sock``, an unconnected socket of the right type, is used instead of a
+        new one: the NAT lab passes one made inside a network namespace.
+        """
         client = cls(username, password)
         loop = asyncio.get_running_loop()
+        if sock is not None:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, server)
         if transport == "udp":
             family = socket.AF_INET6 if ":" in server[0] else socket.AF_INET
+            where = {"sock": sock} if sock else {"remote_addr": server, "family": family}
             udp, _ = await loop.create_datagram_endpoint(
-                lambda: _Datagrams(client._deliver), remote_addr=server, family=family
+                lambda: _Datagrams(client._deliver), **where
             )
             client._transport = udp
         else:
             client.stream = True
             tls = ssl_context if transport == "tls" else None
-            stream, protocol = await loop.create_connection(
-                lambda: _Stream(client), server[0], server[1], ssl=tls
-            )
+            if sock is not None:
+                stream, protocol = await loop.create_connection(
+                    lambda: _Stream(client), sock=sock, ssl=tls,
+                    server_hostname=server[0] if tls else None,
+                )  # fmt: skip
+            else:
+                stream, protocol = await loop.create_connection(
+                    lambda: _Stream(client), server[0], server[1], ssl=tls
+                )
             client._transport = stream
             client._stream_protocol = protocol
         return client

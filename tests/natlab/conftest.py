@@ -1,0 +1,1 @@
+from natlab.fixtures import lab  # noqa: F401
