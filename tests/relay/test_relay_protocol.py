@@ -256,3 +256,26 @@ async def test_a_listener_that_goes_closes_its_senders(relay: Api) -> None:
     assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
     await sender.close()
     await listener.stop()
+
+
+async def test_a_full_rendezvous_table_turns_senders_away_at_once(relay: Api) -> None:
+    hybrid = relay.running.api.relay
+    assert hybrid is not None
+    listener = Listener(relay, "echo")
+    await listener.start()
+    try:
+        hybrid.rendezvous.max_entries = 0
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await relay.session.ws_connect(
+                f"{ws_base(relay)}/$hc/echo?sb-hc-action=connect",
+                headers={"ServiceBusAuthorization": token(relay, "echo")},
+            )
+        assert refused.value.status == 503
+        async with relay.session.get(
+            f"{relay.http_base}/echo/small",
+            headers={"ServiceBusAuthorization": token(relay, "echo")},
+        ) as answer:
+            assert answer.status == 503
+            assert (await answer.json())["error"]["code"] == "ServerBusy"
+    finally:
+        await listener.stop()

@@ -148,8 +148,9 @@ class HybridRelay:
             has_body=bool(body),
         )
         exchange = HttpExchange(request_id, full, body)
+        if not self.rendezvous.add(request_id, exchange, self.clock()):
+            return _rendezvous_full()
         channel.exchanges[request_id] = exchange
-        self.rendezvous.add(request_id, exchange, self.clock())
         try:
             if len(full) + len(body) <= INLINE_LIMIT:
                 exchange.sent = True
@@ -280,7 +281,8 @@ class HybridRelay:
             return _error(404, "EndpointNotFound", "no listener is connected")
         rendezvous_id = secrets.token_urlsafe(16)
         pending = PendingAccept()
-        self.rendezvous.add(rendezvous_id, pending, self.clock())
+        if not self.rendezvous.add(rendezvous_id, pending, self.clock()):
+            return _rendezvous_full()
         query = strip_relay_query(request.query.items())
         address = rendezvous_address(
             self._base_url(request),
@@ -455,6 +457,11 @@ def _http_response(request: web.Request, head: ResponseHead, body: bytes) -> web
     return web.Response(
         status=head.status, reason=reason, headers=headers, body=None if no_body else body
     )
+
+
+def _rendezvous_full() -> web.Response:
+    logger.warning("rendezvous table full: a sender was turned away")
+    return _error(503, "ServerBusy", "too many senders are waiting for listeners; retry later")
 
 
 def _sendable_close_code(code: int) -> int:
