@@ -117,8 +117,9 @@ class Listener:
         reply = b"echo:" + body if request["method"] != "GET" else b"x" * 200_000
         if str(request["requestTarget"]).split("?")[0].endswith("/small"):
             reply = b"small"
+        status = 504 if str(request["requestTarget"]).endswith("/reserved") else 200
         head = {
-            "requestId": request["id"], "statusCode": 200, "statusDescription": "OK",
+            "requestId": request["id"], "statusCode": status, "statusDescription": "OK",
             "responseHeaders": {"content-type": "application/octet-stream"}, "body": True,
         }  # fmt: skip
         if len(reply) > 64 * 1024 and socket is self.control:
@@ -277,5 +278,22 @@ async def test_a_full_rendezvous_table_turns_senders_away_at_once(relay: Api) ->
         ) as answer:
             assert answer.status == 503
             assert (await answer.json())["error"]["code"] == "ServerBusy"
+    finally:
+        await listener.stop()
+
+
+async def test_a_response_the_relay_cannot_relay_is_a_500_at_once(relay: Api) -> None:
+    """504 is the relay's own status (reference §2.3): a listener sending it is answered
+    for, without making the sender wait out the 60 s response timeout."""
+    listener = Listener(relay, "echo")
+    await listener.start()
+    try:
+        async with relay.session.get(
+            f"{relay.http_base}/echo/reserved",
+            headers={"ServiceBusAuthorization": token(relay, "echo")},
+            timeout=aiohttp.ClientTimeout(total=20),
+        ) as answer:
+            assert answer.status == 500
+            assert (await answer.json())["error"]["code"] == "InvalidListenerResponse"
     finally:
         await listener.stop()

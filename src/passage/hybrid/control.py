@@ -31,6 +31,7 @@ __all__ = [
     "renew_token_message",
     "request_message",
     "response_message",
+    "response_request_id",
     "strip_relay_query",
 ]
 
@@ -147,6 +148,18 @@ def parse_listener_message(text: str) -> ResponseHead | RenewToken | None:
             raise ControlMessageError("renewToken without a token")
         return RenewToken(token)
     return None
+
+
+def response_request_id(text: str) -> str | None:
+    """The ``requestId`` of a ``response``, even one :func:`parse_listener_message` refuses,
+    so its sender can be told at once rather than left waiting."""
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    response = message.get("response") if isinstance(message, dict) else None
+    request_id = response.get("requestId") if isinstance(response, dict) else None
+    return request_id if isinstance(request_id, str) else None
 
 
 def _response(response: object) -> ResponseHead:

@@ -20,7 +20,14 @@ from passage.hybrid.control import ResponseHead
 from passage.hybrid.entities import HybridConnectionPath
 from passage.hybrid.gateway import ListenerRef
 
-__all__ = ["ControlChannel", "HttpExchange", "PendingAccept", "Rejected"]
+__all__ = [
+    "ControlChannel",
+    "HttpExchange",
+    "InvalidResponse",
+    "ListenerGone",
+    "PendingAccept",
+    "Rejected",
+]
 
 
 @dataclass(slots=True)
@@ -67,6 +74,10 @@ class PendingAccept:
 
 class ListenerGone(Exception):
     """The listener's control channel closed while a sender waited for it."""
+
+
+class InvalidResponse(Exception):
+    """The listener answered a request with a ``response`` we cannot relay."""
 
 
 @dataclass(slots=True)

@@ -20,7 +20,6 @@ listener, 504 after ``response_timeout`` seconds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -42,13 +41,20 @@ from passage.hybrid.control import (
     parse_listener_message,
     rendezvous_address,
     request_message,
+    response_request_id,
     strip_relay_query,
 )
 from passage.hybrid.entities import Namespace, Resolved
 from passage.hybrid.gateway import GatewayStore, ListenerRef
 from passage.hybrid.rendezvous import RENDEZVOUS_LIFETIME, RendezvousTable
 from passage.hybrid.sas import CLOCK_SKEW, Rights, SasError, SasToken, verify_sas_token
-from passage.relay.channel import ControlChannel, HttpExchange, PendingAccept, Rejected
+from passage.relay.channel import (
+    ControlChannel,
+    HttpExchange,
+    InvalidResponse,
+    PendingAccept,
+    Rejected,
+)
 from passage.turn.ratelimit import FailureLimiter
 
 __all__ = ["HybridRelay", "RelaySettings"]
@@ -162,6 +168,8 @@ class HybridRelay:
             )
         except TimeoutError:
             return _error(504, "GatewayTimeout", "the listener did not respond in time")
+        except InvalidResponse:
+            return _error(500, "InvalidListenerResponse", "the listener's response was invalid")
         except Exception:  # the listener went away (or its channel broke)
             return _error(502, "BadGateway", "the listener went away before responding")
         finally:
@@ -238,6 +246,9 @@ class HybridRelay:
             message = parse_listener_message(text)
         except ControlMessageError as error:
             logger.debug("listener %s sent %s; ignored", channel.ref.listener_id[:8], error)
+            refused = channel.exchanges.get(response_request_id(text) or "")
+            if refused is not None:
+                refused.fail(InvalidResponse(str(error)))
             return
         if isinstance(message, RenewToken):
             try:
@@ -354,13 +365,16 @@ class HybridRelay:
         head: ResponseHead | None = None
         async for message in websocket:
             if message.type is WSMsgType.TEXT and head is None:
-                with contextlib.suppress(ControlMessageError):
+                try:
                     parsed = parse_listener_message(message.data)
-                    if isinstance(parsed, ResponseHead):
-                        head = parsed
-                        if not head.has_body:
-                            exchange.complete(head, b"")
-                            break
+                except ControlMessageError as error:
+                    exchange.fail(InvalidResponse(str(error)))
+                    break
+                if isinstance(parsed, ResponseHead):
+                    head = parsed
+                    if not head.has_body:
+                        exchange.complete(head, b"")
+                        break
             elif message.type is WSMsgType.BINARY and head is not None:
                 exchange.complete(head, message.data)
                 break
