@@ -9,44 +9,5 @@ its public names are importable from here too::
     from passage.hybrid import HybridConnectionListener, RelayEndpoint, connect
 """
 
-from passage.hybrid.client import (
-    ConnectionStringError,
-    ForwardingHandler,
-    HttpHandler,
-    HybridConnectionError,
-    HybridConnectionListener,
-    HybridStream,
-    KeyTokenProvider,
-    ListenerClosed,
-    RelayConnectionString,
-    RelayedHttpReply,
-    RelayedRequest,
-    RelayedResponse,
-    RelayEndpoint,
-    StaticTokenProvider,
-    TokenProvider,
-    connect,
-    request,
-    token_provider,
-)
-
-__all__ = [
-    "ConnectionStringError",
-    "ForwardingHandler",
-    "HttpHandler",
-    "HybridConnectionError",
-    "HybridConnectionListener",
-    "HybridStream",
-    "KeyTokenProvider",
-    "ListenerClosed",
-    "RelayConnectionString",
-    "RelayEndpoint",
-    "RelayedHttpReply",
-    "RelayedRequest",
-    "RelayedResponse",
-    "StaticTokenProvider",
-    "TokenProvider",
-    "connect",
-    "request",
-    "token_provider",
-]
+from passage.hybrid.client import *  # noqa: F403  (the SDK's names, listed once, there)
+from passage.hybrid.client import __all__ as __all__
