@@ -9,6 +9,11 @@ command -v turnutils_uclient >/dev/null || missing+=(coturn)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v ip >/dev/null || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing+=(iproute2)
 command -v nft >/dev/null || [ -x /usr/sbin/nft ] || missing+=(nftables)
+# Debian's Chromium for the WebRTC interop tests (Playwright's Python package
+# drives it and brings no browser of its own), and NSS's certutil, which makes
+# the trust store it checks Passage's TURN-over-TLS certificate against.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v certutil >/dev/null || missing+=(libnss3-tools)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "install-test-deps: need root to apt-get install ${missing[*]}" >&2
