@@ -8,6 +8,9 @@
 - the Hybrid Connections core (``passage.hybrid``) imports only itself and does no I/O;
 - its client SDK (``passage.hybrid.client``) is an adapter over the core alone: it
   touches the network, but knows nothing of the relay, the API, the store or the CLI;
+- the TURN client core (``passage.turnclient``) imports only the codec and itself, and
+  does no I/O, reads no clock and draws no randomness; its asyncio adapter
+  (``passage.turnclient.aio``) touches the network but knows nothing of the server;
 - the store imports none of the protocol layers;
 - the API (``passage.api``) is an adapter: it may touch the network and import any of
   our layers, but not the app or the CLI that assemble it;
@@ -43,6 +46,18 @@ RULES: dict[str, tuple[set[str], set[str]]] = {
     ),
     "api": ({"passage"}, {"passage.app", "passage.cli"}),
     "hybrid": ({"passage.hybrid"}, NETWORK | CLOCK | RANDOM),
+    "turnclient": ({"passage.stun", "passage.turnclient"}, NETWORK | CLOCK | RANDOM),
+    "turnclient.aio": (
+        {"passage.stun", "passage.turnclient"},
+        {
+            "passage.turn",
+            "passage.edge",
+            "passage.api",
+            "passage.store",
+            "passage.app",
+            "passage.cli",
+        },
+    ),
     "hybrid.client": (
         {"passage.hybrid"},
         {"passage.relay", "passage.api", "passage.store", "passage.app", "passage.cli"},
