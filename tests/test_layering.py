@@ -11,6 +11,9 @@
 - the TURN client core (``passage.turnclient``) imports only the codec and itself, and
   does no I/O, reads no clock and draws no randomness; its asyncio adapter
   (``passage.turnclient.aio``) touches the network but knows nothing of the server;
+- ``passage doctor``'s core (``passage.doctor``: targets, statistics, verdict, report) is
+  pure like the other cores; its probes (``passage.doctor.probes``) touch the network
+  through the TURN client and know nothing of the server;
 - the store imports none of the protocol layers;
 - the API (``passage.api``) is an adapter: it may touch the network and import any of
   our layers, but not the app or the CLI that assemble it;
@@ -49,6 +52,21 @@ RULES: dict[str, tuple[set[str], set[str]]] = {
     "turnclient": ({"passage.stun", "passage.turnclient"}, NETWORK | CLOCK | RANDOM),
     "turnclient.aio": (
         {"passage.stun", "passage.turnclient"},
+        {
+            "passage.turn",
+            "passage.edge",
+            "passage.api",
+            "passage.store",
+            "passage.app",
+            "passage.cli",
+        },
+    ),
+    "doctor": (
+        {"passage.stun", "passage.turnclient", "passage.doctor"},
+        NETWORK | CLOCK | RANDOM | {"passage.turnclient.aio", "passage.doctor.probes"},
+    ),
+    "doctor.probes": (
+        {"passage.stun", "passage.turnclient", "passage.doctor"},
         {
             "passage.turn",
             "passage.edge",

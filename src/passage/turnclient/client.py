@@ -68,6 +68,7 @@ __all__ = [
     "FailureReason",
     "Relayed",
     "RequestId",
+    "Transport",
     "TurnClientCore",
     "error_code",
     "relayed_addresses",
@@ -82,6 +83,14 @@ UDP = 17
 
 MAX_CHALLENGES = 3
 """Times one request is sent again for a 401/438 before its answer is taken as final."""
+
+
+class Transport(enum.StrEnum):
+    """How a client reaches the server (RFC 8656 §3.1); TLS runs over TCP."""
+
+    UDP = "udp"
+    TCP = "tcp"
+    TLS = "tls"
 
 
 @dataclass(frozen=True, slots=True)

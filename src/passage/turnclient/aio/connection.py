@@ -15,7 +15,6 @@ written, and one timer is kept armed at the core's :meth:`get_timer`.
 from __future__ import annotations
 
 import asyncio
-import enum
 import os
 import socket
 import ssl
@@ -37,6 +36,7 @@ from passage.turnclient.client import (
     Event,
     Relayed,
     RequestId,
+    Transport,
     TurnClientCore,
     relayed_addresses,
 )
@@ -48,14 +48,6 @@ ANSWER_TIMEOUT = 3.0
 
 CLOSE_TIMEOUT = 5.0
 """Seconds :meth:`TurnConnection.close` waits for a stream to finish closing."""
-
-
-class Transport(enum.StrEnum):
-    """How the client reaches the server (RFC 8656 §3.1)."""
-
-    UDP = "udp"
-    TCP = "tcp"
-    TLS = "tls"
 
 
 class NoAnswer(Exception):
@@ -131,8 +123,9 @@ class TurnConnection:
     ) -> TurnConnection:
         """Connect to ``server`` (an IP address and port) over ``transport``.
 
-        ``sock``, an unconnected socket of the right type, is used instead of a
-        new one (the NAT lab makes them inside a network namespace). TLS
+        ``sock``, a socket of the right type, is used instead of a new one (the
+        NAT lab makes them inside a network namespace); it may be connected to
+        ``server`` already (``passage doctor`` times the TCP connect apart). TLS
         checks the certificate against ``server_hostname`` (default: the
         server's IP). ``connect_within`` (seconds) bounds the connect and the TLS handshake;
         OSError (ssl.SSLError among them) and TimeoutError say why it failed.
@@ -166,7 +159,10 @@ class TurnConnection:
         server_hostname: str | None,
     ) -> None:
         sock.setblocking(False)
-        await self._loop.sock_connect(sock, server)
+        try:
+            sock.getpeername()  # the caller connected it already
+        except OSError:
+            await self._loop.sock_connect(sock, server)
         if transport is Transport.UDP:
             self._transport, _ = await self._loop.create_datagram_endpoint(
                 lambda: _Datagrams(self), sock=sock
