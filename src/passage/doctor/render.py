@@ -48,7 +48,7 @@ def render_report(report: Report) -> str:
 
 def describe_transport(result: TransportResult) -> str:
     """``UDP 3478   allocated   3.1 ms   relayed 203.0.113.10:49200``: one probe, one line."""
-    text = f"{result.target.label:<9}  {_OUTCOME[result.outcome]:<13} {_ms(result.seconds):>9}"
+    text = f"{result.target.label:<9}  {_OUTCOME[result.outcome]:<13}  {_ms(result.seconds):>9}"
     if result.relayed is not None:
         text += f"   relayed {_address(result.relayed)}"
     elif result.mapped is not None and result.outcome is Outcome.ANSWERED:

@@ -100,10 +100,11 @@ def judge(transports: Sequence[TransportResult], nat: NatReport) -> tuple[MediaP
     if best.transport is Transport.UDP:
         return _over_udp(nat, best.label)
     path = _STREAM_PATHS[best.transport]
+    why = ""
     if path is MediaPath.RELAY_TLS and best.port == HTTPS_PORT:
-        path = MediaPath.RELAY_TLS_443
+        path, why = MediaPath.RELAY_TLS_443, " (a firewall that lets little but HTTPS out)"
     return path, (
-        f"UDP does not reach the relay; {best.label} does: expect media through the "
+        f"UDP does not reach the relay; {best.label} does{why}: expect media through the "
         f"relay over TURN/{best.transport.value.upper()} on port {best.port}, with more "
         "latency under loss than over UDP."
     )

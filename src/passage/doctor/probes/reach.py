@@ -12,6 +12,7 @@ handshake (the certificate is checked against the host name), or the answer.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl
 from dataclasses import dataclass
@@ -79,9 +80,8 @@ async def reach(
         else:
             answer = await connection.allocate(within=remaining)
     except NoAnswer:
-        detail = "the answer was not STUN (another service on this port?)"
         await connection.close()
-        return Reached(result(Outcome.NO_ANSWER, detail if connection.stream_broken else ""), None)
+        return Reached(result(Outcome.NO_ANSWER, _silence(connection)), None)
     xor_mapped = answer.get(AttributeType.XOR_MAPPED_ADDRESS, tuple)
     mapped = (str(xor_mapped[0]), int(xor_mapped[1])) if xor_mapped else None
     if answer.message_class is MessageClass.SUCCESS:
@@ -115,9 +115,18 @@ def _why(exc: BaseException) -> str:
         return f"certificate: {exc.verify_message or exc.reason}"
     if isinstance(exc, ssl.SSLError):
         return f"TLS: {exc.reason or exc}"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno).lower()  # asyncio's own text names the address too
     return str(exc) or type(exc).__name__
+
+
+def _silence(connection: TurnConnection) -> str:
+    """Why no answer came, when the socket knows."""
+    if connection.stream_broken:
+        return "the answer was not STUN (another service on this port?)"
+    if connection.last_error is not None:
+        return _why(connection.last_error)
+    return ""
 
 
 def _error_text(answer: Message) -> str:

@@ -62,7 +62,10 @@ class _Datagrams(asyncio.DatagramProtocol):
         self.connection._received(data)
 
     def error_received(self, exc: Exception) -> None:
-        pass  # ICMP errors: the request times out, as it would had they been lost
+        # An ICMP error (port unreachable: nothing listens). Requests still time
+        # out, as they would had the packet been lost; the error says why.
+        if isinstance(exc, OSError):
+            self.connection.last_error = exc
 
 
 class _Stream(asyncio.Protocol):
@@ -102,6 +105,8 @@ class TurnConnection:
         """Raw bytes received, framing and padding included."""
         self.stream_broken = False
         """The server sent bytes that are neither STUN nor ChannelData on the stream."""
+        self.last_error: OSError | None = None
+        """The last ICMP error reported on the UDP socket (e.g. connection refused)."""
         self.incoming: asyncio.Queue[Relayed] = asyncio.Queue()
         self._loop = asyncio.get_running_loop()
         self._waiting: dict[RequestId, asyncio.Future[Message]] = {}
