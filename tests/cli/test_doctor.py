@@ -8,12 +8,14 @@ refuses to relay to itself, and the usage errors (exit 2).
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from passage.cli.doctor import _Progress
 from passage.cli.main import main
 from passage.cli.management import ConnectionString, RemoteTarget, call_remote, client_tls
 from passage.config import Config
@@ -165,3 +167,25 @@ def test_usage_errors_exit_2(
 ) -> None:
     assert main(["doctor", "127.0.0.1", "--data-dir", str(tmp_path), *args]) == 2
     assert message in capsys.readouterr().err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_rewrites_one_line_on_a_terminal_and_prints_lines_elsewhere() -> None:
+    terminal = _Terminal()
+    shown = _Progress(terminal, quiet=False)
+    shown.show("probing")
+    shown.show("UDP 3478 allocated")
+    shown.done()
+    assert terminal.getvalue() == "\r\033[Kprobing\r\033[KUDP 3478 allocated\r\033[K"
+    pipe = io.StringIO()
+    logged = _Progress(pipe, quiet=False)
+    logged.show("probing")
+    logged.done()
+    assert pipe.getvalue() == "doctor: probing\n"
+    silent = io.StringIO()
+    _Progress(silent, quiet=True).show("probing")
+    assert silent.getvalue() == ""
