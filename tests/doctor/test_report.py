@@ -108,19 +108,19 @@ def test_the_readable_report_reads_top_to_bottom() -> None:
     assert transports[0].endswith("relayed 203.0.113.10:49200")
     assert "timed out" in transports[1] and "401 Unauthenticated" in transports[3]
     assert any(line.startswith("Through the relay over UDP 3478 (1 s, 50 probes") for line in lines)
-    assert "  round trip   min 0.4 ms, median 0.6 ms, p95 1.1 ms, max 2.0 ms" in lines
+    assert "  round trip   min 0.40 ms, median 0.60 ms, p95 1.10 ms, max 2.00 ms" in lines
     assert "  loss         2.0% (1 of 50 lost), 1 duplicated, 2 reordered" in lines
     assert lines[-2:] == ["Verdict: direct likely", "  The NAT maps endpoint-independently."]
 
 
 def test_progress_lines() -> None:
     assert describe_transport(TRANSPORTS[0]).split() == [
-        "UDP", "3478", "allocated", "3.1", "ms", "relayed", "203.0.113.10:49200",
+        "UDP", "3478", "allocated", "3.12", "ms", "relayed", "203.0.113.10:49200",
     ]  # fmt: skip
     assert describe_nat(NAT) == (
         "NAT mapping endpoint-independent, filtering address- and port-dependent"
     )
-    assert describe_path(PATH) == "UDP 3478: round trip 0.6 ms median, jitter 0.1 ms, 2.0% lost"
+    assert describe_path(PATH) == "UDP 3478: round trip 0.60 ms median, jitter 0.10 ms, 2.0% lost"
     to_server = PathReport(TCP, Via.SERVER, STATS, 1.0, 0.02, 172, "measured to the server: x")
     assert "To the server (not relayed) over TCP 3478" in render_report(
         Report("h", CredentialsReport("none"), NAT, TRANSPORTS, to_server, "relay_tcp", "s", 0)

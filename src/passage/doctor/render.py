@@ -138,7 +138,11 @@ def _behaviour(value: object) -> str:
 
 
 def _ms(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1000:.1f} ms"
+    """Milliseconds, to 0.01 ms below 10 ms (a LAN's round trip), else to 0.1 ms."""
+    if seconds is None:
+        return "-"
+    ms = seconds * 1000
+    return f"{ms:.2f} ms" if ms < 10 else f"{ms:.1f} ms"
 
 
 def _address(address: Address | None) -> str:
