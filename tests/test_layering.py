@@ -8,6 +8,12 @@
 - the Hybrid Connections core (``passage.hybrid``) imports only itself and does no I/O;
 - its client SDK (``passage.hybrid.client``) is an adapter over the core alone: it
   touches the network, but knows nothing of the relay, the API, the store or the CLI;
+- the TURN client core (``passage.turnclient``) imports only the codec and itself, and
+  does no I/O, reads no clock and draws no randomness; its asyncio adapter
+  (``passage.turnclient.aio``) touches the network but knows nothing of the server;
+- ``passage doctor``'s core (``passage.doctor``: targets, statistics, verdict, report) is
+  pure like the other cores; its probes (``passage.doctor.probes``) touch the network
+  through the TURN client and know nothing of the server;
 - the store imports none of the protocol layers;
 - the API (``passage.api``) is an adapter: it may touch the network and import any of
   our layers, but not the app or the CLI that assemble it;
@@ -43,6 +49,14 @@ RULES: dict[str, tuple[set[str], set[str]]] = {
     ),
     "api": ({"passage"}, {"passage.app", "passage.cli"}),
     "hybrid": ({"passage.hybrid"}, NETWORK | CLOCK | RANDOM),
+    "turnclient": ({"passage.stun", "passage.turnclient"}, NETWORK | CLOCK | RANDOM),
+    # Adapters: the network is theirs; of ours, only what they name (not the server).
+    "turnclient.aio": ({"passage.stun", "passage.turnclient"}, set()),
+    "doctor": (
+        {"passage.stun", "passage.turnclient", "passage.doctor"},
+        NETWORK | CLOCK | RANDOM | {"passage.turnclient.aio", "passage.doctor.probes"},
+    ),
+    "doctor.probes": ({"passage.stun", "passage.turnclient", "passage.doctor"}, set()),
     "hybrid.client": (
         {"passage.hybrid"},
         {"passage.relay", "passage.api", "passage.store", "passage.app", "passage.cli"},
@@ -136,4 +150,20 @@ def test_the_checker_keeps_the_api_below_the_app(tmp_path: Path) -> None:
     assert sorted(violations(probe, "passage.api", "api")) == [
         "passage.app",
         "passage.cli.main.main",
+    ]
+
+
+def test_the_checker_keeps_the_doctor_core_off_the_network(tmp_path: Path) -> None:
+    """The doctor's core may use the TURN client core, not its adapter, the probes or the server."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import asyncio\nfrom passage.turnclient import Credentials\n"
+        "from passage.turnclient.aio import TurnConnection\nfrom .probes import run_doctor\n"
+        "from passage.turn.server import TurnServer\nfrom .stats import LoopMeter\n"
+    )
+    assert sorted(violations(probe, "passage.doctor", "doctor")) == [
+        "asyncio",
+        "passage.doctor.probes.run_doctor",
+        "passage.turn.server.TurnServer",
+        "passage.turnclient.aio.TurnConnection",
     ]

@@ -16,6 +16,10 @@ router's namespace. The behaviours, in RFC 4787 terms:
 - :attr:`Firewall.TCP_443_ONLY`: a corporate firewall. From the LAN out, only
   TCP to port 443 passes; all other TCP and all UDP is dropped. From the WAN in,
   nothing new passes; replies of allowed flows (``ct state established``) do.
+- :attr:`Firewall.UDP_BLOCKED`: all UDP from the LAN out is dropped, TCP passes
+  (a network that allows only "web-like" traffic, and TURN over TCP).
+- :attr:`Firewall.ALL_BLOCKED`: all UDP and TCP from the LAN out is dropped:
+  nothing reaches any server (the doctor's "nothing gets through").
 
 Every drop is counted in a named nftables counter (:data:`COUNTERS`), so a test
 can prove that a packet died at the firewall and not elsewhere.
@@ -42,6 +46,8 @@ class Firewall(enum.Enum):
 
     NONE = "none"
     TCP_443_ONLY = "tcp-443-only"
+    UDP_BLOCKED = "udp-blocked"
+    ALL_BLOCKED = "all-blocked"
 
 
 COUNTERS = ("udp_out_dropped", "tcp_out_dropped", "in_dropped")
@@ -53,6 +59,13 @@ _FORWARD: dict[Firewall, tuple[str, ...]] = {
     Firewall.NONE: (),
     Firewall.TCP_443_ONLY: (
         'iifname "lan" oifname "wan" tcp dport 443 accept',
+        'iifname "lan" oifname "wan" meta l4proto udp counter name "udp_out_dropped" drop',
+        'iifname "lan" oifname "wan" meta l4proto tcp counter name "tcp_out_dropped" drop',
+    ),
+    Firewall.UDP_BLOCKED: (
+        'iifname "lan" oifname "wan" meta l4proto udp counter name "udp_out_dropped" drop',
+    ),
+    Firewall.ALL_BLOCKED: (
         'iifname "lan" oifname "wan" meta l4proto udp counter name "udp_out_dropped" drop',
         'iifname "lan" oifname "wan" meta l4proto tcp counter name "tcp_out_dropped" drop',
     ),

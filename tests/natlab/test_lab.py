@@ -16,7 +16,7 @@ from pathlib import Path
 import aioice
 import pytest
 
-from natlab import Lab, Nat, Node, availability, netns, presets
+from natlab import Firewall, Lab, Nat, Node, availability, netns, presets
 from natlab.fixtures import skip_unless_available
 from natlab.probes import stun_mapped, tcp_seen, udp_seen
 from passage.stun import AttributeType, MessageClass
@@ -134,6 +134,24 @@ def test_firewall_lets_only_tcp_443_out(lab: Lab) -> None:
     assert tcp is not None and tcp[0] == pair.b.ip
     udp = udp_seen(bound(lab, pair.b), (server.ip, PORT))
     assert udp is not None and udp[0] == pair.b.ip
+
+
+@pytest.mark.parametrize(
+    ("firewall", "tcp_passes"), [(Firewall.UDP_BLOCKED, True), (Firewall.ALL_BLOCKED, False)]
+)
+def test_blocking_firewalls_drop_udp_and_maybe_tcp(
+    lab: Lab, firewall: Firewall, tcp_passes: bool
+) -> None:
+    site = lab.add_site("blocked", Nat.ENDPOINT_INDEPENDENT, firewall)
+    host = lab.add_host("alice", site)
+    server = lab.server
+    lab.reflector(server, udp=[(server.ip, PORT)], tcp=[(server.ip, HTTPS)])
+    tcp = tcp_seen(lab.socket(host, socket.SOCK_STREAM), (server.ip, HTTPS), NO_ANSWER)
+    assert (tcp is not None) == tcp_passes
+    assert udp_seen(bound(lab, host), (server.ip, PORT), tries=1, wait=NO_ANSWER) is None
+    dropped = lab.counters(site)
+    assert dropped["udp_out_dropped"] >= 1
+    assert (dropped["tcp_out_dropped"] >= 1) != tcp_passes
 
 
 def test_site_routers_drop_unsolicited_inbound_traffic(lab: Lab) -> None:

@@ -9,6 +9,7 @@ from passage import __version__
 from passage.cli import (
     connect,
     connection_string,
+    doctor,
     expose,
     hc,
     keys,
@@ -30,6 +31,7 @@ COMMANDS: tuple[Command, ...] = (
     hc.COMMAND,
     expose.COMMAND,
     connect.COMMAND,
+    doctor.COMMAND,
 )
 """Every subcommand, in the order ``passage --help`` lists them."""
 

@@ -45,6 +45,7 @@ __all__ = [
     "call_remote",
     "client_tls",
     "management_config",
+    "open_json",
     "remote_target",
     "with_hybrid_admin",
     "with_store",
@@ -177,17 +178,26 @@ def call_remote(
         method=method,
         headers=headers,
     )
+    return open_json(request, target.tls)
+
+
+def open_json(request: urllib.request.Request, tls: ssl.SSLContext | None) -> Any:
+    """Send ``request``; its JSON reply. A refusal or a network failure is a :class:`RemoteError`
+    that names the server and, for a refusal, the ACS error code and message."""
+    netloc = urllib.parse.urlsplit(request.full_url).netloc
     try:
-        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT, context=target.tls) as reply:
+        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT, context=tls) as reply:
             return json.loads(reply.read() or b"null")
     except urllib.error.HTTPError as exc:
         code, message = _error_text(exc)
         raise RemoteError(
-            f"{endpoint.netloc} answered {exc.code}: {message}", status=exc.code, code=code
+            f"{netloc} answered {exc.code}: {message}", status=exc.code, code=code
         ) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise RemoteError(f"cannot reach {endpoint.netloc}: {reason}") from None
+        raise RemoteError(f"cannot reach {netloc}: {reason}") from None
+    except ValueError as exc:  # a reply that is not JSON
+        raise RemoteError(f"{netloc} answered something that is not JSON: {exc}") from None
 
 
 def _error_text(error: urllib.error.HTTPError) -> tuple[str | None, str]:
