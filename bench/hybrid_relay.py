@@ -8,7 +8,10 @@ have a core's worth of scheduling). Both over plain ``ws://`` and over TLS.
 
 - **Throughput**: one stream sends ``--megabytes`` of 64 KiB binary messages,
   then ``done``; the far end answers with the byte count. Bytes over the time
-  from the first send to that answer, median of ``--repeat``.
+  from the first send to that answer, the median of ``--repeat`` runs taken in
+  turn with the other paths (loopback throughput on 2 cores swings with
+  scheduling; interleaving gives every path the same luck). Also the CPU
+  seconds ``passage serve`` spent per GiB relayed, which swings much less.
 - **Set-up**: ``--connections`` streams opened one after another (a new
   client session each, as a new process would), from the start of the
   handshake until it is open; p50 and p99. Through the relay that includes
@@ -38,7 +41,7 @@ from pathlib import Path
 import aiohttp
 
 from passage.hybrid import KeyTokenProvider, RelayEndpoint, connect
-from servers import HOST, free_port
+from servers import HOST, cpu_seconds, free_port
 
 NAME = "bench"
 ROOT_RULE = "RootManageSharedAccessKey"
@@ -69,6 +72,8 @@ class Result:
     mib_per_second: float
     setup_ms: tuple[float, float]
     """p50, p99."""
+    relay_cpu_per_gib: float | None
+    """CPU seconds ``passage serve`` spent per GiB relayed (None for direct)."""
 
 
 def _passage(*argv: str) -> str:
@@ -129,24 +134,21 @@ async def relayed_stream(
     return Stream(send_bytes, send_text, receive_text, stream.close)
 
 
-async def throughput(target: Target, megabytes: int, repeat: int) -> float:
-    """MiB/s, the median of ``repeat`` runs of ``megabytes`` MiB on one stream each."""
+async def throughput_once(target: Target, megabytes: int) -> float:
+    """MiB/s of one run of ``megabytes`` MiB on one new stream."""
     payload = os.urandom(CHUNK)
     count = megabytes * 1024 * 1024 // CHUNK
-    rates = []
-    for _ in range(repeat):
-        stream = await target.open()
-        started = time.perf_counter()
-        for _ in range(count):
-            await stream.send_bytes(payload)
-        await stream.send_text("done")
-        answer = await stream.receive_text()
-        elapsed = time.perf_counter() - started
-        await stream.close()
-        if answer != f"done {count * CHUNK}":
-            raise RuntimeError(f"{target.label}: the far end said {answer!r}")
-        rates.append(megabytes / elapsed)
-    return statistics.median(rates)
+    stream = await target.open()
+    started = time.perf_counter()
+    for _ in range(count):
+        await stream.send_bytes(payload)
+    await stream.send_text("done")
+    answer = await stream.receive_text()
+    elapsed = time.perf_counter() - started
+    await stream.close()
+    if answer != f"done {count * CHUNK}":
+        raise RuntimeError(f"{target.label}: the far end said {answer!r}")
+    return megabytes / elapsed
 
 
 async def setup_times(target: Target, connections: int) -> tuple[float, float]:
@@ -164,25 +166,40 @@ async def setup_times(target: Target, connections: int) -> tuple[float, float]:
     return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.99))]
 
 
-async def measure(targets: Sequence[Target], arguments: argparse.Namespace) -> list[Result]:
-    results = []
+async def measure(
+    targets: Sequence[Target], arguments: argparse.Namespace, relay_pid: int
+) -> list[Result]:
+    """Throughput runs interleaved (direct, relayed, direct, ...), so that whatever else
+    the machine does falls on both alike; then the set-up samples of each."""
+    rates: dict[str, list[float]] = {target.label: [] for target in targets}
+    relay_cpu: dict[str, float] = {target.label: 0.0 for target in targets}
     for target in targets:
         await setup_times(target, 20)  # warm-up: imports, first TLS handshakes
-        rate = await throughput(target, arguments.megabytes, arguments.repeat)
+    for _ in range(arguments.repeat):
+        for target in targets:
+            before = cpu_seconds(relay_pid)
+            rates[target.label].append(await throughput_once(target, arguments.megabytes))
+            relay_cpu[target.label] += cpu_seconds(relay_pid) - before
+    results = []
+    for target in targets:
         setup = await setup_times(target, arguments.connections)
+        rate = statistics.median(rates[target.label])
+        gib = arguments.megabytes * arguments.repeat / 1024
+        cpu = relay_cpu[target.label] / gib if "relayed" in target.label else None
         print(f"{target.label}: {rate:.0f} MiB/s, set-up p50 {setup[0]:.2f} ms", file=sys.stderr)
-        results.append(Result(target.label, rate, setup))
+        results.append(Result(target.label, rate, setup, cpu))
     return results
 
 
 def report(results: Sequence[Result], arguments: argparse.Namespace) -> str:
     by_label = {result.label: result for result in results}
     lines = [
-        f"{arguments.megabytes} MiB per stream, median of {arguments.repeat}; "
+        f"{arguments.megabytes} MiB per stream, median of {arguments.repeat} interleaved runs; "
         f"set-up over {arguments.connections} connections",
         "",
-        "| transport | path | **throughput MiB/s** | relayed/direct | **set-up p50 ms** | p99 ms |",
-        "|---|---|---|---|---|---|",
+        "| transport | path | **throughput MiB/s** | relayed/direct | relay CPU s/GiB "
+        "| **set-up p50 ms** | p99 ms |",
+        "|---|---|---|---|---|---|---|",
     ]
     for result in results:
         transport, path = result.label.split()
@@ -190,8 +207,9 @@ def report(results: Sequence[Result], arguments: argparse.Namespace) -> str:
         ratio = (
             "" if path == "direct" else f"**{result.mib_per_second / direct.mib_per_second:.2f}×**"
         )
+        cpu = f"{result.relay_cpu_per_gib:.2f}" if result.relay_cpu_per_gib is not None else ""
         lines.append(
-            f"| {transport} | {path} | **{result.mib_per_second:.0f}** | {ratio} | "
+            f"| {transport} | {path} | **{result.mib_per_second:.0f}** | {ratio} | {cpu} | "
             f"**{result.setup_ms[0]:.2f}** | {result.setup_ms[1]:.2f} |"
         )
     return "\n".join(lines)
@@ -237,7 +255,7 @@ def run(arguments: argparse.Namespace, work: Path) -> list[Result]:
             Target("wss direct", lambda: direct_stream(f"wss://{HOST}:{direct_port + 1}/", tls)),
             Target("wss relayed", lambda: relayed_stream(secure, tokens, tls)),
         ]
-        return _run_loop(measure(targets, arguments))
+        return _run_loop(measure(targets, arguments, server.pid))
     finally:
         for process in reversed(processes):
             process.terminate()
@@ -256,16 +274,16 @@ def _run_loop(work: Awaitable[list[Result]]) -> list[Result]:
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="64 MiB, 200 connections, 1 run")
-    parser.add_argument("--megabytes", type=int, help="MiB per throughput run (default 512)")
+    parser.add_argument("--megabytes", type=int, help="MiB per throughput run (default 256)")
     parser.add_argument("--connections", type=int, help="set-up samples (default 1000)")
-    parser.add_argument("--repeat", type=int, help="throughput runs (default 3)")
+    parser.add_argument("--repeat", type=int, help="throughput runs of each (default 7)")
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     arguments = parser.parse_args(argv)
     quick = arguments.quick
-    arguments.megabytes = arguments.megabytes or (64 if quick else 512)
+    arguments.megabytes = arguments.megabytes or (64 if quick else 256)
     arguments.connections = arguments.connections or (200 if quick else 1000)
-    arguments.repeat = arguments.repeat or (1 if quick else 3)
+    arguments.repeat = arguments.repeat or (1 if quick else 7)
     return arguments
 
 
