@@ -8,6 +8,8 @@
 - the Hybrid Connections core (``passage.hybrid``) imports only itself and does no I/O;
 - its client SDK (``passage.hybrid.client``) is an adapter over the core alone: it
   touches the network, but knows nothing of the relay, the API, the store or the CLI;
+- the signaling core (``passage.signal``) imports itself and the identity core (token
+  verification) only, and does no I/O, reads no clock and draws no randomness;
 - the store imports none of the protocol layers;
 - the API (``passage.api``) is an adapter: it may touch the network and import any of
   our layers, but not the app or the CLI that assemble it;
@@ -43,6 +45,7 @@ RULES: dict[str, tuple[set[str], set[str]]] = {
     ),
     "api": ({"passage"}, {"passage.app", "passage.cli"}),
     "hybrid": ({"passage.hybrid"}, NETWORK | CLOCK | RANDOM),
+    "signal": ({"passage.signal", "passage.identity"}, NETWORK | CLOCK | RANDOM),
     "hybrid.client": (
         {"passage.hybrid"},
         {"passage.relay", "passage.api", "passage.store", "passage.app", "passage.cli"},
