@@ -10,6 +10,8 @@
   touches the network, but knows nothing of the relay, the API, the store or the CLI;
 - the signaling core (``passage.signal``) imports itself and the identity core (token
   verification) only, and does no I/O, reads no clock and draws no randomness;
+- the peer SDK (``passage.client``) is an adapter that knows the signaling wire and
+  nothing of the server; its ARQ, nomination policy and path naming are pure;
 - the store imports none of the protocol layers;
 - the API (``passage.api``) is an adapter: it may touch the network and import any of
   our layers, but not the app or the CLI that assemble it;
@@ -46,6 +48,12 @@ RULES: dict[str, tuple[set[str], set[str]]] = {
     "api": ({"passage"}, {"passage.app", "passage.cli"}),
     "hybrid": ({"passage.hybrid"}, NETWORK | CLOCK | RANDOM),
     "signal": ({"passage.signal", "passage.identity"}, NETWORK | CLOCK | RANDOM),
+    # The peer SDK is an adapter (aiohttp, aioice) that knows the signaling wire, not the
+    # server; its ARQ, nomination policy and path naming are pure cores.
+    "client": ({"passage.client", "passage.signal"}, set()),
+    "client.arq": ({"passage.client"}, NETWORK | CLOCK | RANDOM),
+    "client.nomination": ({"passage.client"}, NETWORK | CLOCK | RANDOM),
+    "client.path": ({"passage.client"}, NETWORK | CLOCK | RANDOM),
     "hybrid.client": (
         {"passage.hybrid"},
         {"passage.relay", "passage.api", "passage.store", "passage.app", "passage.cli"},
