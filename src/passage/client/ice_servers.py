@@ -74,7 +74,9 @@ def parse_ice_url(url: str) -> tuple[str, str, int, RelayTransport | None] | Non
     address, _, query = rest.partition("?")
     params = dict(item.partition("=")[::2] for item in query.split("&") if item)
     if address.startswith("["):
-        host, _, after = address[1:].partition("]")
+        host, bracket, after = address[1:].partition("]")
+        if not bracket or (after and not after.startswith(":")):
+            return None
         port_text = after.removeprefix(":")
     else:
         host, _, port_text = address.rpartition(":") if ":" in address else (address, "", "")
