@@ -26,16 +26,24 @@ from passage.config import Config
 IDENTITY_VERSION = "2023-10-01"
 
 
-def voip_tokens(lab: Lab, passage: LabPassage, count: int) -> list[str]:
-    """``count`` new identities on the lab's Passage, each with a voip token: created through
-    the API, HMAC-signed with the primary key (read from the store), from the server's
-    namespace."""
+def connection_string(lab: Lab, passage: LabPassage) -> ConnectionString:
+    """What ``passage connection-string`` prints for the lab's Passage (the primary key, read
+    from its store)."""
 
-    def mint() -> list[str]:
+    def read() -> ConnectionString:
         config = Config(data_dir=passage.info.data_dir)
         state = with_store(config, lambda _db, store: load_state(store, config.region, time.time()))
-        connection = ConnectionString(passage.info.api_url, state.keys.primary.text)
-        target = RemoteTarget(connection, tls_to(passage))
+        return ConnectionString(passage.info.api_url, state.keys.primary.text)
+
+    return lab.call(lab.server, read)
+
+
+def voip_tokens(lab: Lab, passage: LabPassage, count: int) -> list[str]:
+    """``count`` new identities on the lab's Passage, each with a voip token: created through
+    the API, HMAC-signed with the primary key, from the server's namespace."""
+    target = RemoteTarget(connection_string(lab, passage), tls_to(passage))
+
+    def mint() -> list[str]:
         created = [
             call_remote(
                 target,

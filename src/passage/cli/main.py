@@ -12,6 +12,7 @@ from passage.cli import (
     expose,
     hc,
     keys,
+    pipe,
     serve,
     turn_credentials,
     usage,
@@ -30,6 +31,7 @@ COMMANDS: tuple[Command, ...] = (
     hc.COMMAND,
     expose.COMMAND,
     connect.COMMAND,
+    pipe.COMMAND,
 )
 """Every subcommand, in the order ``passage --help`` lists them."""
 
