@@ -391,6 +391,19 @@ class IceAgent(aioice.Connection):
 
     # --- the outcome -------------------------------------------------------------------
 
+    async def release_unused(self) -> int:
+        """Close every socket and TURN allocation the nominated pair does not use (RFC 8445
+        §8.3: once nominated, other candidates may be freed); how many were closed."""
+        pair = self._nominated.get(1)
+        if pair is None:
+            return 0
+        unused = [protocol for protocol in self._protocols if protocol is not pair.protocol]
+        for protocol in unused:
+            self._protocols.remove(protocol)
+            self._relay_servers.pop(protocol, None)
+        await asyncio.gather(*(protocol.close() for protocol in unused), return_exceptions=True)
+        return len(unused)
+
     def checks(self) -> list[CheckSummary]:
         """Every pair of the check list as it stands: what was tried, and how it went."""
         return [

@@ -23,7 +23,8 @@ What :meth:`Peer.connect` does, in order:
 5. runs ICE; the pair nominated is the best that works
    (:mod:`passage.client.nomination`), named by :mod:`passage.client.path`.
 
-Signaling is left once ICE completes: the room is free again.
+Signaling is left once ICE completes (the room is free again), and every
+socket and TURN allocation the nominated pair does not use is released.
 """
 
 from __future__ import annotations
@@ -104,13 +105,15 @@ class Peer:
                 await signaling.close()
             try:
                 path = await _run_ice(agent, settings)
+                peer = cls(agent, path, remote, session)
+                await agent.release_unused()  # after the check list was recorded
             except BaseException:
                 await agent.close()
                 raise
         except BaseException:
             await session.close()
             raise
-        return cls(agent, path, remote, session)
+        return peer
 
     async def send(self, data: bytes) -> None:
         """Send one datagram over the path (unreliable, as UDP: use a stream for bytes)."""
@@ -248,6 +251,7 @@ async def _run_ice(agent: IceAgent, settings: PeerSettings) -> Path:
     assert selected is not None, "connect() returns once a pair is nominated"
     local, remote = selected
     relay = agent.remote_relays.get((remote.host, remote.port))
-    return classify(
+    path = classify(
         agent.local_endpoint(local), Endpoint(remote.type, (remote.host, remote.port), relay)
     )
+    return path
