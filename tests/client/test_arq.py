@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import heapq
 import random
+import zlib
 from dataclasses import dataclass, field
 
 import aioice.stun
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from passage.client.arq import (
     HEADER,
@@ -223,3 +226,30 @@ def test_write_takes_only_what_the_buffer_holds() -> None:
     stream.write_eof()
     with pytest.raises(ValueError):
         stream.write(b"z")
+
+
+@given(st.binary(max_size=1300))
+def test_any_datagram_is_taken_or_dropped_with_a_reason(data: bytes) -> None:
+    stream = ReliableStream()
+    stream.receive_datagram(data, 0.0)
+    assert stream.failure is None
+    assert sum(stream.drops.values()) <= 1
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), st.integers(0, 65535))
+def test_any_well_formed_ack_leaves_the_sender_sound(ack: int, sack: int, window: int) -> None:
+    """A forged or stale ACK cannot ack what was never sent, nor break the sender."""
+    sender = ReliableStream()
+    sender.write(b"x" * 5000)
+    sender.datagrams_to_send(0.0)
+    forged = _ack_datagram(ack, sack, window)
+    sender.receive_datagram(forged, 0.1)
+    if ack > 5:  # five segments in flight: 0..4, so a cumulative ack may say at most 5
+        assert sender.drops[Drop.ACK_BEYOND_SENT] == 1
+    sender.handle_timer(10.0)
+    assert all(d[0] == MAGIC for d in sender.datagrams_to_send(10.0))
+
+
+def _ack_datagram(ack: int, sack: int, window: int) -> bytes:
+    unsigned = HEADER.pack(MAGIC, 2, 0, ack, sack, window, 0, 0)
+    return unsigned[: HEADER.size - 4] + zlib.crc32(unsigned).to_bytes(4, "big")

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import ssl
 from dataclasses import dataclass, field
 from typing import Any
@@ -232,7 +233,10 @@ async def _apply(agent: IceAgent, description: dict[str, Any]) -> None:
         try:
             candidate = aioice.Candidate.from_sdp(str(item["sdp"]))
             relay = RelayTransport(item["relay"]) if item.get("relay") else None
-        except (KeyError, TypeError, ValueError):
+            ipaddress.ip_address(candidate.host)  # no names: nothing to resolve for a peer
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue
+        if candidate.component != 1 or not 0 < candidate.port < 65536:
             continue
         if relay is not None:
             relays[(candidate.host, candidate.port)] = relay
