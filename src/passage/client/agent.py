@@ -14,10 +14,11 @@ that succeeds). :class:`IceAgent` changes three things:
 - **Nomination.** Checks carry no USE-CANDIDATE; when
   :class:`~passage.client.nomination.NominationPolicy` picks a pair, one more
   check with USE-CANDIDATE nominates it (regular nomination, RFC 8445 §8.1.1).
-- **Triggered checks** on a pair whose check is in progress are sent at once
-  (RFC 8445 §7.3.1.4 "SHOULD generate an immediate retransmit"), where aioice
-  waits for the next retransmission: two NATs' hole punching then completes a
-  round trip after both sides have sent, not up to a second later.
+- **Triggered checks** on a pair whose check is in progress retransmit it at
+  once (RFC 8445 §7.3.1.4 "SHOULD generate an immediate retransmit"; the same
+  transaction, so a response to any copy completes it), where aioice waits for
+  the next retransmission: two NATs' hole punching then completes a round trip
+  after both sides have sent, not up to seconds later.
 """
 
 from __future__ import annotations
@@ -67,6 +68,18 @@ class GatherSettings:
     """Seconds gathering may take at most."""
     grace: float = 1.0
     """Seconds to wait for the other servers once one relayed candidate is in."""
+
+
+MAX_PROMPTED_RETRANSMITS = 3
+"""Immediate retransmissions of one check that the peer's checks may prompt."""
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """A check whose transaction is running: its request, to retransmit when prompted."""
+
+    request: stun.Message
+    prompted: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +155,7 @@ class IceAgent(aioice.Connection):
         self._first_success: float | None = None
         self._nomination: asyncio.Task[None] | None = None
         self._decision_timer: asyncio.TimerHandle | None = None
+        self._in_flight: dict[CandidatePair, _InFlight] = {}
         self.remote_relays: dict[tuple[str, int], RelayTransport] = {}
         """How each of the peer's relayed candidates reaches its TURN server (it says so)."""
 
@@ -294,12 +308,18 @@ class IceAgent(aioice.Connection):
         return self.remote_password.encode("utf8")
 
     async def check_start(self, pair: CandidatePair) -> None:
-        """A connectivity check; as controlling agent, without USE-CANDIDATE."""
-        if not self.ice_controlling or self.remote_is_lite:
+        """A connectivity check (RFC 8445 §7.2.4), in either role, without USE-CANDIDATE.
+
+        As controlled agent, a pair the peer nominated is nominated once its check
+        succeeds (§7.3.1.5), as aioice does; as controlling agent, success goes to the
+        nomination policy.
+        """
+        if self.remote_is_lite:
             await super().check_start(pair)
             return
         self.check_state(pair, CandidatePair.State.IN_PROGRESS)
         request = self.build_request(pair, nominate=False)
+        self._in_flight[pair] = _InFlight(request)
         try:
             _, addr = await pair.protocol.request(
                 request, pair.remote_addr, integrity_key=self._remote_key()
@@ -312,17 +332,22 @@ class IceAgent(aioice.Connection):
                 return
             self._check_done(pair, CandidatePair.State.FAILED)
             return
+        finally:
+            self._in_flight.pop(pair, None)
         # The response must come from where the request went (RFC 8445 §7.2.5.2.1).
-        succeeded = addr == pair.remote_addr
-        if succeeded and self._first_success is None:
+        if addr != pair.remote_addr:
+            self._check_done(pair, CandidatePair.State.FAILED)
+            return
+        if not self.ice_controlling:
+            pair.nominated = pair.nominated or pair.remote_nominated
+        elif self._first_success is None:
             self._first_success = asyncio.get_running_loop().time()
-        self._check_done(
-            pair, CandidatePair.State.SUCCEEDED if succeeded else CandidatePair.State.FAILED
-        )
+        self._check_done(pair, CandidatePair.State.SUCCEEDED)
 
     def _check_done(self, pair: CandidatePair, state: CandidatePair.State) -> None:
         self.check_state(pair, state)
-        self._reconsider()  # first: a nomination it starts keeps the check list from failing
+        if self.ice_controlling:
+            self._reconsider()  # first: a nomination it starts keeps the list from failing
         self.check_complete(pair)
 
     def _reconsider(self) -> None:
@@ -368,17 +393,16 @@ class IceAgent(aioice.Connection):
     def check_incoming(
         self, message: stun.Message, addr: tuple[str, int], protocol: StunProtocol
     ) -> None:
-        """A check from the peer: answer it with a triggered check sent now (RFC 8445 §7.3.1.4)."""
-        for pair in self._check_list:
+        """A check from the peer: if ours on that pair is in progress, retransmit it now
+        (RFC 8445 §7.3.1.4), a few times at most, rather than at its next timeout."""
+        for pair, in_flight in self._in_flight.items():
             if (
                 pair.protocol is protocol
-                and (pair.remote_candidate._network_host, pair.remote_candidate.port) == addr
-                and pair.state is CandidatePair.State.IN_PROGRESS
-                and pair.task is not None
+                and pair.remote_addr == addr
+                and in_flight.prompted < MAX_PROMPTED_RETRANSMITS
             ):
-                pair.task.cancel()
-                pair.task = None
-                self.check_state(pair, CandidatePair.State.WAITING)
+                in_flight.prompted += 1
+                protocol.send_stun(in_flight.request, addr)
                 break
         super().check_incoming(message, addr, protocol)
 
