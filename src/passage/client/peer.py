@@ -78,6 +78,7 @@ class Peer:
         self.remote_identity = remote.identity
         """The other member's identity, as the signaling server vouched for it."""
         self.controlling = agent.ice_controlling
+        self._stream: PeerStream | None = None
 
     @classmethod
     async def connect(
@@ -132,8 +133,12 @@ class Peer:
         return data
 
     def open_stream(self) -> PeerStream:
-        """A reliable, ordered byte stream over this peer (it then owns :meth:`recv`)."""
-        return PeerStream(self)
+        """The reliable, ordered byte stream over this peer; it then owns :meth:`recv`, so
+        there is one per peer (both sides open theirs)."""
+        if self._stream is not None:
+            raise PeerError("this peer already has its stream")
+        self._stream = PeerStream(self)
+        return self._stream
 
     async def close(self) -> None:
         """Release the path: TURN allocations are deleted, sockets closed."""
