@@ -14,6 +14,10 @@
 - ``passage doctor``'s core (``passage.doctor``: targets, statistics, verdict, report) is
   pure like the other cores; its probes (``passage.doctor.probes``) touch the network
   through the TURN client and know nothing of the server;
+- the signaling core (``passage.signal``) imports itself and the identity core (token
+  verification) only, and does no I/O, reads no clock and draws no randomness;
+- the peer SDK (``passage.client``) is an adapter that knows the signaling wire and
+  nothing of the server; its ARQ, nomination policy and path naming are pure;
 - the store imports none of the protocol layers;
 - the API (``passage.api``) is an adapter: it may touch the network and import any of
   our layers, but not the app or the CLI that assemble it;
@@ -57,6 +61,13 @@ RULES: dict[str, tuple[set[str], set[str]]] = {
         NETWORK | CLOCK | RANDOM | {"passage.turnclient.aio", "passage.doctor.probes"},
     ),
     "doctor.probes": ({"passage.stun", "passage.turnclient", "passage.doctor"}, set()),
+    "signal": ({"passage.signal", "passage.identity"}, NETWORK | CLOCK | RANDOM),
+    # The peer SDK is an adapter (aiohttp, aioice) that knows the signaling wire, not the
+    # server; its ARQ, nomination policy and path naming are pure cores.
+    "client": ({"passage.client", "passage.signal"}, set()),
+    "client.arq": ({"passage.client"}, NETWORK | CLOCK | RANDOM),
+    "client.nomination": ({"passage.client"}, NETWORK | CLOCK | RANDOM),
+    "client.path": ({"passage.client"}, NETWORK | CLOCK | RANDOM),
     "hybrid.client": (
         {"passage.hybrid"},
         {"passage.relay", "passage.api", "passage.store", "passage.app", "passage.cli"},

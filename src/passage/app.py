@@ -2,8 +2,8 @@
 
 It runs the STUN/TURN edge (UDP, TCP, TLS), the usage ledger, and the HTTPS
 API (ACS-compatible identities and relay configurations, usage, keys) with
-the sync task that keeps this node's keys and revocations current. The
-Hybrid Connections relay and signaling join the API port as later services.
+the sync task that keeps this node's keys and revocations current, the
+Hybrid Connections relay and signaling (``/signal/{room}``) on the API port.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from passage.api.server import ApiServer
 from passage.api.service import IdentityService, load_state, new_key_text
+from passage.api.signaling import SignalingServer
 from passage.api.sync import POLL_INTERVAL, IdentitySync
 from passage.config import Config
 from passage.datadir import DataDir
@@ -33,6 +34,7 @@ from passage.identity.ice_servers import RelayTopology
 from passage.identity.relay_credentials import IdentityRelayUsers
 from passage.identity.state import IdentityState
 from passage.relay.hybrid_relay import HybridRelay, RelaySettings
+from passage.signal import SignalLimits
 from passage.store.database import Database, open_database, sqlite_url
 from passage.store.hybrid import HybridStore
 from passage.store.identities import IdentityStore
@@ -67,6 +69,8 @@ class Running:
         self.sync_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.sync_task
+        if self.api.signaling is not None:
+            await self.api.signaling.close()
         if self.api.relay is not None:
             await self.api.relay.close()
         await self.api.stop()
@@ -156,7 +160,8 @@ async def start(config: Config, datadir: DataDir) -> Running:
             max_listeners=config.max_listeners,
         ),
     )
-    api = ApiServer(service, ledger, relay=hybrid, hybrid_admin=hybrid_admin)
+    signaling = SignalingServer(state, SignalLimits(room_size=config.signal_room_size))
+    api = ApiServer(service, ledger, relay=hybrid, hybrid_admin=hybrid_admin, signaling=signaling)
     running = Running(edge, database, api, asyncio.create_task(_poll_store(sync, hybrid_admin)))
     try:
         await _listen_turn(config, datadir, edge, alternates, running)
@@ -238,6 +243,7 @@ def banner(config: Config, datadir: DataDir, running: Running) -> str:
         lines += [
             "",
             f"  API: https://{shown}:{config.api_port}/ (identities, relay configuration)",
+            f"  signaling: wss://{shown}:{config.api_port}/signal/ROOM (voip user tokens)",
         ]
     if running.http:
         lines += [f"  API without TLS: http://{shown}:{config.http_port}/"]

@@ -117,6 +117,9 @@ class Config:
     max_listeners: int = 25
     """Listeners one hybrid connection may have at once (Azure Relay's limit)."""
 
+    signal_room_size: int = 2
+    """Members one signaling room may have at once (``/signal/{room}``); 2 for peer pairs."""
+
     log_level: str = "info"
     """Lowest log level written: debug, info, warning or error."""
 
@@ -449,6 +452,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     _top("public_url", WS_URL, "wss://HOST:PORT Hybrid Connections listeners reach this node at"),
     _top("max_listeners", COUNT, "listeners per hybrid connection"),
+    _top("signal_room_size", COUNT, "members per signaling room"),
     _top("log_level", LOG_LEVEL, "debug, info, warning or error"),
     _top("usage_flush_interval", SECONDS, "seconds between usage ledger writes"),
     _turn("realm", TEXT, "TURN realm"),

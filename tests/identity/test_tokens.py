@@ -18,7 +18,14 @@ from passage.identity.ids import IdentityId
 from passage.identity.keys import AccessKey, AccessKeys
 from passage.identity.revocations import RevocationList
 from passage.identity.scopes import Scope
-from passage.identity.tokens import MAX_TOKEN_LENGTH, TokenClaims, mint_token, verify_token
+from passage.identity.tokens import (
+    MAX_TOKEN_LENGTH,
+    TokenClaims,
+    TokenProblem,
+    TokenRejected,
+    mint_token,
+    verify_token,
+)
 
 ISSUED_MS = 1_722_933_412_345
 ISSUED = ISSUED_MS // 1000
@@ -29,6 +36,19 @@ NOT_CURRENT = "The access token was not issued with a current access key."
 BAD_SIGNATURE = "The access token signature is invalid."
 EXPIRED = "The access token has expired."
 REVOKED = "The access token has been revoked."
+MISSING_CLAIMS = "The access token lacks required claims."
+UNKNOWN_SCOPE = "The access token has an unknown scope."
+
+PROBLEMS = {
+    MALFORMED: TokenProblem.MALFORMED,
+    NOT_CURRENT: TokenProblem.UNKNOWN_KEY,
+    BAD_SIGNATURE: TokenProblem.BAD_SIGNATURE,
+    EXPIRED: TokenProblem.EXPIRED,
+    REVOKED: TokenProblem.REVOKED,
+    MISSING_CLAIMS: TokenProblem.MISSING_CLAIMS,
+    UNKNOWN_SCOPE: TokenProblem.MISSING_CLAIMS,
+}
+"""Each refusal's message and the problem it reports (the signaling server's close codes)."""
 
 
 def mint(
@@ -60,6 +80,8 @@ def refusal(
     with pytest.raises(AuthenticationError) as refused:
         verify_token(token, keys, revocations or RevocationList(), now=now)
     assert (refused.value.status, refused.value.code) == (401, "Denied")
+    assert isinstance(refused.value, TokenRejected)
+    assert refused.value.problem is PROBLEMS[refused.value.message]
     return refused.value.message
 
 

@@ -21,6 +21,15 @@ router's namespace. The behaviours, in RFC 4787 terms:
 - :attr:`Firewall.ALL_BLOCKED`: all UDP and TCP from the LAN out is dropped:
   nothing reaches any server (the doctor's "nothing gets through").
 
+New traffic from the WAN to the router itself is dropped too, as home routers
+do. It matters for hole punching: a peer's first packet to the router's mapped
+port arrives before the host behind it has sent, and were it delivered locally
+(to no socket), conntrack would keep that flow, and the host's own outbound
+packet to the peer would then clash with it and be given another port (the
+NAT-a-port-for-this-peer of a symmetric NAT). Dropped in ``input``, the flow
+is never confirmed, the mapping stays endpoint-independent, and the host's
+packet opens the way for the peer's next retransmission (RFC 4787 §4.1, §5).
+
 Every drop is counted in a named nftables counter (:data:`COUNTERS`), so a test
 can prove that a packet died at the firewall and not elsewhere.
 """
@@ -82,6 +91,10 @@ def ruleset(nat: Nat, firewall: Firewall) -> str:
         "  chain postrouting {\n"
         "    type nat hook postrouting priority srcnat; policy accept;\n"
         f"    {nat.rule}\n"
+        "  }\n"
+        "  chain input {\n"
+        "    type filter hook input priority filter; policy accept;\n"
+        '    iifname "wan" ct state new counter name "in_dropped" drop\n'
         "  }\n"
         "  chain forward {\n"
         "    type filter hook forward priority filter; policy accept;\n"

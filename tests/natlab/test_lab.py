@@ -154,6 +154,42 @@ def test_blocking_firewalls_drop_udp_and_maybe_tcp(
     assert (dropped["tcp_out_dropped"] >= 1) != tcp_passes
 
 
+def punch(lab: Lab, pair: presets.Pair) -> tuple[bytes | None, bytes | None]:
+    """Hole punching as ICE does it, by hand: alice sends to bob's mapped port first (her
+    packet dies at bob's NAT), bob sends to hers, alice sends again. What each received."""
+    assert pair.a.site is not None and pair.b.site is not None
+    alice, bob = bound(lab, pair.a, 40000), bound(lab, pair.b, 41000)
+    # Endpoint-independent NATs keep the port: these are the mappings a STUN server sees.
+    to_alice, to_bob = (pair.a.site.ip, 40000), (pair.b.site.ip, 41000)
+
+    def receive(sock: socket.socket) -> bytes | None:
+        sock.settimeout(NO_ANSWER)
+        try:
+            return sock.recv(64)
+        except TimeoutError:
+            return None
+
+    alice.sendto(b"alice-1", to_bob)
+    bob.sendto(b"bob-1", to_alice)
+    got_alice = receive(alice)
+    alice.sendto(b"alice-2", to_bob)
+    return got_alice, receive(bob)
+
+
+def test_two_eim_nats_let_a_punched_hole_through(lab: Lab) -> None:
+    """RFC 4787 §4.1 and §5: the first packet opens the sender's NAT for the peer, and is
+    dropped (counted) at the peer's; once both have sent, both directions pass."""
+    pair = presets.two_eim_nats(lab)
+    assert punch(lab, pair) == (b"bob-1", b"alice-2")
+    assert pair.b.site is not None and lab.counters(pair.b.site)["in_dropped"] >= 1
+
+
+def test_two_symmetric_nats_defeat_hole_punching(lab: Lab) -> None:
+    """Each NAT maps the flow to the peer to a fresh port, not the one the peer aims at."""
+    pair = presets.two_symmetric_nats(lab)
+    assert punch(lab, pair) == (None, None)
+
+
 def test_site_routers_drop_unsolicited_inbound_traffic(lab: Lab) -> None:
     """Nothing new gets in from the WAN, not even TCP 443 through the firewall."""
     pair = presets.firewalled_host(lab)

@@ -23,6 +23,7 @@ from passage.api.call import Auth, Call, Reply
 from passage.api.errors import ApiError, error_body
 from passage.api.routes import ROUTES, USER_TOKEN_SCOPES, Route, match_route
 from passage.api.service import IdentityService
+from passage.api.signaling import SignalingServer, is_signal_path
 from passage.hybrid.admin import HybridAdmin
 from passage.identity.errors import AuthenticationError, IdentityError
 from passage.identity.hmac_auth import verify_request
@@ -50,12 +51,14 @@ class ApiServer:
         *,
         relay: HybridRelay | None = None,
         hybrid_admin: HybridAdmin | None = None,
+        signaling: SignalingServer | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.service = service
         self.ledger = ledger
         self.relay = relay
         self.hybrid_admin = hybrid_admin
+        self.signaling = signaling
         self.clock = clock
         self.app = web.Application(client_max_size=MAX_BODY_BYTES)
         # Every path, even one whose decoded form holds a newline ("." would not match it).
@@ -79,11 +82,22 @@ class ApiServer:
             self._runner = None
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if self.signaling is not None and is_signal_path(request.path):
+            return await self._signal(self.signaling, request)
         if self.relay is not None:
             relayed = await self._relay(self.relay, request)
             if relayed is not None:
                 return relayed
         return await self._api(request)
+
+    async def _signal(self, signaling: SignalingServer, request: web.Request) -> web.StreamResponse:
+        """``/signal/{room}``: before the relay, so no hybrid connection can shadow it."""
+        try:
+            return await signaling.websocket(request)
+        except Exception:
+            logger.exception("signal %s failed", request.path)
+            failure = ApiError(500, "InternalError", "Signaling failed to process the request.")
+            return web.json_response(error_body(failure), status=500)
 
     async def _relay(self, relay: HybridRelay, request: web.Request) -> web.StreamResponse | None:
         """The relay's answer for ``/$hc/...`` and hybrid connection paths; None for the API.

@@ -13,6 +13,7 @@ from passage.cli import (
     expose,
     hc,
     keys,
+    pipe,
     serve,
     turn_credentials,
     usage,
@@ -32,6 +33,7 @@ COMMANDS: tuple[Command, ...] = (
     expose.COMMAND,
     connect.COMMAND,
     doctor.COMMAND,
+    pipe.COMMAND,
 )
 """Every subcommand, in the order ``passage --help`` lists them."""
 

@@ -65,6 +65,7 @@ RESERVED_NAMES = frozenset(
         "openapi.json",
         "hybridconnections",
         "authorizationrules",
+        "signal",
     }
 )
 """First path segments the API serves on the relay's port: a hybrid connection

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import hashlib
 import hmac
 import json
@@ -28,7 +29,14 @@ from passage.identity.keys import AccessKey, AccessKeys
 from passage.identity.revocations import RevocationList
 from passage.identity.scopes import Scope
 
-__all__ = ["MAX_TOKEN_LENGTH", "TokenClaims", "mint_token", "verify_token"]
+__all__ = [
+    "MAX_TOKEN_LENGTH",
+    "TokenClaims",
+    "TokenProblem",
+    "TokenRejected",
+    "mint_token",
+    "verify_token",
+]
 
 MAX_TOKEN_LENGTH = 4096
 """Longer strings are refused before any decoding."""
@@ -38,6 +46,30 @@ _SKYPE_PREFIX = "8:"
 
 _SCP = 1792
 """The ``scp`` value real ACS tokens carry."""
+
+
+class TokenProblem(enum.Enum):
+    """Why :func:`verify_token` refused a token, for callers that answer each differently
+    (the signaling server's close codes); HTTP callers answer all of them with 401."""
+
+    MALFORMED = "malformed"
+    UNKNOWN_KEY = "unknown key"
+    BAD_SIGNATURE = "bad signature"
+    MISSING_CLAIMS = "missing claims"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    """Issued before its identity's revocation watermark, or the identity was deleted."""
+
+
+class TokenRejected(AuthenticationError):
+    """An :class:`AuthenticationError` (401) that says which check failed."""
+
+    def __init__(self, problem: TokenProblem, message: str) -> None:
+        super().__init__(message)
+        self.problem = problem
+
+
+_MALFORMED = TokenProblem.MALFORMED
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,38 +138,40 @@ def mint_token(
 def verify_token(
     token: str, keys: AccessKeys, revocations: RevocationList, *, now: float
 ) -> TokenClaims:
-    """The claims of a valid token, or :class:`AuthenticationError` saying what failed.
+    """The claims of a valid token, or :class:`TokenRejected` (a 401) saying what failed.
 
     Valid means: signed by a current access key, not expired at ``now`` (unix
     seconds), and issued after its identity's revocation watermark.
     """
     if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
-        raise AuthenticationError("The access token is malformed.")
+        raise TokenRejected(_MALFORMED, "The access token is malformed.")
     header_b64, payload_b64, signature_b64 = token.split(".")
     try:
         header = json.loads(_b64url_decode(header_b64))
         payload = json.loads(_b64url_decode(payload_b64))
         signature = _b64url_decode(signature_b64)
     except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):  # "[[[[…"
-        raise AuthenticationError("The access token is malformed.") from None
+        raise TokenRejected(_MALFORMED, "The access token is malformed.") from None
     if not isinstance(header, dict) or not isinstance(payload, dict):
-        raise AuthenticationError("The access token is malformed.")
+        raise TokenRejected(_MALFORMED, "The access token is malformed.")
     if _b64url(signature) != signature_b64:
         # The decoder skips stray characters and spare bits; one token, one spelling.
-        raise AuthenticationError("The access token is malformed.")
+        raise TokenRejected(_MALFORMED, "The access token is malformed.")
     key = keys.by_id(str(header.get("kid", ""))) if header.get("alg") == "HS256" else None
     if key is None:
-        raise AuthenticationError("The access token was not issued with a current access key.")
+        raise TokenRejected(
+            TokenProblem.UNKNOWN_KEY, "The access token was not issued with a current access key."
+        )
     expected = hmac.new(
         key.token_key, f"{header_b64}.{payload_b64}".encode("ascii"), hashlib.sha256
     ).digest()
     if not hmac.compare_digest(expected, signature):
-        raise AuthenticationError("The access token signature is invalid.")
+        raise TokenRejected(TokenProblem.BAD_SIGNATURE, "The access token signature is invalid.")
     claims = _claims(payload, key.key_id)
     if claims.expires <= now:
-        raise AuthenticationError("The access token has expired.")
+        raise TokenRejected(TokenProblem.EXPIRED, "The access token has expired.")
     if revocations.is_revoked(claims.identity, claims.issued_ms):
-        raise AuthenticationError("The access token has been revoked.")
+        raise TokenRejected(TokenProblem.REVOKED, "The access token has been revoked.")
     return claims
 
 
@@ -149,10 +183,12 @@ def _claims(payload: dict[str, object], key_id: str) -> TokenClaims:
         and isinstance(exp, int)
         and isinstance(scope, str)
     ):
-        raise AuthenticationError("The access token lacks required claims.")
+        raise TokenRejected(TokenProblem.MISSING_CLAIMS, "The access token lacks required claims.")
     try:
         scopes = tuple(Scope(item) for item in scope.split(",") if item)
     except ValueError:
-        raise AuthenticationError("The access token has an unknown scope.") from None
+        raise TokenRejected(
+            TokenProblem.MISSING_CLAIMS, "The access token has an unknown scope."
+        ) from None
     identity = IdentityId(_SKYPE_PREFIX + skypeid)
     return TokenClaims(identity, scopes, pti, exp, key_id)

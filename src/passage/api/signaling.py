@@ -1,0 +1,259 @@
+"""The signaling WebSocket on the API port: ``/signal/{room}`` (aiohttp adapter).
+
+A thin pump around :class:`passage.signal.Rooms`: admit the token, join,
+feed every text frame to the core with the clock, and send what it returns.
+Each member has an outbox drained by its own writer task, so one member that
+does not read never holds up the others; past
+:attr:`~passage.signal.SignalLimits.queued_bytes` it is closed with
+``SLOW_READER``. Once a second the sweep closes sessions whose token expired,
+was revoked (or its identity deleted) or whose signing key was rotated.
+
+Every refusal of a well-formed upgrade is an accepted WebSocket closed at once
+with its 4xxx code (browsers cannot read an HTTP status here); a request that
+is not a WebSocket upgrade is answered 426 with the ACS error body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiohttp import WSMsgType, web
+
+from passage.api.errors import ApiError, error_body
+from passage.identity.state import IdentityState
+from passage.identity.tokens import TokenClaims
+from passage.signal import (
+    SUBPROTOCOL,
+    CloseCode,
+    Delivery,
+    Member,
+    MemberId,
+    Rooms,
+    SignalError,
+    SignalLimits,
+    admit,
+    offered_token,
+    parse_room_name,
+    standing,
+)
+
+__all__ = ["SIGNAL_PREFIX", "SignalingServer", "is_signal_path"]
+
+SIGNAL_PREFIX = "/signal/"
+SWEEP_INTERVAL = 1.0
+"""Seconds between checks of every session's token: how long a revocation takes to bite."""
+CLOSE_TIMEOUT = 5.0
+"""Seconds a close handshake may take before the connection is cut (a member that does
+not read cannot take our close frame either)."""
+HEARTBEAT = 30.0
+"""Seconds between WebSocket pings; a client that misses the pong is dropped."""
+FRAME_LIMIT_FACTOR = 4
+"""aiohttp refuses frames beyond this many times the message limit itself (close 1009);
+between the two, the core answers ``TOO_BIG`` (4009)."""
+
+logger = logging.getLogger("passage.signal")
+
+
+def is_signal_path(path: str) -> bool:
+    """True for ``/signal/...`` (any case, as API paths): the signaling server's, not a relay's."""
+    return path[: len(SIGNAL_PREFIX)].lower() == SIGNAL_PREFIX
+
+
+@dataclass(eq=False, slots=True)
+class _Session:
+    websocket: web.WebSocketResponse
+    member: Member
+    claims: TokenClaims
+    transport: asyncio.Transport | None
+    """The connection, cut if a close handshake does not finish."""
+    outbox: deque[str] = field(default_factory=deque)
+    queued: int = 0
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    writer: asyncio.Task[None] | None = None
+    closer: asyncio.Task[None] | None = None
+    """Set once the session is being closed; the writer is stopped by then."""
+
+    def close_with(self, error: SignalError) -> None:
+        """Stop sending and close with ``error``'s code, whatever the writer was doing.
+
+        The writer may be stuck waiting for a member that does not read, so it is
+        cancelled rather than asked; the close handshake then gets
+        :data:`CLOSE_TIMEOUT` before the connection is cut.
+        """
+        if self.closer is not None:
+            return
+        level = logging.DEBUG if error.code is CloseCode.GOING_AWAY else logging.INFO
+        logger.log(level, "signal: closing %s (%s): %d %s", self.member.id, self.member.identity,
+                   error.code, error.reason)  # fmt: skip
+        if self.writer is not None:
+            self.writer.cancel()
+        self.closer = asyncio.create_task(self._close(error))
+
+    async def _close(self, error: SignalError) -> None:
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await self.websocket.close(code=error.code, message=error.reason.encode())
+        except (ConnectionError, RuntimeError):
+            pass
+        except TimeoutError:
+            if self.transport is not None:
+                self.transport.abort()
+
+
+class SignalingServer:
+    """Every signaling session of this process."""
+
+    def __init__(
+        self,
+        state: IdentityState,
+        limits: SignalLimits | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        new_member_id: Callable[[], str] = lambda: secrets.token_hex(8),
+    ) -> None:
+        self.state = state
+        self.rooms = Rooms(limits or SignalLimits())
+        self.clock = clock
+        self.new_member_id = new_member_id
+        self._sessions: dict[MemberId, _Session] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def limits(self) -> SignalLimits:
+        return self.rooms.limits
+
+    async def websocket(self, request: web.Request) -> web.StreamResponse:
+        """Serve one ``/signal/{room}`` request until the session ends."""
+        websocket = web.WebSocketResponse(
+            protocols=(SUBPROTOCOL,),
+            heartbeat=HEARTBEAT,
+            compress=False,
+            max_msg_size=self.limits.message_bytes * FRAME_LIMIT_FACTOR,
+        )
+        if not websocket.can_prepare(request).ok:
+            failure = ApiError(426, "UpgradeRequired", "Signaling is a WebSocket: send an upgrade.")
+            return web.json_response(error_body(failure), status=426)
+        await websocket.prepare(request)
+        try:
+            session = self._admit(request, websocket)
+        except SignalError as refused:
+            logger.info("signal %s from %s: %d %s", request.path, request.remote, refused.code,
+                        refused.reason)  # fmt: skip
+            await websocket.close(code=refused.code, message=refused.reason.encode())
+            return websocket
+        try:
+            await self._read(session)
+        finally:
+            await self._leave(session)
+        return websocket
+
+    def _admit(self, request: web.Request, websocket: web.WebSocketResponse) -> _Session:
+        room = parse_room_name(request.path[len(SIGNAL_PREFIX) :])
+        protocols = [
+            p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
+        ]
+        token = offered_token(
+            request.headers.get("Authorization"), request.query.get("access_token"), protocols
+        )
+        now = self.clock()
+        claims = admit(token, self.state, now)
+        member = Member(MemberId(self.new_member_id()), claims.identity)
+        deliveries = self.rooms.join(room, member, now)
+        transport = request.transport
+        session = _Session(websocket, member, claims, transport)
+        session.writer = asyncio.create_task(self._write(session))
+        self._sessions[member.id] = session
+        self._deliver(deliveries)
+        self._start_sweeper()
+        logger.debug("signal: %s joined %s as %s", claims.identity, room, member.id)
+        return session
+
+    async def _read(self, session: _Session) -> None:
+        member = session.member.id
+        async for message in session.websocket:
+            if message.type is WSMsgType.ERROR:  # aiohttp closes it (1009 for a huge frame)
+                break
+            try:
+                if message.type is not WSMsgType.TEXT:
+                    raise SignalError(CloseCode.MALFORMED, "only JSON text frames are accepted")
+                self._deliver(self.rooms.receive(member, message.data, self.clock()))
+            except SignalError as refused:
+                session.close_with(refused)
+                break
+
+    async def _write(self, session: _Session) -> None:
+        """Send the member's outbox in order until the session closes."""
+        with contextlib.suppress(ConnectionError, RuntimeError):  # it went away mid-send
+            while True:
+                if not session.outbox:
+                    session.wake.clear()
+                    await session.wake.wait()
+                    continue
+                text = session.outbox.popleft()
+                session.queued -= len(text)
+                await session.websocket.send_str(text)
+
+    async def _leave(self, session: _Session) -> None:
+        self._sessions.pop(session.member.id, None)
+        self._deliver(self.rooms.leave(session.member.id))
+        if session.writer is not None:
+            session.writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await session.writer
+        if session.closer is not None:
+            await session.closer
+        elif not session.websocket.closed:
+            await session.websocket.close()
+
+    def _deliver(self, deliveries: list[Delivery]) -> None:
+        limit = self.limits.queued_bytes
+        for delivery in deliveries:
+            session = self._sessions.get(delivery.to)
+            if session is None or session.closer is not None:
+                continue
+            session.outbox.append(delivery.text)
+            session.queued += len(delivery.text)
+            if session.queued > limit:
+                session.close_with(SignalError(CloseCode.SLOW_READER, "too much unread"))
+            else:
+                session.wake.set()
+
+    def _start_sweeper(self) -> None:
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        """Close sessions whose token no longer stands; stop when there are none left."""
+        while self._sessions:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            self.sweep_once()
+
+    def sweep_once(self) -> int:
+        """Close every session whose token lost its standing now; how many."""
+        now = self.clock()
+        closed = 0
+        for session in list(self._sessions.values()):
+            problem = standing(session.claims, self.state, now)
+            if problem is not None and session.closer is None:
+                session.close_with(problem)
+                closed += 1
+        return closed
+
+    async def close(self) -> None:
+        """Close every session with 1001 (the server is going away)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        for session in list(self._sessions.values()):
+            session.close_with(SignalError(CloseCode.GOING_AWAY, "server shutting down"))
+        closers = [s.closer for s in self._sessions.values() if s.closer is not None]
+        if closers:
+            await asyncio.wait(closers)

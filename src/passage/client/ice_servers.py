@@ -1,0 +1,150 @@
+"""ICE servers for a peer: the relay configuration a user token asks Passage for.
+
+``POST /networkTraversal/:issueRelayConfiguration`` with ``Authorization:
+Bearer <user access token>`` (a ``voip`` scope) answers, as ACS does, with
+``iceServers``: entries of ``urls`` (``stun:``, ``turn:`` with
+``?transport=udp|tcp``, ``turns:``) and the ephemeral ``username`` and
+``credential`` they share. :func:`parse_relay_configuration` turns that into
+typed servers (RFC 7064 / RFC 7065 URIs); :func:`fetch_ice_servers` asks.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from passage.client.errors import PeerError
+from passage.client.path import RelayTransport
+
+__all__ = [
+    "RELAY_API_VERSION",
+    "IceServers",
+    "StunServer",
+    "TurnServer",
+    "fetch_ice_servers",
+    "parse_ice_url",
+    "parse_relay_configuration",
+]
+
+RELAY_API_VERSION = "2022-03-01-preview"
+STUN_PORT, STUNS_PORT = 3478, 5349
+"""Default ports of ``stun:``/``turn:`` and ``turns:`` (RFC 7064 §3.2, RFC 7065 §3)."""
+REQUEST_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class StunServer:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class TurnServer:
+    host: str
+    port: int
+    transport: RelayTransport
+    username: str
+    password: str = field(repr=False)
+
+    def __str__(self) -> str:
+        scheme = "turns" if self.transport is RelayTransport.TLS else "turn"
+        transport = "tcp" if self.transport is RelayTransport.TLS else self.transport
+        return f"{scheme}:{self.host}:{self.port}?transport={transport}"
+
+
+@dataclass(frozen=True, slots=True)
+class IceServers:
+    stun: tuple[StunServer, ...]
+    turn: tuple[TurnServer, ...]
+    """In the order the server listed them; each may yield a relayed candidate."""
+    expires_on: str | None = None
+
+
+def parse_ice_url(url: str) -> tuple[str, str, int, RelayTransport | None] | None:
+    """``(scheme, host, port, transport)`` of a ``stun:``/``turn:``/``turns:`` URL; None if not one.
+
+    ``turn:`` without ``?transport=`` is UDP; ``turns:`` is TLS (over TCP).
+    """
+    scheme, colon, rest = url.strip().partition(":")
+    scheme = scheme.lower()
+    if not colon or scheme not in ("stun", "stuns", "turn", "turns"):
+        return None
+    address, _, query = rest.partition("?")
+    params = dict(item.partition("=")[::2] for item in query.split("&") if item)
+    if address.startswith("["):
+        host, bracket, after = address[1:].partition("]")
+        if not bracket or (after and not after.startswith(":")):
+            return None
+        port_text = after.removeprefix(":")
+    else:
+        host, _, port_text = address.rpartition(":") if ":" in address else (address, "", "")
+    secure = scheme.endswith("s")
+    try:
+        port = int(port_text) if port_text else (STUNS_PORT if secure else STUN_PORT)
+    except ValueError:
+        return None
+    if not host or not 0 < port < 65536:
+        return None
+    transport: RelayTransport | None = None
+    if scheme.startswith("turn"):
+        wanted = params.get("transport", "tcp" if secure else "udp").lower()
+        if wanted not in ("udp", "tcp") or (secure and wanted == "udp"):
+            return None  # DTLS relays are not something aioice speaks
+        transport = RelayTransport.TLS if secure else RelayTransport(wanted)
+    return scheme, host, port, transport
+
+
+def parse_relay_configuration(body: object) -> IceServers:
+    """The servers of a relay configuration answer; ``PeerError`` if it is not one."""
+    entries = body.get("iceServers") if isinstance(body, dict) else None
+    if not isinstance(entries, list):
+        raise PeerError("the relay configuration has no iceServers")
+    stun: list[StunServer] = []
+    turn: list[TurnServer] = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        urls = entry.get("urls")
+        username, credential = entry.get("username"), entry.get("credential")
+        for url in [urls] if isinstance(urls, str) else urls if isinstance(urls, list) else []:
+            parsed = parse_ice_url(url) if isinstance(url, str) else None
+            if parsed is None:
+                continue
+            scheme, host, port, transport = parsed
+            if transport is None:
+                if scheme == "stun" and StunServer(host, port) not in stun:
+                    stun.append(StunServer(host, port))
+            elif isinstance(username, str) and isinstance(credential, str):
+                server = TurnServer(host, port, transport, username, credential)
+                if all((t.host, t.port, t.transport) != (host, port, transport) for t in turn):
+                    turn.append(server)
+    expires = body.get("expiresOn") if isinstance(body, dict) else None
+    return IceServers(tuple(stun), tuple(turn), expires if isinstance(expires, str) else None)
+
+
+async def fetch_ice_servers(
+    session: aiohttp.ClientSession, api_url: str, token: str, tls: ssl.SSLContext | None
+) -> IceServers:
+    """Ask the API at ``api_url`` for this user's relays (``routeType: nearest``)."""
+    url = api_url.rstrip("/") + "/networkTraversal/:issueRelayConfiguration"
+    try:
+        async with session.post(
+            url,
+            params={"api-version": RELAY_API_VERSION},
+            json={"routeType": "nearest"},
+            headers={"Authorization": f"Bearer {token}"},
+            ssl=tls if tls is not None else True,
+            timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
+        ) as response:
+            body = await response.json(content_type=None)
+            if response.status != 200:
+                error = body.get("error", {}) if isinstance(body, dict) else {}
+                raise PeerError(
+                    f"relay configuration: {response.status} {error.get('code', '')}: "
+                    f"{error.get('message', '')}".rstrip(": ")
+                )
+    except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+        raise PeerError(f"relay configuration from {api_url}: {error}") from None
+    return parse_relay_configuration(body)

@@ -1,0 +1,118 @@
+"""A signaling session from the client side: ``wss://HOST:PORT/signal/{room}`` (aiohttp).
+
+Connect with a user access token, read the ``welcome`` (who you are, who is
+already here), then send JSON objects to one member or all, and read what
+the server relays (``docs/signaling.md``). A close by the server raises
+:class:`~passage.client.errors.SignalingClosed` with its close code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from passage.client.errors import PeerError, SignalingClosed
+from passage.signal.admission import SUBPROTOCOL
+
+__all__ = ["RoomMember", "SignalingSession", "signal_url"]
+
+CONNECT_TIMEOUT = 15.0
+
+
+def signal_url(api_url: str, room: str) -> str:
+    """``https://host:port/`` → ``wss://host:port/signal/{room}`` (http → ws)."""
+    base = api_url.rstrip("/")
+    if base.startswith("https://"):
+        base = "wss://" + base[len("https://") :]
+    elif base.startswith("http://"):
+        base = "ws://" + base[len("http://") :]
+    return f"{base}/signal/{room}"
+
+
+@dataclass(frozen=True, slots=True)
+class RoomMember:
+    member: str
+    identity: str
+
+
+class SignalingSession:
+    """One member's session in a room. Create with :meth:`join`."""
+
+    def __init__(self, websocket: aiohttp.ClientWebSocketResponse, welcome: dict[str, Any]):
+        self._websocket = websocket
+        self.me = RoomMember(str(welcome["member"]), str(welcome["identity"]))
+        self.members = [
+            RoomMember(str(m["member"]), str(m["identity"])) for m in welcome["members"]
+        ]
+        """The members already in the room when this one joined, earliest first."""
+
+    @classmethod
+    async def join(
+        cls,
+        session: aiohttp.ClientSession,
+        api_url: str,
+        room: str,
+        token: str,
+        tls: ssl.SSLContext | None = None,
+    ) -> SignalingSession:
+        """Join ``room``; raises :class:`SignalingClosed` if the server refuses (4xxx)."""
+        try:
+            websocket = await session.ws_connect(
+                signal_url(api_url, room),
+                headers={"Authorization": f"Bearer {token}"},
+                protocols=(SUBPROTOCOL,),
+                ssl=tls if tls is not None else True,
+                timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
+                heartbeat=30.0,
+            )
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise PeerError(f"signaling at {signal_url(api_url, room)}: {error}") from None
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                welcome = await cls._next(websocket)
+        except BaseException:
+            await websocket.close()
+            raise
+        if welcome.get("type") != "welcome":
+            await websocket.close()
+            raise PeerError(f"signaling: expected a welcome, got {welcome.get('type')!r}")
+        return cls(websocket, welcome)
+
+    async def send(self, data: dict[str, Any], to: str | None = None) -> None:
+        """Relay ``data`` to member ``to`` (every other member with None)."""
+        frame = {"type": "send", "data": data} | ({"to": to} if to is not None else {})
+        try:
+            await self._websocket.send_str(json.dumps(frame, separators=(",", ":")))
+        except (ConnectionError, RuntimeError) as error:
+            raise self._closed_error() from error
+
+    async def receive(self) -> dict[str, Any]:
+        """The next frame the server sends: ``joined``, ``left``, ``message`` or ``error``."""
+        frame: dict[str, Any] = await self._next(self._websocket)
+        return frame
+
+    async def close(self) -> None:
+        await self._websocket.close()
+
+    def _closed_error(self) -> SignalingClosed:
+        return SignalingClosed(self._websocket.close_code, "")
+
+    @staticmethod
+    async def _next(websocket: aiohttp.ClientWebSocketResponse) -> Any:
+        message = await websocket.receive()
+        if message.type is aiohttp.WSMsgType.TEXT:
+            try:
+                frame = json.loads(message.data)
+            except ValueError:
+                frame = None
+            if not isinstance(frame, dict):
+                raise PeerError("signaling: the server sent something that is not a JSON object")
+            return frame
+        if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING):
+            raise SignalingClosed(websocket.close_code, str(message.extra or ""))
+        raise SignalingClosed(websocket.close_code, "connection lost")
