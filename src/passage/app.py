@@ -242,7 +242,8 @@ def banner(config: Config, datadir: DataDir, running: Running) -> str:
     if running.https:
         lines += [
             "",
-            f"  API: https://{shown}:{config.api_port}/ (identities, relay configuration)",
+            f"  API: https://{shown}:{config.api_port}/"
+            " (identities, relay configuration, hybrid connections)",
             f"  signaling: wss://{shown}:{config.api_port}/signal/ROOM (voip user tokens)",
         ]
     if running.http:
