@@ -14,7 +14,11 @@ import time
 from passage.api.service import load_state
 from passage.cli.command import Command
 from passage.cli.management import ConnectionString, with_store
-from passage.cli.options import add_config_arguments, config_from_arguments
+from passage.cli.options import (
+    ADVERTISED_ADDRESS_OPTIONS,
+    add_config_arguments,
+    config_from_arguments,
+)
 from passage.config import ConfigError
 from passage.identity.keys import KeyName
 
@@ -24,13 +28,7 @@ __all__ = ["COMMAND"]
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--secondary", action="store_true", help="use the secondary key")
     parser.add_argument("--http", action="store_true", help="name the plain-HTTP port")
-    add_config_arguments(
-        parser,
-        only={
-            "data_dir", "database_url", "api_port", "http_port", "public_host", "public_ip",
-            "listen_ips", "relay_ips",
-        },
-    )  # fmt: skip
+    add_config_arguments(parser, only=ADVERTISED_ADDRESS_OPTIONS)
 
 
 def _run(arguments: argparse.Namespace) -> int:

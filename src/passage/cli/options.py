@@ -12,7 +12,13 @@ from collections.abc import Collection
 
 from passage.config import CONFIG_ENV, OPTIONS, Config, Option, load_config
 
-__all__ = ["add_config_arguments", "config_from_arguments"]
+__all__ = ["ADVERTISED_ADDRESS_OPTIONS", "add_config_arguments", "config_from_arguments"]
+
+ADVERTISED_ADDRESS_OPTIONS = frozenset(
+    {"data_dir", "database_url", "api_port", "http_port", "public_host", "public_ip",
+     "listen_ips", "relay_ips"}
+)  # fmt: skip
+"""What a command needs to name the address ``passage serve`` advertises, and its store."""
 
 
 def add_config_arguments(

@@ -18,7 +18,11 @@ import ssl
 from dataclasses import dataclass
 
 from passage.cli.management import CA_FILE_ENV, client_tls, with_hybrid_admin
-from passage.cli.options import add_config_arguments, config_from_arguments
+from passage.cli.options import (
+    ADVERTISED_ADDRESS_OPTIONS,
+    add_config_arguments,
+    config_from_arguments,
+)
 from passage.config import Config, ConfigError
 from passage.hybrid.admin import HybridAdmin
 from passage.hybrid.client import KeyTokenProvider, TokenProvider, token_provider
@@ -59,13 +63,7 @@ def add_relay_arguments(parser: argparse.ArgumentParser) -> None:
     relay.add_argument(
         "--ca-file", metavar="PATH", help=f"CA certificate to trust for wss:// (env {CA_FILE_ENV})"
     )
-    add_config_arguments(
-        parser,
-        only={
-            "data_dir", "database_url", "api_port", "http_port", "public_host", "public_ip",
-            "listen_ips", "relay_ips",
-        },
-    )  # fmt: skip
+    add_config_arguments(parser, only=ADVERTISED_ADDRESS_OPTIONS)
 
 
 def relay_access(arguments: argparse.Namespace, name: str) -> RelayAccess:
