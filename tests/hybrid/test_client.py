@@ -364,3 +364,14 @@ async def test_a_session_can_be_shared_by_http_senders(relay: Api) -> None:
             answer = await request(endpoint(relay), "echo", tokens, method, session=session)
             assert answer.body == method.encode()
         assert not session.closed
+
+
+async def test_a_listener_with_a_full_backlog_declines_senders_with_503(relay: Api) -> None:
+    """The reject gesture (reference §2.4): the accept address with sb-hc-statusCode."""
+    tokens = await root_tokens(relay)
+    async with HybridConnectionListener(endpoint(relay), "echo", tokens, backlog=1):
+        waiting = await connect(endpoint(relay), "echo", tokens)  # fills the backlog
+        with pytest.raises(HybridConnectionError) as declined:
+            await connect(endpoint(relay), "echo", tokens)
+        assert declined.value.status == 503
+        await waiting.close()

@@ -23,7 +23,7 @@ import ssl as ssl_module
 import urllib.parse
 import uuid
 import weakref
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -161,10 +161,6 @@ class HybridConnectionListener:
     def online(self) -> bool:
         """Whether a control channel is open right now."""
         return self._online.is_set()
-
-    async def wait_online(self) -> None:
-        """Until a control channel is open (at once, unless it is reconnecting)."""
-        await self._online.wait()
 
     # --- streams ------------------------------------------------------------------
 
@@ -395,7 +391,7 @@ class HybridConnectionListener:
         return task
 
 
-def _offered_protocols(headers: dict[str, str] | Any) -> list[str]:
+def _offered_protocols(headers: Mapping[str, str]) -> list[str]:
     offered = next(
         (value for name, value in headers.items() if name.lower() == "sec-websocket-protocol"), ""
     )
