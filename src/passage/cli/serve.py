@@ -1,4 +1,4 @@
-"""``passage serve``: run the STUN/TURN relay (and, later, the API) until a signal."""
+"""``passage serve``: the TURN relay, the API, Hybrid Connections and signaling, until a signal."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 COMMAND = Command(
     name="serve",
-    help="run the STUN/TURN server",
+    help="run the STUN/TURN relay, the API, Hybrid Connections and signaling",
     add_arguments=_add_arguments,
     run=_run,
 )
