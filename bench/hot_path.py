@@ -17,9 +17,9 @@ import timeit
 from collections import Counter
 from typing import Any, cast
 
-from passage.edge.listeners import StreamClient, UdpListener
-from passage.edge.relay import RelayProtocol
 from passage.stun import Address
+from passage.turn.aio.listeners import StreamClient, UdpListener
+from passage.turn.aio.relay_sockets import RelayProtocol
 from passage.turn.allocation import Allocation
 from passage.turn.events import FiveTuple, Transport
 

@@ -44,7 +44,10 @@ RANDOM = {"os", "random", "secrets"}
 RULES: dict[str, tuple[set[str], set[str]]] = {
     # layer: (passage modules it may import, modules it may not, ours or not)
     "stun": (set(), NETWORK | CLOCK | RANDOM),
-    "turn": ({"passage.stun", "passage.turn", "passage.usage"}, NETWORK | CLOCK),
+    "turn": (
+        {"passage.stun", "passage.turn", "passage.usage"},
+        NETWORK | CLOCK | {"passage.turn.aio"},
+    ),
     "usage": (set(), NETWORK | CLOCK),
     "store": ({"passage.store", "passage.usage"}, {"socket", "ssl", "subprocess"}),
     "identity": (
@@ -131,8 +134,13 @@ def test_layer_imports_only_what_it_may(layer: str) -> None:
 def test_the_checker_catches_violations(tmp_path: Path) -> None:
     """A core module that opened a socket or reached for an adapter would be caught."""
     probe = tmp_path / "probe.py"
-    probe.write_text("import socket\nfrom passage.edge import relay\nfrom . import server\n")
-    assert sorted(violations(probe, "passage.turn", "turn")) == ["passage.edge.relay", "socket"]
+    probe.write_text(
+        "import socket\nfrom passage.turn.aio import relay_sockets\nfrom . import server\n"
+    )
+    assert sorted(violations(probe, "passage.turn", "turn")) == [
+        "passage.turn.aio.relay_sockets",
+        "socket",
+    ]
 
 
 def test_the_checker_keeps_the_identity_core_pure(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ Layers, from the wire up (checked by ``tests/test_layering.py``):
 - ``passage.stun``: sans-IO STUN/ChannelData codec; imports nothing of ours.
 - ``passage.turn``: sans-IO TURN server core with time passed in; imports the codec.
 - ``passage.store``: the embedded store (usage ledger; later identities, entities).
-- ``passage.edge``: asyncio adapters that pump sockets into the cores.
+- ``passage.turn.aio``: asyncio adapters that pump sockets into the cores.
 - ``passage.app`` / ``passage.cli``: the ``passage serve`` process and the commands.
 """
 

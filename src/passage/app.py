@@ -25,9 +25,6 @@ from passage.api.signaling import SignalingServer
 from passage.api.sync import POLL_INTERVAL, IdentitySync
 from passage.config import Config
 from passage.datadir import DataDir
-from passage.edge.addresses import relay_addresses
-from passage.edge.relay import RelayAddresses
-from passage.edge.turn_edge import TurnEdge
 from passage.hybrid.admin import HybridAdmin
 from passage.hybrid.gateway import InMemoryGatewayStore
 from passage.identity.ice_servers import RelayTopology
@@ -40,6 +37,9 @@ from passage.store.hybrid import HybridStore
 from passage.store.identities import IdentityStore
 from passage.store.ledger import UsageLedger
 from passage.stun import Address, Method
+from passage.turn.aio.edge import TurnEdge
+from passage.turn.aio.relay_addresses import relay_addresses
+from passage.turn.aio.relay_sockets import RelayAddresses
 from passage.turn.auth import CredentialChain, CredentialSource, RestSecretUsers, StaticUsers
 from passage.turn.binding import AlternateAddresses
 from passage.turn.credentials import RestSecrets

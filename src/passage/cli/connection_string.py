@@ -34,7 +34,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 def _run(arguments: argparse.Namespace) -> int:
     config = config_from_arguments(arguments)
     from passage.app import advertised_host  # the server's own notion of its address
-    from passage.edge.addresses import relay_addresses
+    from passage.turn.aio.relay_addresses import relay_addresses
 
     host = advertised_host(config, relay_addresses(config))
     scheme, port = ("http", config.http_port) if arguments.http else ("https", config.api_port)

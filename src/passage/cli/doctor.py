@@ -134,7 +134,7 @@ def _default_host(access: Access, config: Config) -> str:
     if access.endpoint_host:
         return access.endpoint_host
     from passage.app import advertised_host  # the server's own notion of its address
-    from passage.edge.addresses import relay_addresses
+    from passage.turn.aio.relay_addresses import relay_addresses
 
     return advertised_host(config, relay_addresses(config))
 

@@ -356,7 +356,7 @@ def _entity_query(entity: str | None) -> dict[str, str] | None:
 def _advertised_url(config: Config) -> str:
     """``http://HOST[:PORT]`` for the address ``passage serve`` advertises, on the API port."""
     from passage.app import advertised_host  # the server's own notion of its address
-    from passage.edge.addresses import relay_addresses
+    from passage.turn.aio.relay_addresses import relay_addresses
 
     host = advertised_host(config, relay_addresses(config))
     shown = f"[{host}]" if ":" in host else host

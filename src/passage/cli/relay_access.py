@@ -97,7 +97,7 @@ def _local_endpoint(arguments: argparse.Namespace, config: Config) -> RelayEndpo
     if arguments.relay_url:
         return RelayEndpoint.parse(arguments.relay_url)
     from passage.app import advertised_host  # the server's own notion of its address
-    from passage.edge.addresses import relay_addresses
+    from passage.turn.aio.relay_addresses import relay_addresses
 
     host = advertised_host(config, relay_addresses(config))
     shown = f"[{host}]" if ":" in host else host

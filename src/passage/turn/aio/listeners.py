@@ -19,7 +19,7 @@ from passage.turn.errors import DropReason
 from passage.turn.events import FiveTuple, Transport
 
 if TYPE_CHECKING:
-    from passage.edge.turn_edge import TurnEdge
+    from passage.turn.aio.edge import TurnEdge
     from passage.turn.allocation import Allocation
 
 _unpack_channel_header = Struct("!HH").unpack_from

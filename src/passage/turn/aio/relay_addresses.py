@@ -5,9 +5,9 @@ from __future__ import annotations
 import ipaddress
 
 from passage.config import Config
-from passage.edge.relay import RelayAddresses
 from passage.hostaddr import family_of, primary_ip
 from passage.stun import AddressFamily
+from passage.turn.aio.relay_sockets import RelayAddresses
 
 
 def relay_addresses(config: Config) -> RelayAddresses:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from test_edge_relay import in_process
 
-from passage.edge import listeners
 from passage.stun import MessageClass
+from passage.turn.aio import listeners
 
 
 async def closed_by_server(reader: asyncio.StreamReader, within: float = 5.0) -> bool:

@@ -17,9 +17,9 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import cast
 
-from passage.edge.listeners import StreamClient, UdpListener
-from passage.edge.relay import RelayAddresses, RelayBinder, RelayProtocol
 from passage.stun import Address
+from passage.turn.aio.listeners import StreamClient, UdpListener
+from passage.turn.aio.relay_sockets import RelayAddresses, RelayBinder, RelayProtocol
 from passage.turn.allocation import Allocation, Route
 from passage.turn.events import (
     Action,

@@ -1,1 +1,0 @@
-"""asyncio adapters: sockets in, cores fed, bytes out."""
