@@ -73,7 +73,7 @@ RULES: dict[str, tuple[set[str], set[str]]] = {
     "client.path": ({"passage.client"}, NETWORK | CLOCK | RANDOM),
     "hybrid.client": (
         {"passage.hybrid"},
-        {"passage.relay", "passage.api", "passage.store", "passage.app", "passage.cli"},
+        {"passage.hybrid.aio", "passage.api", "passage.store", "passage.app", "passage.cli"},
     ),
 }
 

@@ -26,11 +26,11 @@ from passage.api.sync import POLL_INTERVAL, IdentitySync
 from passage.config import Config
 from passage.datadir import DataDir
 from passage.hybrid.admin import HybridAdmin
+from passage.hybrid.aio.relay import HybridRelay, RelaySettings
 from passage.hybrid.gateway import InMemoryGatewayStore
 from passage.identity.ice_servers import RelayTopology
 from passage.identity.relay_credentials import IdentityRelayUsers
 from passage.identity.state import IdentityState
-from passage.relay.hybrid_relay import HybridRelay, RelaySettings
 from passage.signal import SignalLimits
 from passage.store.database import Database, open_database, sqlite_url
 from passage.store.hybrid import HybridStore

@@ -25,11 +25,11 @@ from passage.api.routes import ROUTES, USER_TOKEN_SCOPES, Route, match_route
 from passage.api.service import IdentityService
 from passage.api.signaling import SignalingServer, is_signal_path
 from passage.hybrid.admin import HybridAdmin
+from passage.hybrid.aio.relay import HC_PREFIX, HybridRelay
 from passage.identity.errors import AuthenticationError, IdentityError
 from passage.identity.hmac_auth import verify_request
 from passage.identity.keys import AccessKey
 from passage.identity.tokens import TokenClaims, verify_token
-from passage.relay.hybrid_relay import HC_PREFIX, HybridRelay
 from passage.store.ledger import UsageLedger
 from passage.stun import Address
 

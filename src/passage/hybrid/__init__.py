@@ -3,7 +3,7 @@
 The modules at this level are pure, with time passed in: SAS tokens, entities
 and their admin, the control messages, the rendezvous table, the gateway
 store, endpoints and connection strings. The relay that serves them is
-``passage.relay``; the client SDK is ``passage.hybrid.client`` (asyncio), and
+``passage.hybrid.aio``; the client SDK is ``passage.hybrid.client`` (asyncio), and
 its public names are importable from here too::
 
     from passage.hybrid import HybridConnectionListener, RelayEndpoint, connect

@@ -30,6 +30,13 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from passage.hybrid.aio.channel import (
+    ControlChannel,
+    HttpExchange,
+    InvalidResponse,
+    PendingAccept,
+    Rejected,
+)
 from passage.hybrid.control import (
     HOP_BY_HOP,
     INLINE_LIMIT,
@@ -48,18 +55,11 @@ from passage.hybrid.entities import Namespace, Resolved
 from passage.hybrid.gateway import GatewayStore, ListenerRef
 from passage.hybrid.rendezvous import RENDEZVOUS_LIFETIME, RendezvousTable
 from passage.hybrid.sas import CLOCK_SKEW, Rights, SasError, SasToken, verify_sas_token
-from passage.relay.channel import (
-    ControlChannel,
-    HttpExchange,
-    InvalidResponse,
-    PendingAccept,
-    Rejected,
-)
 from passage.turn.ratelimit import FailureLimiter
 
 __all__ = ["HybridRelay", "RelaySettings"]
 
-logger = logging.getLogger("passage.relay")
+logger = logging.getLogger("passage.hybrid.aio")
 
 HC_PREFIX = "/$hc/"
 GOING_AWAY = 1001

@@ -1,1 +1,0 @@
-"""The Hybrid Connections relay adapter (aiohttp) over the pure core in :mod:`passage.hybrid`."""
