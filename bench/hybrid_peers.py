@@ -2,7 +2,7 @@
 
 ``direct PORT CERT KEY``: a WebSocket server on 127.0.0.1 (plain on PORT, TLS
 on PORT+1) — what a client would reach without a relay. ``listener URL NAME
-RULE KEY CA``: a ``passage.hybrid`` listener on hybrid connection NAME. Both
+RULE KEY CA``: a ``passage.hybrid.sdk`` listener on hybrid connection NAME. Both
 serve every stream with the same :func:`sink`, so the only difference the
 client sees is the relay in between. Each prints ``ready`` when it serves.
 """
@@ -16,7 +16,12 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
-from passage.hybrid import HybridConnectionListener, HybridStream, KeyTokenProvider, RelayEndpoint
+from passage.hybrid.sdk import (
+    HybridConnectionListener,
+    HybridStream,
+    KeyTokenProvider,
+    RelayEndpoint,
+)
 
 Send = Callable[[str], Awaitable[None]]
 

@@ -2,7 +2,7 @@
 
 One client (aiohttp's WebSocket client, in this process) talks to the same
 sink two ways: directly to a WebSocket server on loopback, and through
-``passage serve`` to a ``passage.hybrid`` listener (``bench/hybrid_peers.py``;
+``passage serve`` to a ``passage.hybrid.sdk`` listener (``bench/hybrid_peers.py``;
 each end is its own process, so the client, the relay and the far end each
 have a core's worth of scheduling). Both over plain ``ws://`` and over TLS.
 
@@ -40,7 +40,7 @@ from pathlib import Path
 
 import aiohttp
 
-from passage.hybrid import KeyTokenProvider, RelayEndpoint, connect
+from passage.hybrid.sdk import KeyTokenProvider, RelayEndpoint, connect
 from servers import HOST, cpu_seconds, free_port
 
 NAME = "bench"

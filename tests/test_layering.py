@@ -6,7 +6,7 @@
   types (``passage.turn.auth``, ``passage.turn.credentials``) only, and does no I/O,
   reads no clock and draws no randomness: callers pass ``now`` and random parts in;
 - the Hybrid Connections core (``passage.hybrid``) imports only itself and does no I/O;
-- its client SDK (``passage.hybrid.client``) is an adapter over the core alone: it
+- its client SDK (``passage.hybrid.sdk``) is an adapter over the core alone: it
   touches the network, but knows nothing of the relay, the API, the store or the CLI;
 - the TURN client core (``passage.turnclient``) imports only the codec and itself, and
   does no I/O, reads no clock and draws no randomness; its asyncio adapter
@@ -71,7 +71,7 @@ RULES: dict[str, tuple[set[str], set[str]]] = {
     "client.arq": ({"passage.client"}, NETWORK | CLOCK | RANDOM),
     "client.nomination": ({"passage.client"}, NETWORK | CLOCK | RANDOM),
     "client.path": ({"passage.client"}, NETWORK | CLOCK | RANDOM),
-    "hybrid.client": (
+    "hybrid.sdk": (
         {"passage.hybrid"},
         {"passage.hybrid.aio", "passage.api", "passage.store", "passage.app", "passage.cli"},
     ),

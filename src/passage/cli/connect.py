@@ -17,7 +17,7 @@ from passage.cli.expose import parse_host_port
 from passage.cli.logging import configure_logging
 from passage.cli.relay_access import RelayAccess, add_relay_arguments, relay_access
 from passage.config import ConfigError
-from passage.hybrid.client.tunnel import forward_tcp
+from passage.hybrid.sdk.tunnel import forward_tcp
 
 __all__ = ["COMMAND"]
 

@@ -18,9 +18,9 @@ from passage.cli.command import Command
 from passage.cli.logging import configure_logging
 from passage.cli.relay_access import RelayAccess, add_relay_arguments, relay_access
 from passage.config import ConfigError
-from passage.hybrid.client import ForwardingHandler, HybridConnectionError, HybridConnectionListener
-from passage.hybrid.client.stream import HybridStream
-from passage.hybrid.client.tunnel import expose_tcp
+from passage.hybrid.sdk import ForwardingHandler, HybridConnectionError, HybridConnectionListener
+from passage.hybrid.sdk.stream import HybridStream
+from passage.hybrid.sdk.tunnel import expose_tcp
 
 __all__ = ["COMMAND", "parse_host_port"]
 

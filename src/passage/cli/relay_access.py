@@ -25,9 +25,9 @@ from passage.cli.options import (
 )
 from passage.config import Config, ConfigError
 from passage.hybrid.admin import HybridAdmin
-from passage.hybrid.client import KeyTokenProvider, TokenProvider, token_provider
 from passage.hybrid.endpoint import ConnectionStringError, RelayConnectionString, RelayEndpoint
 from passage.hybrid.entities import ROOT_RULE
+from passage.hybrid.sdk import KeyTokenProvider, TokenProvider, token_provider
 
 __all__ = ["RELAY_CONNECTION_STRING_ENV", "RelayAccess", "add_relay_arguments", "relay_access"]
 

@@ -59,7 +59,7 @@ from passage.turn.ratelimit import FailureLimiter
 
 __all__ = ["HybridRelay", "RelaySettings"]
 
-logger = logging.getLogger("passage.hybrid.aio")
+logger = logging.getLogger("passage.relay")
 
 HC_PREFIX = "/$hc/"
 GOING_AWAY = 1001

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 import aiohttp
 import yarl
 
-from passage.hybrid.client.errors import HybridConnectionError
-from passage.hybrid.client.stream import HybridStream
-from passage.hybrid.client.tokens import TokenProvider
 from passage.hybrid.endpoint import RelayEndpoint
+from passage.hybrid.sdk.errors import HybridConnectionError
+from passage.hybrid.sdk.stream import HybridStream
+from passage.hybrid.sdk.tokens import TokenProvider
 
 __all__ = ["RelayedHttpReply", "connect", "request"]
 

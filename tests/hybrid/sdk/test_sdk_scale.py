@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from passage.hybrid import (
+from passage.hybrid.entities import ROOT_RULE
+from passage.hybrid.sdk import (
     HybridConnectionListener,
     HybridStream,
     KeyTokenProvider,
     RelayEndpoint,
     connect,
 )
-from passage.hybrid.entities import ROOT_RULE
 from passage_server import passage_process
 
 pytestmark = pytest.mark.timeout(180)

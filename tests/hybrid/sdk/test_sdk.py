@@ -1,4 +1,4 @@
-"""The Python SDK (``passage.hybrid``) against a real relay over real sockets.
+"""The Python SDK (``passage.hybrid.sdk``) against a real relay over real sockets.
 
 Listeners and senders are the SDK's; the relay is ``passage.app.start`` with
 its store and admin, so every exchange crosses the same code a user's does.
@@ -16,7 +16,9 @@ import pytest
 from aiohttp import web
 
 from api_harness import Api, api_server
-from passage.hybrid import (
+from passage.hybrid.entities import ROOT_RULE
+from passage.hybrid.sas import Rights
+from passage.hybrid.sdk import (
     ForwardingHandler,
     HybridConnectionError,
     HybridConnectionListener,
@@ -30,8 +32,6 @@ from passage.hybrid import (
     connect,
     request,
 )
-from passage.hybrid.entities import ROOT_RULE
-from passage.hybrid.sas import Rights
 from passage_server import free_port
 from waiting import until
 

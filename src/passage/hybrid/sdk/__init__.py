@@ -15,23 +15,23 @@ string gives both: ``RelayConnectionString.parse(text)`` and
 :func:`token_provider`.
 """
 
-from passage.hybrid.client.errors import HybridConnectionError, ListenerClosed
-from passage.hybrid.client.http import (
+from passage.hybrid.endpoint import ConnectionStringError, RelayConnectionString, RelayEndpoint
+from passage.hybrid.sdk.errors import HybridConnectionError, ListenerClosed
+from passage.hybrid.sdk.http import (
     ForwardingHandler,
     HttpHandler,
     RelayedRequest,
     RelayedResponse,
 )
-from passage.hybrid.client.listener import HybridConnectionListener
-from passage.hybrid.client.sender import RelayedHttpReply, connect, request
-from passage.hybrid.client.stream import HybridStream
-from passage.hybrid.client.tokens import (
+from passage.hybrid.sdk.listener import HybridConnectionListener
+from passage.hybrid.sdk.sender import RelayedHttpReply, connect, request
+from passage.hybrid.sdk.stream import HybridStream
+from passage.hybrid.sdk.tokens import (
     KeyTokenProvider,
     StaticTokenProvider,
     TokenProvider,
     token_provider,
 )
-from passage.hybrid.endpoint import ConnectionStringError, RelayConnectionString, RelayEndpoint
 
 __all__ = [
     "ConnectionStringError",

@@ -30,7 +30,7 @@ __all__ = [
     "response_for_relay",
 ]
 
-logger = logging.getLogger("passage.hybrid.client")
+logger = logging.getLogger("passage.hybrid.sdk")
 
 RESERVED_STATUSES = frozenset({502, 504})
 """The relay's own answers (no listener, no response in time); a listener may not send them."""

@@ -15,16 +15,16 @@ import logging
 import ssl as ssl_module
 from collections.abc import Callable
 
-from passage.hybrid.client.errors import HybridConnectionError
-from passage.hybrid.client.listener import HybridConnectionListener
-from passage.hybrid.client.sender import connect
-from passage.hybrid.client.stream import HybridStream
-from passage.hybrid.client.tokens import TokenProvider
 from passage.hybrid.endpoint import RelayEndpoint
+from passage.hybrid.sdk.errors import HybridConnectionError
+from passage.hybrid.sdk.listener import HybridConnectionListener
+from passage.hybrid.sdk.sender import connect
+from passage.hybrid.sdk.stream import HybridStream
+from passage.hybrid.sdk.tokens import TokenProvider
 
 __all__ = ["CHUNK", "bridge", "expose_tcp", "forward_tcp"]
 
-logger = logging.getLogger("passage.hybrid.client")
+logger = logging.getLogger("passage.hybrid.sdk")
 
 CHUNK = 64 * 1024
 """Bytes read from a TCP socket at a time: one WebSocket message each."""

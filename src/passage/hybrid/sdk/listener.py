@@ -30,16 +30,6 @@ from typing import Any, Self
 import aiohttp
 import yarl
 
-from passage.hybrid.client.errors import HybridConnectionError, ListenerClosed
-from passage.hybrid.client.http import (
-    HttpHandler,
-    RelayedRequest,
-    RelayedResponse,
-    local_target,
-    response_for_relay,
-)
-from passage.hybrid.client.stream import HybridStream
-from passage.hybrid.client.tokens import TokenProvider
 from passage.hybrid.control import (
     INLINE_LIMIT,
     Accept,
@@ -51,10 +41,20 @@ from passage.hybrid.control import (
     strip_relay_query,
 )
 from passage.hybrid.endpoint import RelayEndpoint
+from passage.hybrid.sdk.errors import HybridConnectionError, ListenerClosed
+from passage.hybrid.sdk.http import (
+    HttpHandler,
+    RelayedRequest,
+    RelayedResponse,
+    local_target,
+    response_for_relay,
+)
+from passage.hybrid.sdk.stream import HybridStream
+from passage.hybrid.sdk.tokens import TokenProvider
 
 __all__ = ["RECONNECT_DELAYS", "HybridConnectionListener"]
 
-logger = logging.getLogger("passage.hybrid.client")
+logger = logging.getLogger("passage.hybrid.sdk")
 
 AUTH_HEADER = "ServiceBusAuthorization"
 
