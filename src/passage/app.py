@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 
 from passage.api.server import ApiServer
 from passage.api.service import IdentityService, load_state, new_key_text
-from passage.api.signaling import SignalingServer
 from passage.api.sync import POLL_INTERVAL, IdentitySync
 from passage.config import Config
 from passage.datadir import DataDir
@@ -32,6 +31,7 @@ from passage.identity.ice_servers import RelayTopology
 from passage.identity.relay_credentials import IdentityRelayUsers
 from passage.identity.state import IdentityState
 from passage.signal import SignalLimits
+from passage.signal.aio import SignalingServer
 from passage.store.database import Database, open_database, sqlite_url
 from passage.store.hybrid import HybridStore
 from passage.store.identities import IdentityStore

@@ -23,13 +23,13 @@ from passage.api.call import Auth, Call, Reply
 from passage.api.errors import ApiError, error_body
 from passage.api.routes import ROUTES, USER_TOKEN_SCOPES, Route, match_route
 from passage.api.service import IdentityService
-from passage.api.signaling import SignalingServer, is_signal_path
 from passage.hybrid.admin import HybridAdmin
 from passage.hybrid.aio.relay import HC_PREFIX, HybridRelay
 from passage.identity.errors import AuthenticationError, IdentityError
 from passage.identity.hmac_auth import verify_request
 from passage.identity.keys import AccessKey
 from passage.identity.tokens import TokenClaims, verify_token
+from passage.signal.aio import SignalingServer, is_signal_path
 from passage.store.ledger import UsageLedger
 from passage.stun import Address
 

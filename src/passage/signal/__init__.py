@@ -2,7 +2,7 @@
 
 ``wss://HOST:API_PORT/signal/{room}`` relays JSON messages between the
 members of a room (``docs/signaling.md``). This package is the core: it does
-no I/O and reads no clock; the aiohttp adapter is :mod:`passage.api.signaling`.
+no I/O and reads no clock; the aiohttp adapter is :mod:`passage.signal.aio`.
 """
 
 from passage.signal.admission import SUBPROTOCOL, admit, offered_token, standing
