@@ -16,7 +16,7 @@
   through the TURN client and know nothing of the server;
 - the signaling core (``passage.signal``) imports itself and the identity core (token
   verification) only, and does no I/O, reads no clock and draws no randomness;
-- the peer SDK (``passage.client``) is an adapter that knows the signaling wire and
+- the peer SDK (``passage.peer.sdk``) is an adapter that knows the signaling wire and
   nothing of the server; its ARQ, nomination policy and path naming are pure;
 - the store imports none of the protocol layers;
 - the API (``passage.api``) is an adapter: it may touch the network and import any of
@@ -66,11 +66,9 @@ RULES: dict[str, tuple[set[str], set[str]]] = {
     "doctor.probes": ({"passage.stun", "passage.turnclient", "passage.doctor"}, set()),
     "signal": ({"passage.signal", "passage.identity"}, NETWORK | CLOCK | RANDOM),
     # The peer SDK is an adapter (aiohttp, aioice) that knows the signaling wire, not the
-    # server; its ARQ, nomination policy and path naming are pure cores.
-    "client": ({"passage.client", "passage.signal"}, set()),
-    "client.arq": ({"passage.client"}, NETWORK | CLOCK | RANDOM),
-    "client.nomination": ({"passage.client"}, NETWORK | CLOCK | RANDOM),
-    "client.path": ({"passage.client"}, NETWORK | CLOCK | RANDOM),
+    # server; its core (ARQ, nomination policy, path naming, ICE servers) is pure.
+    "peer": ({"passage.peer"}, NETWORK | CLOCK | RANDOM | {"passage.peer.sdk"}),
+    "peer.sdk": ({"passage.peer", "passage.signal"}, set()),
     "hybrid.sdk": (
         {"passage.hybrid"},
         {"passage.hybrid.aio", "passage.api", "passage.store", "passage.app", "passage.cli"},

@@ -1,4 +1,4 @@
-"""Peers in the lab: voip users on the lab's Passage, and two ``passage.client.Peer`` s that
+"""Peers in the lab: voip users on the lab's Passage, and two ``passage.peer.sdk.Peer`` s that
 meet in a room, report the path they chose and swap random bytes over a stream.
 
 Each peer runs entirely inside its host's namespace (``lab.acall``): aioice
@@ -18,10 +18,10 @@ from natlab.lab import Lab, Node
 from natlab.serve import LabPassage
 from passage.api.service import load_state
 from passage.cli.management import ConnectionString, RemoteTarget, call_remote, with_store
-from passage.client import Path as PeerPath
-from passage.client import Peer, PeerSettings
-from passage.client.agent import CheckSummary
 from passage.config import Config
+from passage.peer.sdk import Path as PeerPath
+from passage.peer.sdk import Peer, PeerSettings
+from passage.peer.sdk.agent import CheckSummary
 
 IDENTITY_VERSION = "2023-10-01"
 

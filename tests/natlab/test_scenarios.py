@@ -1,4 +1,4 @@
-"""The most direct path, scenario by scenario: two ``passage.client.Peer`` s in the NAT lab.
+"""The most direct path, scenario by scenario: two ``passage.peer.sdk.Peer`` s in the NAT lab.
 
 Each test builds a topology, runs ``passage serve`` on the lab's internet,
 connects a peer in each host (each in its own namespace: aioice gathers the
@@ -24,8 +24,8 @@ import pytest
 
 from natlab import Lab, presets
 from natlab.peering import Outcome, api_on_443, connect_pair
-from passage.client import PathKind, RelayTransport
-from passage.client.nomination import CheckState
+from passage.peer.nomination import CheckState
+from passage.peer.sdk import PathKind, RelayTransport
 
 SIZES = (96 * 1024, 64 * 1024)
 """Bytes each side sends (alice, bob)."""

@@ -1,11 +1,11 @@
 """``passage pipe --room ROOM``: stdin to the other side, its bytes to stdout, over the best path.
 
 Like ``nc``, but the two ends need not reach each other: each is a
-:class:`passage.client.Peer` that meets the other in a signaling room and
+:class:`passage.peer.sdk.Peer` that meets the other in a signaling room and
 takes the most direct path ICE finds (same LAN, through NATs, or through a
 TURN relay over UDP, TCP or TLS). It prints the path to stderr, copies stdin
 to the other side and the other side's bytes to stdout (reliably and in
-order: :mod:`passage.client.arq`), and exits 0 once both sides have reached
+order: :mod:`passage.peer.arq`), and exits 0 once both sides have reached
 the end of their input and every byte was delivered.
 
 Who it is, either of:
@@ -45,8 +45,8 @@ from passage.cli.management import (
     client_tls,
 )
 from passage.cli.options import add_config_arguments, config_from_arguments
-from passage.client import Peer, PeerError, PeerStream
 from passage.config import ConfigError
+from passage.peer.sdk import Peer, PeerError, PeerStream
 from passage.signal import SignalError, parse_room_name
 
 __all__ = ["COMMAND"]

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from passage.client.arq import (
+from passage.peer.arq import (
     HEADER,
     MAGIC,
     MAX_PAYLOAD,

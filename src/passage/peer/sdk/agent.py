@@ -12,7 +12,7 @@ that succeeds). :class:`IceAgent` changes three things:
   after the first relayed candidate, or at :attr:`GatherSettings.timeout`: a
   firewall that drops UDP or a port makes those servers never answer.
 - **Nomination.** Checks carry no USE-CANDIDATE; when
-  :class:`~passage.client.nomination.NominationPolicy` picks a pair, one more
+  :class:`~passage.peer.nomination.NominationPolicy` picks a pair, one more
   check with USE-CANDIDATE nominates it (regular nomination, RFC 8445 §8.1.1).
 - **Triggered checks** on a pair whose check is in progress retransmit it at
   once (RFC 8445 §7.3.1.4 "SHOULD generate an immediate retransmit"; the same
@@ -40,9 +40,9 @@ from aioice.ice import (
     server_reflexive_candidate,
 )
 
-from passage.client.ice_servers import StunServer, TurnServer
-from passage.client.nomination import CheckState, Nominate, NominationPolicy, PairView
-from passage.client.path import Endpoint, RelayTransport
+from passage.peer.ice_servers import StunServer, TurnServer
+from passage.peer.nomination import CheckState, Nominate, NominationPolicy, PairView
+from passage.peer.path import Endpoint, RelayTransport
 
 __all__ = ["CheckSummary", "GatherSettings", "IceAgent"]
 

@@ -1,11 +1,11 @@
-"""``passage.client.Peer``: two programs meet in a room and talk over the most direct path.
+"""``passage.peer.sdk.Peer``: two programs meet in a room and talk over the most direct path.
 
 ::
 
     peer = await Peer.connect("https://passage.example.com:8443/", token, "room-42")
     print(peer.path)            # relay-udp (relay 203.0.113.10:49200 ... <-> prflx ...)
     await peer.send(b"hello")   # datagrams over the nominated pair
-    stream = peer.open_stream() # or reliable, ordered bytes (passage.client.stream)
+    stream = peer.open_stream() # or reliable, ordered bytes (passage.peer.sdk.stream)
     await peer.close()
 
 What :meth:`Peer.connect` does, in order:
@@ -16,12 +16,12 @@ What :meth:`Peer.connect` does, in order:
    room when the other arrives is the controlling ICE agent, so the roles
    follow from the order of joining, with no negotiation;
 3. gathers host, server-reflexive and relayed candidates (TURN over UDP, TCP
-   and TLS) with :class:`~passage.client.agent.IceAgent`;
+   and TLS) with :class:`~passage.peer.sdk.agent.IceAgent`;
 4. the controlling peer sends an ``offer`` (ICE username fragment, password,
    every candidate and how each relayed one reaches its server), the other
    an ``answer``, as ``data`` of signaling messages (``docs/client.md``);
 5. runs ICE; the pair nominated is the best that works
-   (:mod:`passage.client.nomination`), named by :mod:`passage.client.path`.
+   (:mod:`passage.peer.nomination`), named by :mod:`passage.peer.path`.
 
 Signaling is left once ICE completes (the room is free again), and every
 socket and TURN allocation the nominated pair does not use is released.
@@ -39,13 +39,14 @@ from typing import Any
 import aiohttp
 import aioice
 
-from passage.client.agent import CheckSummary, GatherSettings, IceAgent
-from passage.client.errors import PeerError
-from passage.client.ice_servers import IceServers, fetch_ice_servers
-from passage.client.nomination import NominationPolicy
-from passage.client.path import Endpoint, Path, RelayTransport, classify
-from passage.client.signaling import RoomMember, SignalingSession
-from passage.client.stream import PeerStream
+from passage.peer.errors import PeerError
+from passage.peer.ice_servers import IceServers
+from passage.peer.nomination import NominationPolicy
+from passage.peer.path import Endpoint, Path, RelayTransport, classify
+from passage.peer.sdk.agent import CheckSummary, GatherSettings, IceAgent
+from passage.peer.sdk.relay_configuration import fetch_ice_servers
+from passage.peer.sdk.signaling import RoomMember, SignalingSession
+from passage.peer.sdk.stream import PeerStream
 
 __all__ = ["CheckSummary", "Peer", "PeerSettings"]
 

@@ -1,37 +1,30 @@
-"""ICE servers for a peer: the relay configuration a user token asks Passage for.
+"""The ICE servers a peer may use, read from a relay configuration (pure).
 
-``POST /networkTraversal/:issueRelayConfiguration`` with ``Authorization:
-Bearer <user access token>`` (a ``voip`` scope) answers, as ACS does, with
-``iceServers``: entries of ``urls`` (``stun:``, ``turn:`` with
-``?transport=udp|tcp``, ``turns:``) and the ephemeral ``username`` and
-``credential`` they share. :func:`parse_relay_configuration` turns that into
-typed servers (RFC 7064 / RFC 7065 URIs); :func:`fetch_ice_servers` asks.
+Passage answers ``issueRelayConfiguration`` as ACS does, with ``iceServers``:
+entries of ``urls`` (``stun:``, ``turn:`` with ``?transport=udp|tcp``,
+``turns:``) and the ephemeral ``username`` and ``credential`` they share.
+:func:`parse_relay_configuration` turns that into typed servers (RFC 7064 /
+RFC 7065 URIs); the SDK asks for it
+(:func:`passage.peer.sdk.relay_configuration.fetch_ice_servers`).
 """
 
 from __future__ import annotations
 
-import ssl
 from dataclasses import dataclass, field
 
-import aiohttp
-
-from passage.client.errors import PeerError
-from passage.client.path import RelayTransport
+from passage.peer.errors import PeerError
+from passage.peer.path import RelayTransport
 
 __all__ = [
-    "RELAY_API_VERSION",
     "IceServers",
     "StunServer",
     "TurnServer",
-    "fetch_ice_servers",
     "parse_ice_url",
     "parse_relay_configuration",
 ]
 
-RELAY_API_VERSION = "2022-03-01-preview"
 STUN_PORT, STUNS_PORT = 3478, 5349
 """Default ports of ``stun:``/``turn:`` and ``turns:`` (RFC 7064 §3.2, RFC 7065 §3)."""
-REQUEST_TIMEOUT = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,29 +115,3 @@ def parse_relay_configuration(body: object) -> IceServers:
                     turn.append(server)
     expires = body.get("expiresOn") if isinstance(body, dict) else None
     return IceServers(tuple(stun), tuple(turn), expires if isinstance(expires, str) else None)
-
-
-async def fetch_ice_servers(
-    session: aiohttp.ClientSession, api_url: str, token: str, tls: ssl.SSLContext | None
-) -> IceServers:
-    """Ask the API at ``api_url`` for this user's relays (``routeType: nearest``)."""
-    url = api_url.rstrip("/") + "/networkTraversal/:issueRelayConfiguration"
-    try:
-        async with session.post(
-            url,
-            params={"api-version": RELAY_API_VERSION},
-            json={"routeType": "nearest"},
-            headers={"Authorization": f"Bearer {token}"},
-            ssl=tls if tls is not None else True,
-            timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
-        ) as response:
-            body = await response.json(content_type=None)
-            if response.status != 200:
-                error = body.get("error", {}) if isinstance(body, dict) else {}
-                raise PeerError(
-                    f"relay configuration: {response.status} {error.get('code', '')}: "
-                    f"{error.get('message', '')}".rstrip(": ")
-                )
-    except (aiohttp.ClientError, TimeoutError, ValueError) as error:
-        raise PeerError(f"relay configuration from {api_url}: {error}") from None
-    return parse_relay_configuration(body)

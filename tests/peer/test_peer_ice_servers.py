@@ -6,14 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from passage.client.errors import PeerError
-from passage.client.ice_servers import (
+from passage.peer.errors import PeerError
+from passage.peer.ice_servers import (
     StunServer,
     TurnServer,
     parse_ice_url,
     parse_relay_configuration,
 )
-from passage.client.path import RelayTransport
+from passage.peer.path import RelayTransport
 
 UDP, TCP, TLS = RelayTransport.UDP, RelayTransport.TCP, RelayTransport.TLS
 

@@ -1,5 +1,5 @@
-"""Reliable, ordered bytes over a :class:`~passage.client.Peer`: the asyncio pump of
-:class:`~passage.client.arq.ReliableStream`.
+"""Reliable, ordered bytes over a :class:`~passage.peer.sdk.Peer`: the asyncio pump of
+:class:`~passage.peer.arq.ReliableStream`.
 
 One task owns the peer's receive side and the core's timer: it feeds each
 datagram to the core, sends what the core returns, and sleeps until the next
@@ -13,11 +13,11 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING
 
-from passage.client.arq import ReliableStream
-from passage.client.errors import PeerError
+from passage.peer.arq import ReliableStream
+from passage.peer.errors import PeerError
 
 if TYPE_CHECKING:
-    from passage.client.peer import Peer
+    from passage.peer.sdk.peer import Peer
 
 __all__ = ["PeerStream"]
 

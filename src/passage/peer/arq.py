@@ -4,7 +4,7 @@ Sans-IO with time passed in, in the shape of aioquic: feed
 :meth:`ReliableStream.receive_datagram` (``data``, ``now``), send what
 :meth:`~ReliableStream.datagrams_to_send` returns, and call
 :meth:`~ReliableStream.handle_timer` when :meth:`~ReliableStream.get_timer`
-says. :mod:`passage.client.stream` is the asyncio pump over an ICE peer.
+says. :mod:`passage.peer.sdk.stream` is the asyncio pump over an ICE peer.
 
 What it does, and what it does not:
 

@@ -3,7 +3,7 @@
 Connect with a user access token, read the ``welcome`` (who you are, who is
 already here), then send JSON objects to one member or all, and read what
 the server relays (``docs/signaling.md``). A close by the server raises
-:class:`~passage.client.errors.SignalingClosed` with its close code.
+:class:`~passage.peer.errors.SignalingClosed` with its close code.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from passage.client.errors import PeerError, SignalingClosed
+from passage.peer.errors import PeerError, SignalingClosed
 from passage.signal.admission import SUBPROTOCOL
 
 __all__ = ["RoomMember", "SignalingSession", "signal_url"]

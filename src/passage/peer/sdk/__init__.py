@@ -1,4 +1,4 @@
-"""The Passage client SDK: peers that meet in a signaling room and take the most direct path.
+"""The peer SDK: peers that meet in a signaling room and take the most direct path.
 
 ``Peer.connect(api_url, token, room)`` gets ICE servers with a user access
 token, meets the other member of ``room`` through ``/signal/{room}``, runs
@@ -6,13 +6,14 @@ ICE and reports the path chosen (``direct-lan``, ``direct-nat``,
 ``relay-udp``, ``relay-tcp``, ``relay-tls``). See ``docs/client.md``.
 """
 
-from passage.client.errors import PeerError, SignalingClosed
-from passage.client.ice_servers import IceServers, StunServer, TurnServer, fetch_ice_servers
-from passage.client.nomination import NominationPolicy
-from passage.client.path import Endpoint, Path, PathKind, RelayTransport
-from passage.client.peer import Peer, PeerSettings
-from passage.client.signaling import SignalingSession
-from passage.client.stream import PeerStream
+from passage.peer.errors import PeerError, SignalingClosed
+from passage.peer.ice_servers import IceServers, StunServer, TurnServer
+from passage.peer.nomination import NominationPolicy
+from passage.peer.path import Endpoint, Path, PathKind, RelayTransport
+from passage.peer.sdk.peer import Peer, PeerSettings
+from passage.peer.sdk.relay_configuration import fetch_ice_servers
+from passage.peer.sdk.signaling import SignalingSession
+from passage.peer.sdk.stream import PeerStream
 
 __all__ = [
     "Endpoint",

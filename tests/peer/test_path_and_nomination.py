@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from passage.client.nomination import CheckState, Nominate, NominationPolicy, PairView, Wait
-from passage.client.path import Endpoint, PathKind, RelayTransport, classify
+from passage.peer.nomination import CheckState, Nominate, NominationPolicy, PairView, Wait
+from passage.peer.path import Endpoint, PathKind, RelayTransport, classify
 
 HOST = Endpoint("host", ("10.1.0.2", 5000))
 PEER_HOST = Endpoint("host", ("10.1.0.3", 5001))
