@@ -12,7 +12,7 @@
   does no I/O, reads no clock and draws no randomness; its asyncio adapter
   (``passage.turnclient.aio``) touches the network but knows nothing of the server;
 - ``passage doctor``'s core (``passage.doctor``: targets, statistics, verdict, report) is
-  pure like the other cores; its probes (``passage.doctor.probes``) touch the network
+  pure like the other cores; its probes (``passage.doctor.aio``) touch the network
   through the TURN client and know nothing of the server;
 - the signaling core (``passage.signal``) imports itself and the identity core (token
   verification) only, and does no I/O, reads no clock and draws no randomness;
@@ -61,9 +61,9 @@ RULES: dict[str, tuple[set[str], set[str]]] = {
     "turnclient.aio": ({"passage.stun", "passage.turnclient"}, set()),
     "doctor": (
         {"passage.stun", "passage.turnclient", "passage.doctor"},
-        NETWORK | CLOCK | RANDOM | {"passage.turnclient.aio", "passage.doctor.probes"},
+        NETWORK | CLOCK | RANDOM | {"passage.turnclient.aio", "passage.doctor.aio"},
     ),
-    "doctor.probes": ({"passage.stun", "passage.turnclient", "passage.doctor"}, set()),
+    "doctor.aio": ({"passage.stun", "passage.turnclient", "passage.doctor"}, set()),
     "signal": ({"passage.signal", "passage.identity"}, NETWORK | CLOCK | RANDOM),
     # The peer SDK is an adapter (aiohttp, aioice) that knows the signaling wire, not the
     # server; its core (ARQ, nomination policy, path naming, ICE servers) is pure.
@@ -175,12 +175,12 @@ def test_the_checker_keeps_the_doctor_core_off_the_network(tmp_path: Path) -> No
     probe = tmp_path / "probe.py"
     probe.write_text(
         "import asyncio\nfrom passage.turnclient import Credentials\n"
-        "from passage.turnclient.aio import TurnConnection\nfrom .probes import run_doctor\n"
+        "from passage.turnclient.aio import TurnConnection\nfrom .aio import run_doctor\n"
         "from passage.turn.server import TurnServer\nfrom .stats import LoopMeter\n"
     )
     assert sorted(violations(probe, "passage.doctor", "doctor")) == [
         "asyncio",
-        "passage.doctor.probes.run_doctor",
+        "passage.doctor.aio.run_doctor",
         "passage.turn.server.TurnServer",
         "passage.turnclient.aio.TurnConnection",
     ]

@@ -22,7 +22,7 @@ from passage.cli.doctor_access import Access, add_access_arguments, doctor_acces
 from passage.cli.management import CA_FILE_ENV, client_tls
 from passage.cli.options import add_config_arguments, config_from_arguments
 from passage.config import Config, ConfigError
-from passage.doctor.probes import DoctorPlan, run_doctor
+from passage.doctor.aio import DoctorPlan, run_doctor
 from passage.doctor.render import render_report
 from passage.doctor.report import report_json
 from passage.doctor.targets import (

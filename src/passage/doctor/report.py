@@ -1,6 +1,6 @@
 """What ``passage doctor`` found, as typed values, and the one JSON document of ``--json``.
 
-The probes (``passage.doctor.probes``) fill these in; :mod:`.verdict` judges
+The probes (``passage.doctor.aio``) fill these in; :mod:`.verdict` judges
 them; :mod:`.render` writes them for people, :func:`report_json` for
 machines. JSON times are milliseconds (``*_ms``), rounded to 0.01 ms.
 """
