@@ -17,11 +17,11 @@ import timeit
 from collections import Counter
 from typing import Any, cast
 
-from passage.stun import Address
+from passage.addresses import Address, Transport
 from passage.turn.aio.listeners import StreamClient, UdpListener
 from passage.turn.aio.relay_sockets import RelayProtocol
 from passage.turn.allocation import Allocation
-from passage.turn.events import FiveTuple, Transport
+from passage.turn.events import FiveTuple
 
 CLIENT: Address = ("127.0.0.1", 50000)
 SERVER: Address = ("127.0.0.1", 3478)

@@ -14,6 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from passage.addresses import AddressFamily
 from passage.config import Config
 from passage.datadir import (
     DataDir,
@@ -22,7 +23,6 @@ from passage.datadir import (
     read_auth_secret,
 )
 from passage.hostaddr import primary_ip
-from passage.stun import AddressFamily
 from passage.tlsmaterial import ServerNames, generate_ca, issue_server_certificate, key_to_pem
 
 NOW = datetime.datetime(2025, 6, 1, 12, 0, tzinfo=datetime.UTC)

@@ -14,7 +14,8 @@ import asyncio
 import socket
 import ssl
 
-from passage.stun import Address, MessageClass, TransactionId
+from passage.addresses import Address
+from passage.stun import MessageClass, TransactionId
 from passage.turnclient import UDP, Credentials, Relayed, error_code, relayed_addresses
 from passage.turnclient.aio import ANSWER_TIMEOUT, NoAnswer, TurnConnection
 from passage.turnclient.client import Attributes

@@ -19,6 +19,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from passage.addresses import Address
 from passage.api.server import ApiServer
 from passage.api.service import IdentityService, load_state, new_key_text
 from passage.api.sync import POLL_INTERVAL, IdentitySync
@@ -36,7 +37,7 @@ from passage.store.database import Database, open_database, sqlite_url
 from passage.store.hybrid import HybridStore
 from passage.store.identities import IdentityStore
 from passage.store.ledger import UsageLedger
-from passage.stun import Address, Method
+from passage.stun import Method
 from passage.turn.aio.edge import TurnEdge
 from passage.turn.aio.relay_addresses import relay_addresses
 from passage.turn.aio.relay_sockets import RelayAddresses

@@ -33,8 +33,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from passage.addresses import family_of
 from passage.config import Config, ConfigError
-from passage.hostaddr import family_of, primary_ip
+from passage.hostaddr import primary_ip
 from passage.tlsmaterial import (
     ServerNames,
     TlsMaterialError,

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 
-from passage.stun import AddressFamily
+from passage.addresses import AddressFamily
 
 _PROBE = {AddressFamily.IPV4: "192.0.2.1", AddressFamily.IPV6: "2001:db8::1"}
 """Documentation addresses used only to ask the routing table for a source IP:
 connecting a UDP socket sends nothing."""
-
-
-def family_of(ip: str) -> AddressFamily:
-    """The address family of an IP string (raises ValueError if it is not one)."""
-    return AddressFamily.IPV6 if ipaddress.ip_address(ip).version == 6 else AddressFamily.IPV4
 
 
 def primary_ip(family: AddressFamily) -> str | None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hypothesis.strategies as st
 from hypothesis import given, settings
 
+from passage.addresses import Transport
 from passage.doctor.stats import LoopMeter
 from passage.doctor.targets import parse_ice_url
-from passage.turnclient import Transport
 
 HOSTS = st.from_regex(r"[a-z][a-z0-9-]{0,20}(\.[a-z]{2,6}){0,2}", fullmatch=True)
 

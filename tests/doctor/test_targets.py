@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from passage.addresses import Transport
 from passage.doctor.targets import (
     IceUrl,
     Target,
@@ -12,7 +13,6 @@ from passage.doctor.targets import (
     targets_from_urls,
 )
 from passage.identity.ice_servers import RelayTopology
-from passage.turnclient import Transport
 
 UDP, TCP, TLS = Transport.UDP, Transport.TCP, Transport.TLS
 

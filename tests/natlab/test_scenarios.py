@@ -24,8 +24,9 @@ import pytest
 
 from natlab import Lab, presets
 from natlab.peering import Outcome, api_on_443, connect_pair
+from passage.addresses import Transport
 from passage.peer.nomination import CheckState
-from passage.peer.sdk import PathKind, RelayTransport
+from passage.peer.sdk import PathKind
 
 SIZES = (96 * 1024, 64 * 1024)
 """Bytes each side sends (alice, bob)."""
@@ -130,7 +131,7 @@ async def test_udp_blocked_relays_over_tls_on_443(lab: Lab, tmp_path: Path) -> N
         )
     assert_intact((alice, bob), data)
     assert alice.path.kind is PathKind.RELAY_TLS, alice.path
-    assert alice.path.local.relay is RelayTransport.TLS
+    assert alice.path.local.relay is Transport.TLS
     assert alice.path.local.server == (passage.ip, 443)
     assert bob.path.kind is PathKind.RELAY_TLS, bob.path  # bob names the same path
     assert bob.path.local.type == "host" and not bob.path.both_relay

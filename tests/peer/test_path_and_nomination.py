@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from passage.addresses import Transport
 from passage.peer.nomination import CheckState, Nominate, NominationPolicy, PairView, Wait
-from passage.peer.path import Endpoint, PathKind, RelayTransport, classify
+from passage.peer.path import Endpoint, PathKind, classify
 
 HOST = Endpoint("host", ("10.1.0.2", 5000))
 PEER_HOST = Endpoint("host", ("10.1.0.3", 5001))
@@ -13,7 +14,7 @@ SRFLX = Endpoint("srflx", ("198.51.100.3", 5002))
 PRFLX = Endpoint("prflx", ("198.51.100.3", 61000))
 
 
-def relay(transport: RelayTransport | None) -> Endpoint:
+def relay(transport: Transport | None) -> Endpoint:
     return Endpoint("relay", ("203.0.113.10", 49200), transport)
 
 
@@ -23,11 +24,11 @@ def relay(transport: RelayTransport | None) -> Endpoint:
         (HOST, PEER_HOST, PathKind.DIRECT_LAN, False),
         (HOST, SRFLX, PathKind.DIRECT_NAT, False),
         (HOST, PRFLX, PathKind.DIRECT_NAT, False),
-        (relay(RelayTransport.UDP), PRFLX, PathKind.RELAY_UDP, False),
-        (HOST, relay(RelayTransport.TCP), PathKind.RELAY_TCP, False),
-        (relay(RelayTransport.TLS), HOST, PathKind.RELAY_TLS, False),
-        (relay(RelayTransport.UDP), relay(RelayTransport.TLS), PathKind.RELAY_TLS, True),
-        (relay(RelayTransport.TCP), relay(RelayTransport.UDP), PathKind.RELAY_TCP, True),
+        (relay(Transport.UDP), PRFLX, PathKind.RELAY_UDP, False),
+        (HOST, relay(Transport.TCP), PathKind.RELAY_TCP, False),
+        (relay(Transport.TLS), HOST, PathKind.RELAY_TLS, False),
+        (relay(Transport.UDP), relay(Transport.TLS), PathKind.RELAY_TLS, True),
+        (relay(Transport.TCP), relay(Transport.UDP), PathKind.RELAY_TCP, True),
         (HOST, relay(None), PathKind.RELAY_UDP, False),  # a peer that did not say how
     ],
 )
@@ -41,7 +42,7 @@ def test_the_path_is_named_by_its_most_constrained_leg(
 
 
 def test_the_path_reads_well() -> None:
-    local = Endpoint("relay", ("203.0.113.10", 49200), RelayTransport.TLS, ("203.0.113.10", 443))
+    local = Endpoint("relay", ("203.0.113.10", 49200), Transport.TLS, ("203.0.113.10", 443))
     assert str(classify(local, Endpoint("host", ("203.0.113.20", 40000)))) == (
         "relay-tls (relay 203.0.113.10:49200 via TURN over tls to 203.0.113.10:443"
         " <-> host 203.0.113.20:40000)"

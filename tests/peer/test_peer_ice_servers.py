@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from passage.addresses import Transport
 from passage.peer.errors import PeerError
 from passage.peer.ice_servers import (
     StunServer,
@@ -13,9 +14,8 @@ from passage.peer.ice_servers import (
     parse_ice_url,
     parse_relay_configuration,
 )
-from passage.peer.path import RelayTransport
 
-UDP, TCP, TLS = RelayTransport.UDP, RelayTransport.TCP, RelayTransport.TLS
+UDP, TCP, TLS = Transport.UDP, Transport.TCP, Transport.TLS
 
 
 @pytest.mark.parametrize(

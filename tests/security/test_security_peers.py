@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from passage.stun import AddressFamily, AttributeType, MessageClass
+from passage.addresses import AddressFamily
+from passage.stun import AttributeType, MessageClass
 from passage_server import ServerInfo, passage_process
 from turn_client import NoAnswer, TurnClient, UdpPeer, error_code, relayed_addresses
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from turn_harness import REALM, SERVER, Clock, error_code, make_server, new_client
 
+from passage.addresses import Address, Transport
 from passage.stun import (
-    Address,
     AttributeType,
     ChangeRequestValue,
     Message,
@@ -18,7 +18,7 @@ from passage.stun import (
 from passage.stun.discovery import binding_request
 from passage.turn.binding import AlternateAddresses
 from passage.turn.config import TurnConfig
-from passage.turn.events import Action, FiveTuple, SendToClient, Transport
+from passage.turn.events import Action, FiveTuple, SendToClient
 from passage.turn.server import TurnServer
 
 A1, A2 = SERVER[0], "192.0.2.11"

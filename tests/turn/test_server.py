@@ -15,6 +15,7 @@ from turn_harness import (
     transaction_id,
 )
 
+from passage.addresses import Transport
 from passage.stun import (
     AddressErrorCodeValue,
     AttributeType,
@@ -36,7 +37,6 @@ from passage.turn.events import (
     BindRelay,
     ReleaseRelay,
     SendToPeer,
-    Transport,
 )
 from passage.turn.server import TurnServer
 

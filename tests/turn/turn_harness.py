@@ -7,8 +7,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from passage.addresses import Address, Transport
 from passage.stun import (
-    Address,
     AttributeType,
     AttributeValue,
     ErrorCodeValue,
@@ -25,13 +25,7 @@ from passage.stun import (
 from passage.turn.auth import CredentialChain, RestSecretUsers, StaticUsers
 from passage.turn.config import TurnConfig
 from passage.turn.credentials import RestSecrets
-from passage.turn.events import (
-    Action,
-    BindRelay,
-    FiveTuple,
-    SendToClient,
-    Transport,
-)
+from passage.turn.events import Action, BindRelay, FiveTuple, SendToClient
 from passage.turn.server import TurnServer
 
 REALM = "test.realm"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from passage.addresses import Transport
 from passage.stun import (
     AttributeType,
     Message,
@@ -25,7 +26,7 @@ from passage.stun import (
 )
 from passage.turn.auth import StaticUsers
 from passage.turn.config import TurnConfig
-from passage.turn.events import Action, BindRelay, FiveTuple, SendToClient, SendToPeer, Transport
+from passage.turn.events import Action, BindRelay, FiveTuple, SendToClient, SendToPeer
 from passage.turn.server import TurnServer
 from passage.turnclient import (
     Answered,

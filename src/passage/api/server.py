@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from passage.addresses import Address
 from passage.api.call import Auth, Call, Reply
 from passage.api.errors import ApiError, error_body
 from passage.api.routes import ROUTES, USER_TOKEN_SCOPES, Route, match_route
@@ -31,7 +32,6 @@ from passage.identity.keys import AccessKey
 from passage.identity.tokens import TokenClaims, verify_token
 from passage.signal.aio import SignalingServer, is_signal_path
 from passage.store.ledger import UsageLedger
-from passage.stun import Address
 
 __all__ = ["MAX_BODY_BYTES", "ApiServer"]
 

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import signal
 
+from passage.addresses import format_address
 from passage.cli.command import Command
 from passage.cli.expose import parse_host_port
 from passage.cli.logging import configure_logging
@@ -58,7 +59,7 @@ async def _connect(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    bound = ", ".join(_shown(sock.getsockname()) for sock in server.sockets)
+    bound = ", ".join(format_address(sock.getsockname()) for sock in server.sockets)
     print(
         f"listening on {bound}: connections go to hybrid connection {name!r} "
         f"on {access.endpoint.base_url}; Ctrl-C stops",
@@ -66,11 +67,6 @@ async def _connect(
     )
     async with server:
         await stop.wait()
-
-
-def _shown(address: tuple[str, int] | tuple[str, int, int, int]) -> str:
-    host, port = address[0], address[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 COMMAND = Command(

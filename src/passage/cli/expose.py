@@ -14,6 +14,8 @@ import asyncio
 import logging
 import signal
 
+from passage import addresses
+from passage.addresses import Address, format_address
 from passage.cli.command import Command
 from passage.cli.logging import configure_logging
 from passage.cli.relay_access import RelayAccess, add_relay_arguments, relay_access
@@ -38,21 +40,21 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     add_relay_arguments(parser)
 
 
-def parse_host_port(text: str, *, lowest_port: int = 1) -> tuple[str, int]:
-    """``HOST:PORT`` or ``[IPv6]:PORT``; ``ConfigError`` otherwise."""
-    host, colon, port = text.strip().rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")
-    if not colon or not host or not port.isdigit() or not lowest_port <= int(port) <= 65535:
-        raise ConfigError(f"{text!r} is not HOST:PORT")
-    return host, int(port)
+def parse_host_port(text: str, *, lowest_port: int = 1) -> Address:
+    """``HOST:PORT`` or ``[IPv6]:PORT``, the port at least ``lowest_port``; else ``ConfigError``."""
+    try:
+        host, port = addresses.parse_host_port(text)
+    except ValueError as error:
+        raise ConfigError(f"{text!r} is not HOST:PORT: {error}") from None
+    if port < lowest_port:
+        raise ConfigError(f"{text!r} is not HOST:PORT: the port must be at least {lowest_port}")
+    return host, port
 
 
 def _service_url(text: str) -> str:
     if text.startswith(("http://", "https://")):
         return text.rstrip("/")
-    host, port = parse_host_port(text)
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}"
+    return f"http://{format_address(parse_host_port(text))}"
 
 
 def _run(arguments: argparse.Namespace) -> int:
@@ -61,8 +63,7 @@ def _run(arguments: argparse.Namespace) -> int:
     if arguments.http:
         target = _service_url(arguments.to)
     else:
-        host, port = parse_host_port(arguments.to)
-        target = f"{host}:{port}"
+        target = format_address(parse_host_port(arguments.to))
     try:
         asyncio.run(_expose(access, arguments.name, target, http=arguments.http))
     except HybridConnectionError as error:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import textwrap
 
-from passage.stun import Address
+from passage.addresses import Address
 
-from .report import NatReport, Outcome, PathReport, Report, TransportResult, Via, format_address
+from .report import NatReport, Outcome, PathReport, Report, TransportResult, Via, shown_address
 from .verdict import MediaPath
 
 __all__ = ["describe_nat", "describe_path", "describe_transport", "render_report"]
@@ -146,4 +146,4 @@ def _ms(seconds: float | None) -> str:
 
 
 def _address(address: Address | None) -> str:
-    return format_address(address) or "-"
+    return shown_address(address) or "-"

@@ -11,7 +11,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from passage.stun import Address
+from passage.addresses import Address, format_address
 from passage.stun.discovery import FilteringBehavior, MappingBehavior
 
 from .stats import LoopStats
@@ -26,7 +26,7 @@ __all__ = [
     "Report",
     "TransportResult",
     "Via",
-    "format_address",
+    "shown_address",
     "report_json",
 ]
 
@@ -167,9 +167,9 @@ def report_json(report: Report) -> dict[str, Any]:
 
 def _nat_json(nat: NatReport) -> dict[str, Any]:
     return {
-        "local": format_address(nat.local),
-        "mapped": format_address(nat.mapped),
-        "other_address": format_address(nat.other_address),
+        "local": shown_address(nat.local),
+        "mapped": shown_address(nat.mapped),
+        "other_address": shown_address(nat.other_address),
         "behind_nat": nat.behind_nat,
         "mapping": nat.mapping.value if nat.mapping else "unknown",
         "filtering": nat.filtering.value if nat.filtering else "unknown",
@@ -188,8 +188,8 @@ def _transport_json(result: TransportResult) -> dict[str, Any]:
         "ms": _ms(result.seconds),
         "detail": result.detail,
         "error_code": result.error_code,
-        "mapped": format_address(result.mapped),
-        "relayed": format_address(result.relayed),
+        "mapped": shown_address(result.mapped),
+        "relayed": shown_address(result.relayed),
     }
 
 
@@ -224,9 +224,6 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 2)
 
 
-def format_address(address: Address | None) -> str | None:
-    """``ip:port``, the IPv6 host in brackets; None for None."""
-    if address is None:
-        return None
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+def shown_address(address: Address | None) -> str | None:
+    """``ip:port`` (:func:`passage.addresses.format_address`); None for None."""
+    return format_address(address) if address is not None else None

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from passage.turnclient import Transport
+from passage.addresses import Transport
 
 __all__ = [
     "DEFAULT_TLS_PORTS",

@@ -27,8 +27,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 
+from passage.addresses import Transport
 from passage.stun.discovery import FilteringBehavior, MappingBehavior
-from passage.turnclient import Transport
 
 from .report import NatReport, Outcome, TransportResult
 

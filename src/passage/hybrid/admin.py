@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from passage.addresses import bracketed
 from passage.hybrid.entities import (
     MAX_RULES,
     ROOT_RULE,
@@ -224,7 +225,7 @@ def resource_uri(base_url: str, name: str) -> str:
         or port == -1
     ):
         raise _invalid(f"base URL {base_url!r}: expected http://HOST[:PORT]", "baseUrl")
-    host = f"[{parsed.hostname}]" if ":" in parsed.hostname else parsed.hostname
+    host = bracketed(parsed.hostname)
     return f"http://{host}{f':{port}' if port is not None else ''}/{name}"
 
 

@@ -15,6 +15,8 @@ import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from passage.addresses import format_address
+
 __all__ = ["ConnectionStringError", "RelayConnectionString", "RelayEndpoint"]
 
 _SCHEMES = {"sb": "wss", "wss": "wss", "https": "wss", "ws": "ws", "http": "ws"}
@@ -50,8 +52,7 @@ class RelayEndpoint:
 
     @property
     def netloc(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return format_address((self.host, self.port))
 
     @property
     def base_url(self) -> str:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from passage.addresses import Transport
 from passage.peer.errors import PeerError
-from passage.peer.path import RelayTransport
 
 __all__ = [
     "IceServers",
@@ -37,13 +37,13 @@ class StunServer:
 class TurnServer:
     host: str
     port: int
-    transport: RelayTransport
+    transport: Transport
     username: str
     password: str = field(repr=False)
 
     def __str__(self) -> str:
-        scheme = "turns" if self.transport is RelayTransport.TLS else "turn"
-        transport = "tcp" if self.transport is RelayTransport.TLS else self.transport
+        scheme = "turns" if self.transport is Transport.TLS else "turn"
+        transport = "tcp" if self.transport is Transport.TLS else self.transport
         return f"{scheme}:{self.host}:{self.port}?transport={transport}"
 
 
@@ -55,7 +55,7 @@ class IceServers:
     expires_on: str | None = None
 
 
-def parse_ice_url(url: str) -> tuple[str, str, int, RelayTransport | None] | None:
+def parse_ice_url(url: str) -> tuple[str, str, int, Transport | None] | None:
     """``(scheme, host, port, transport)`` of a ``stun:``/``turn:``/``turns:`` URL; None if not one.
 
     ``turn:`` without ``?transport=`` is UDP; ``turns:`` is TLS (over TCP).
@@ -80,12 +80,12 @@ def parse_ice_url(url: str) -> tuple[str, str, int, RelayTransport | None] | Non
         return None
     if not host or not 0 < port < 65536:
         return None
-    transport: RelayTransport | None = None
+    transport: Transport | None = None
     if scheme.startswith("turn"):
         wanted = params.get("transport", "tcp" if secure else "udp").lower()
         if wanted not in ("udp", "tcp") or (secure and wanted == "udp"):
             return None  # DTLS relays are not something aioice speaks
-        transport = RelayTransport.TLS if secure else RelayTransport(wanted)
+        transport = Transport.TLS if secure else Transport(wanted)
     return scheme, host, port, transport
 
 

@@ -22,7 +22,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["Endpoint", "Path", "PathKind", "RelayTransport", "classify"]
+from passage.addresses import Transport
+
+__all__ = ["Endpoint", "Path", "PathKind", "classify"]
 
 
 class PathKind(enum.StrEnum):
@@ -37,20 +39,12 @@ class PathKind(enum.StrEnum):
         return self in _RELAY_KINDS.values()
 
 
-class RelayTransport(enum.StrEnum):
-    """How a client reaches its TURN server, in order of preference."""
-
-    UDP = "udp"
-    TCP = "tcp"
-    TLS = "tls"
-
-
 _RELAY_KINDS = {
-    RelayTransport.UDP: PathKind.RELAY_UDP,
-    RelayTransport.TCP: PathKind.RELAY_TCP,
-    RelayTransport.TLS: PathKind.RELAY_TLS,
+    Transport.UDP: PathKind.RELAY_UDP,
+    Transport.TCP: PathKind.RELAY_TCP,
+    Transport.TLS: PathKind.RELAY_TLS,
 }
-_CONSTRAINT = {RelayTransport.UDP: 0, RelayTransport.TCP: 1, RelayTransport.TLS: 2}
+_CONSTRAINT = {Transport.UDP: 0, Transport.TCP: 1, Transport.TLS: 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +54,7 @@ class Endpoint:
     type: str
     """``host``, ``srflx``, ``prflx`` or ``relay`` (RFC 8445 §5.1.1)."""
     address: tuple[str, int]
-    relay: RelayTransport | None = None
+    relay: Transport | None = None
     """For a relayed candidate: how its side reaches the TURN server."""
     server: tuple[str, int] | None = None
     """For a relayed candidate: the TURN server, when known (our own side)."""
@@ -94,7 +88,7 @@ class Path:
 def classify(local: Endpoint, remote: Endpoint) -> Path:
     """Name the path between the two ends of the nominated pair."""
     # A relayed candidate whose transport the peer did not say counts as UDP, the least.
-    relays = [end.relay or RelayTransport.UDP for end in (local, remote) if end.type == "relay"]
+    relays = [end.relay or Transport.UDP for end in (local, remote) if end.type == "relay"]
     if relays:
         kind = _RELAY_KINDS[max(relays, key=_CONSTRAINT.__getitem__)]
     elif local.type == "host" and remote.type == "host":

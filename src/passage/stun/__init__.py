@@ -1,11 +1,11 @@
 """Sans-IO STUN codec (RFC 8489) with the TURN (RFC 8656), RFC 5780, 6062 and 8016 attributes.
 
-Imports nothing else from passage and does no I/O: bytes in, values out, and back.
+Imports only the address vocabulary (:mod:`passage.addresses`) and does no I/O: bytes in,
+values out, and back.
 """
 
 from .attributes import (
     ATTRIBUTES,
-    Address,
     AddressErrorCodeValue,
     AttributeSpec,
     AttributeValue,
@@ -24,7 +24,6 @@ from .channeldata import (
 )
 from .constants import (
     MAGIC_COOKIE,
-    AddressFamily,
     AttributeType,
     DecodeReason,
     ErrorCode,
@@ -56,9 +55,7 @@ __all__ = [
     "MAX_CHANNEL",
     "MAX_CHANNEL_RFC5766",
     "MIN_CHANNEL",
-    "Address",
     "AddressErrorCodeValue",
-    "AddressFamily",
     "AttributeSpec",
     "AttributeType",
     "AttributeValue",

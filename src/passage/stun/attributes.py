@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple, TypeAlias
 
-from .constants import MAGIC_COOKIE_BYTES, AddressFamily, AttributeType
+from passage.addresses import Address, AddressFamily
 
-Address: TypeAlias = tuple[str, int]
-"""(IP address string, port); IPv6 in compressed form, e.g. ``("2001:db8::1", 3478)``."""
+from .constants import MAGIC_COOKIE_BYTES, AttributeType
 
 
 @dataclass(frozen=True, slots=True)

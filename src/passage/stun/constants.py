@@ -163,13 +163,6 @@ class PasswordAlgorithm(IntEnum):
     SHA256 = 0x0002
 
 
-class AddressFamily(IntEnum):
-    """The family byte of (XOR-)address attributes and REQUESTED-ADDRESS-FAMILY."""
-
-    IPV4 = 0x01
-    IPV6 = 0x02
-
-
 class DecodeReason(StrEnum):
     """Why input was dropped. Each is a short snake_case name to count in a metric."""
 

@@ -23,7 +23,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from .attributes import Address, AttributeValue, ChangeRequestValue, ErrorCodeValue
+from passage.addresses import Address
+
+from .attributes import AttributeValue, ChangeRequestValue, ErrorCodeValue
 from .constants import AttributeType, MessageClass, Method, StunDecodeError
 from .message import Message, TransactionId, decode_message, encode_message
 

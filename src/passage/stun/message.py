@@ -15,9 +15,10 @@ import zlib
 from dataclasses import dataclass, field
 from typing import NewType, TypeVar
 
+from passage.addresses import Address
+
 from .attributes import (
     ATTRIBUTES,
-    Address,
     AttributeValue,
     Parser,
     parse_xor_address,

@@ -17,15 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from passage.stun import Address, AddressFamily
+from passage.addresses import Address, family_of
 from passage.turn.events import FiveTuple, RelayHandle
 
 Route = tuple[RelayHandle, Address]
-
-
-def family_of(ip: str) -> AddressFamily:
-    """The address family of an IP string."""
-    return AddressFamily.IPV6 if ":" in ip else AddressFamily.IPV4
 
 
 @dataclass(slots=True, eq=False)

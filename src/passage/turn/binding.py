@@ -43,16 +43,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from passage.stun import (
-    Address,
-    AttributeType,
-    AttributeValue,
-    ChangeRequestValue,
-    ErrorCode,
-    Message,
-)
+from passage.addresses import Address, Transport
+from passage.stun import AttributeType, AttributeValue, ChangeRequestValue, ErrorCode, Message
 from passage.turn.errors import TurnError
-from passage.turn.events import FiveTuple, Transport
+from passage.turn.events import FiveTuple
 
 _UNSPECIFIED = frozenset({"0.0.0.0", "::"})
 

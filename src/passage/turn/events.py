@@ -8,28 +8,13 @@ path (ChannelData in both directions) is a dictionary look-up and a send.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from passage.stun import Address
+from passage.addresses import Address, Transport, format_address
 
 if TYPE_CHECKING:
     from passage.turn.allocation import Allocation
-
-
-class Transport(enum.StrEnum):
-    """The client-facing transport of a 5-tuple."""
-
-    UDP = "udp"
-    TCP = "tcp"
-    TLS = "tls"
-
-
-def format_address(address: Address) -> str:
-    """``ip:port``, with IPv6 hosts bracketed so the port stays readable."""
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class FiveTuple(NamedTuple):

@@ -15,10 +15,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from passage.addresses import Address, AddressFamily, format_address
 from passage.stun import (
-    Address,
     AddressErrorCodeValue,
-    AddressFamily,
     AttributeType,
     AttributeValue,
     ErrorCode,
@@ -52,7 +51,6 @@ from passage.turn.events import (
     ReleaseRelay,
     SendToClient,
     SendToPeer,
-    format_address,
 )
 from passage.turn.nonce import NonceIssuer
 from passage.turn.peers import PeerPolicy

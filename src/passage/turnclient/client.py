@@ -38,8 +38,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NewType
 
+from passage.addresses import Address
 from passage.stun import (
-    Address,
     AttributeType,
     AttributeValue,
     ErrorCodeValue,
@@ -68,7 +68,6 @@ __all__ = [
     "FailureReason",
     "Relayed",
     "RequestId",
-    "Transport",
     "TurnClientCore",
     "error_code",
     "relayed_addresses",
@@ -83,14 +82,6 @@ UDP = 17
 
 MAX_CHALLENGES = 3
 """Times one request is sent again for a 401/438 before its answer is taken as final."""
-
-
-class Transport(enum.StrEnum):
-    """How a client reaches the server (RFC 8656 §3.1); TLS runs over TCP."""
-
-    UDP = "udp"
-    TCP = "tcp"
-    TLS = "tls"
 
 
 @dataclass(frozen=True, slots=True)

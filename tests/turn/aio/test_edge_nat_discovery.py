@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from passage.stun import Address, AttributeType, Message, StreamFramer, decode_message
+from passage.addresses import Address
+from passage.stun import AttributeType, Message, StreamFramer, decode_message
 from passage.stun.discovery import binding_request, read_binding_response
 from passage_server import ServerInfo, free_port, passage_process
 

@@ -24,7 +24,7 @@ import asyncio
 import os
 import socket
 
-from passage.stun import Address
+from passage.addresses import Address
 from passage.stun.discovery import (
     BindingResult,
     FilteringBehavior,

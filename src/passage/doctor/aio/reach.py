@@ -17,8 +17,9 @@ import socket
 import ssl
 from dataclasses import dataclass
 
-from passage.stun import Address, AttributeType, ErrorCodeValue, Message, MessageClass
-from passage.turnclient import Credentials, Transport
+from passage.addresses import Address, Transport
+from passage.stun import AttributeType, ErrorCodeValue, Message, MessageClass
+from passage.turnclient import Credentials
 from passage.turnclient.aio import NoAnswer, TurnConnection
 
 from ..report import Outcome, TransportResult

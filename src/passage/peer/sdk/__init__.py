@@ -9,7 +9,7 @@ ICE and reports the path chosen (``direct-lan``, ``direct-nat``,
 from passage.peer.errors import PeerError, SignalingClosed
 from passage.peer.ice_servers import IceServers, StunServer, TurnServer
 from passage.peer.nomination import NominationPolicy
-from passage.peer.path import Endpoint, Path, PathKind, RelayTransport
+from passage.peer.path import Endpoint, Path, PathKind
 from passage.peer.sdk.peer import Peer, PeerSettings
 from passage.peer.sdk.relay_configuration import fetch_ice_servers
 from passage.peer.sdk.signaling import SignalingSession
@@ -25,7 +25,6 @@ __all__ = [
     "PeerError",
     "PeerSettings",
     "PeerStream",
-    "RelayTransport",
     "SignalingClosed",
     "SignalingSession",
     "StunServer",

@@ -40,13 +40,14 @@ from aioice.ice import (
     server_reflexive_candidate,
 )
 
+from passage.addresses import Transport
 from passage.peer.ice_servers import StunServer, TurnServer
 from passage.peer.nomination import CheckState, Nominate, NominationPolicy, PairView
-from passage.peer.path import Endpoint, RelayTransport
+from passage.peer.path import Endpoint
 
 __all__ = ["CheckSummary", "GatherSettings", "IceAgent"]
 
-LOCAL_PREFERENCE = {RelayTransport.UDP: 65535, RelayTransport.TCP: 49151, RelayTransport.TLS: 32767}
+LOCAL_PREFERENCE = {Transport.UDP: 65535, Transport.TCP: 49151, Transport.TLS: 32767}
 """RFC 8445 §5.1.2.1 local preference of a relayed candidate, by how its TURN server is
 reached; each further server of one transport gets one less."""
 
@@ -156,7 +157,7 @@ class IceAgent(aioice.Connection):
         self._nomination: asyncio.Task[None] | None = None
         self._decision_timer: asyncio.TimerHandle | None = None
         self._in_flight: dict[CandidatePair, _InFlight] = {}
-        self.remote_relays: dict[tuple[str, int], RelayTransport] = {}
+        self.remote_relays: dict[tuple[str, int], Transport] = {}
         """How each of the peer's relayed candidates reaches its TURN server (it says so)."""
 
     # --- gathering ---------------------------------------------------------------------
@@ -262,14 +263,14 @@ class IceAgent(aioice.Connection):
         address = (server.host, server.port)
         client: turn.TurnClientProtocol
         transport: asyncio.BaseTransport
-        if server.transport is RelayTransport.UDP:
+        if server.transport is Transport.UDP:
             transport, client = await loop.create_datagram_endpoint(
                 lambda: _UdpTurnClient(address, server, refused), remote_addr=address
             )
         else:
             tls = (
                 (self._tls or ssl.create_default_context())
-                if server.transport is RelayTransport.TLS
+                if server.transport is Transport.TLS
                 else None
             )
             transport, client = await loop.create_connection(
@@ -294,7 +295,7 @@ class IceAgent(aioice.Connection):
                     pair.task.cancel()
                 self._check_done(pair, CandidatePair.State.FAILED)
 
-    def relay_transport_of(self, candidate: aioice.Candidate) -> RelayTransport | None:
+    def relay_transport_of(self, candidate: aioice.Candidate) -> Transport | None:
         """How the relayed ``candidate`` (one of ours) reaches its TURN server."""
         for protocol, server in self._relay_servers.items():
             if protocol.local_candidate is candidate:

@@ -39,10 +39,11 @@ from typing import Any
 import aiohttp
 import aioice
 
+from passage.addresses import Transport
 from passage.peer.errors import PeerError
 from passage.peer.ice_servers import IceServers
 from passage.peer.nomination import NominationPolicy
-from passage.peer.path import Endpoint, Path, RelayTransport, classify
+from passage.peer.path import Endpoint, Path, classify
 from passage.peer.sdk.agent import CheckSummary, GatherSettings, IceAgent
 from passage.peer.sdk.relay_configuration import fetch_ice_servers
 from passage.peer.sdk.signaling import RoomMember, SignalingSession
@@ -233,12 +234,12 @@ async def _apply(agent: IceAgent, description: dict[str, Any]) -> None:
     if not isinstance(ufrag, str) or not isinstance(pwd, str):
         raise PeerError("the other peer's description has no ICE credentials")
     agent.remote_username, agent.remote_password = ufrag, pwd
-    relays: dict[tuple[str, int], RelayTransport] = {}
+    relays: dict[tuple[str, int], Transport] = {}
     listed = description.get("candidates")
     for item in (listed if isinstance(listed, list) else [])[:MAX_CANDIDATES]:
         try:
             candidate = aioice.Candidate.from_sdp(str(item["sdp"]))
-            relay = RelayTransport(item["relay"]) if item.get("relay") else None
+            relay = Transport(item["relay"]) if item.get("relay") else None
             ipaddress.ip_address(candidate.host)  # no names: nothing to resolve for a peer
         except (KeyError, TypeError, ValueError, AttributeError):
             continue

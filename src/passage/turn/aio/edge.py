@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import cast
 
-from passage.stun import Address
+from passage.addresses import Address, Transport, format_address
 from passage.turn.aio.listeners import StreamClient, UdpListener
 from passage.turn.aio.relay_sockets import RelayAddresses, RelayBinder, RelayProtocol
 from passage.turn.allocation import Allocation, Route
@@ -30,8 +30,6 @@ from passage.turn.events import (
     ReleaseRelay,
     SendToClient,
     SendToPeer,
-    Transport,
-    format_address,
 )
 from passage.turn.server import TurnServer
 from passage.usage import UsageRecord

@@ -14,9 +14,10 @@ from struct import Struct
 from struct import error as struct_error
 from typing import TYPE_CHECKING, Any, cast
 
-from passage.stun import Address, StreamFramer, StunDecodeError
+from passage.addresses import Address, Transport
+from passage.stun import StreamFramer, StunDecodeError
 from passage.turn.errors import DropReason
-from passage.turn.events import FiveTuple, Transport
+from passage.turn.events import FiveTuple
 
 if TYPE_CHECKING:
     from passage.turn.aio.edge import TurnEdge

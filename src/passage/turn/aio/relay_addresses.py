@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 
+from passage.addresses import AddressFamily, family_of
 from passage.config import Config
-from passage.hostaddr import family_of, primary_ip
-from passage.stun import AddressFamily
+from passage.hostaddr import primary_ip
 from passage.turn.aio.relay_sockets import RelayAddresses
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from struct import Struct
 from typing import TYPE_CHECKING, Any, cast
 
-from passage.stun import Address, AddressFamily
+from passage.addresses import Address, AddressFamily
 from passage.turn.allocation import Route
 from passage.turn.errors import DropReason
 

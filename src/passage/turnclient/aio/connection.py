@@ -20,8 +20,8 @@ import socket
 import ssl
 from collections.abc import Callable, Sequence
 
+from passage.addresses import Address, Transport
 from passage.stun import (
-    Address,
     AttributeValue,
     Message,
     MessageClass,
@@ -36,12 +36,11 @@ from passage.turnclient.client import (
     Event,
     Relayed,
     RequestId,
-    Transport,
     TurnClientCore,
     relayed_addresses,
 )
 
-__all__ = ["ANSWER_TIMEOUT", "NoAnswer", "Transport", "TurnConnection"]
+__all__ = ["ANSWER_TIMEOUT", "NoAnswer", "TurnConnection"]
 
 ANSWER_TIMEOUT = 3.0
 """Seconds a request waits for its answer unless told otherwise."""
