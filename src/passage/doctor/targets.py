@@ -9,23 +9,21 @@ the usual four: UDP and TCP on 3478, TLS on 5349 and on 443.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from passage.addresses import Transport
+from passage.ice_uris import DEFAULT_PORT, IceScheme, parse_ice_uri
 
 __all__ = [
     "DEFAULT_TLS_PORTS",
     "DEFAULT_TURN_PORT",
-    "IceUrl",
     "Target",
     "default_targets",
-    "parse_ice_url",
     "targets_from_urls",
 ]
 
-DEFAULT_TURN_PORT = 3478
+DEFAULT_TURN_PORT = DEFAULT_PORT
 """STUN/TURN over UDP and TCP (RFC 8489 §18.5, RFC 8656 §18)."""
 
 DEFAULT_TLS_PORTS = (5349, 443)
@@ -33,12 +31,6 @@ DEFAULT_TLS_PORTS = (5349, 443)
 
 _PREFERENCE = {Transport.UDP: 0, Transport.TCP: 1, Transport.TLS: 2}
 """Media over UDP beats TCP beats TLS: less head-of-line blocking, less overhead."""
-
-_URL = re.compile(
-    r"(?P<scheme>stuns?|turns?):(?:\[(?P<ipv6>[0-9a-fA-F:.]+)\]|(?P<host>[^:?\[\]/]+))"
-    r"(?::(?P<port>\d{1,5}))?(?:\?transport=(?P<transport>udp|tcp))?",
-    re.IGNORECASE,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,36 +52,6 @@ class Target:
         return _PREFERENCE[self.transport]
 
 
-@dataclass(frozen=True, slots=True)
-class IceUrl:
-    """A parsed ``stun:``/``turn:``/``turns:`` URL."""
-
-    scheme: str
-    host: str
-    port: int
-    transport: Transport
-    """UDP or TCP for ``turn:`` (UDP when not given, RFC 7065 §3), TLS for ``turns:``."""
-
-
-def parse_ice_url(url: str) -> IceUrl | None:
-    """Read one ICE server URL; None for anything else (``stuns:`` over DTLS included)."""
-    found = _URL.fullmatch(url.strip())
-    if found is None:
-        return None
-    scheme = found["scheme"].lower()
-    secure = scheme.endswith("s")
-    if scheme == "stuns" or (secure and (found["transport"] or "tcp").lower() != "tcp"):
-        return None  # STUN over TLS/DTLS and TURN over DTLS: not what the doctor probes
-    port = int(found["port"]) if found["port"] else (5349 if secure else DEFAULT_TURN_PORT)
-    if not 0 < port < 65536:
-        return None
-    if secure:
-        transport = Transport.TLS
-    else:
-        transport = Transport((found["transport"] or "udp").lower())
-    return IceUrl(scheme, found["ipv6"] or found["host"], port, transport)
-
-
 def targets_from_urls(
     urls: Iterable[str], host: str | None = None
 ) -> tuple[Target | None, tuple[Target, ...]]:
@@ -100,13 +62,17 @@ def targets_from_urls(
     server is the ``stun:`` URL, else the UDP ``turn:`` one (Passage answers
     Binding there too).
     """
-    parsed = [found for url in urls if (found := parse_ice_url(url)) is not None]
+    parsed = [
+        found
+        for url in urls
+        if (found := parse_ice_uri(url)) is not None and found.scheme is not IceScheme.STUNS
+    ]  # STUN over TLS: not what the doctor probes
     if not parsed:
         return None, ()
-    chosen = host or next((u.host for u in parsed if u.scheme != "stun"), parsed[0].host)
+    chosen = host or next((u.host for u in parsed if u.transport is not None), parsed[0].host)
     mine = [u for u in parsed if host is not None or u.host == chosen]
-    turn = _ordered(Target(u.transport, chosen, u.port) for u in mine if u.scheme != "stun")
-    stun = next((Target(Transport.UDP, chosen, u.port) for u in mine if u.scheme == "stun"), None)
+    turn = _ordered(Target(u.transport, chosen, u.port) for u in mine if u.transport is not None)
+    stun = next((Target(Transport.UDP, chosen, u.port) for u in mine if u.transport is None), None)
     if stun is None:
         stun = next((t for t in turn if t.transport is Transport.UDP), None)
     return stun, turn

@@ -18,6 +18,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from passage.ice_uris import relay_uris
 from passage.identity.errors import ValidationError
 
 __all__ = ["IceServer", "RelayTopology", "RouteType", "ice_servers", "parse_route_type"]
@@ -82,17 +83,9 @@ class RelayTopology:
         return tuple(dict.fromkeys(hosts)) or self.own_hosts
 
     def urls(self, hosts: Sequence[str]) -> list[str]:
-        urls: list[str] = []
-        for host in hosts:
-            shown = f"[{host}]" if ":" in host else host
-            urls += [
-                f"stun:{shown}:{self.turn_port}",
-                f"turn:{shown}:{self.turn_port}?transport=udp",
-                f"turn:{shown}:{self.turn_port}?transport=tcp",
-            ]
-            tls_ports = ((self.turns_port,) if self.turns_port else ()) + self.turns_extra_ports
-            urls += [f"turns:{shown}:{port}?transport=tcp" for port in tls_ports]
-        return urls
+        """Every relay URI of every host in ``hosts`` (:func:`passage.ice_uris.relay_uris`)."""
+        tls_ports = ((self.turns_port,) if self.turns_port else ()) + self.turns_extra_ports
+        return [str(uri) for host in hosts for uri in relay_uris(host, self.turn_port, tls_ports)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,18 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from passage.addresses import Transport
+from passage.ice_uris import IceScheme, IceUri, parse_ice_uri
 from passage.peer.errors import PeerError
 
 __all__ = [
     "IceServers",
     "StunServer",
     "TurnServer",
-    "parse_ice_url",
     "parse_relay_configuration",
 ]
-
-STUN_PORT, STUNS_PORT = 3478, 5349
-"""Default ports of ``stun:``/``turn:`` and ``turns:`` (RFC 7064 §3.2, RFC 7065 §3)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +39,7 @@ class TurnServer:
     password: str = field(repr=False)
 
     def __str__(self) -> str:
-        scheme = "turns" if self.transport is Transport.TLS else "turn"
-        transport = "tcp" if self.transport is Transport.TLS else self.transport
-        return f"{scheme}:{self.host}:{self.port}?transport={transport}"
+        return str(IceUri.turn(self.host, self.port, self.transport))
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,40 +48,6 @@ class IceServers:
     turn: tuple[TurnServer, ...]
     """In the order the server listed them; each may yield a relayed candidate."""
     expires_on: str | None = None
-
-
-def parse_ice_url(url: str) -> tuple[str, str, int, Transport | None] | None:
-    """``(scheme, host, port, transport)`` of a ``stun:``/``turn:``/``turns:`` URL; None if not one.
-
-    ``turn:`` without ``?transport=`` is UDP; ``turns:`` is TLS (over TCP).
-    """
-    scheme, colon, rest = url.strip().partition(":")
-    scheme = scheme.lower()
-    if not colon or scheme not in ("stun", "stuns", "turn", "turns"):
-        return None
-    address, _, query = rest.partition("?")
-    params = dict(item.partition("=")[::2] for item in query.split("&") if item)
-    if address.startswith("["):
-        host, bracket, after = address[1:].partition("]")
-        if not bracket or (after and not after.startswith(":")):
-            return None
-        port_text = after.removeprefix(":")
-    else:
-        host, _, port_text = address.rpartition(":") if ":" in address else (address, "", "")
-    secure = scheme.endswith("s")
-    try:
-        port = int(port_text) if port_text else (STUNS_PORT if secure else STUN_PORT)
-    except ValueError:
-        return None
-    if not host or not 0 < port < 65536:
-        return None
-    transport: Transport | None = None
-    if scheme.startswith("turn"):
-        wanted = params.get("transport", "tcp" if secure else "udp").lower()
-        if wanted not in ("udp", "tcp") or (secure and wanted == "udp"):
-            return None  # DTLS relays are not something aioice speaks
-        transport = Transport.TLS if secure else Transport(wanted)
-    return scheme, host, port, transport
 
 
 def parse_relay_configuration(body: object) -> IceServers:
@@ -102,12 +63,12 @@ def parse_relay_configuration(body: object) -> IceServers:
         urls = entry.get("urls")
         username, credential = entry.get("username"), entry.get("credential")
         for url in [urls] if isinstance(urls, str) else urls if isinstance(urls, list) else []:
-            parsed = parse_ice_url(url) if isinstance(url, str) else None
+            parsed = parse_ice_uri(url) if isinstance(url, str) else None
             if parsed is None:
                 continue
-            scheme, host, port, transport = parsed
+            host, port, transport = parsed.host, parsed.port, parsed.transport
             if transport is None:
-                if scheme == "stun" and StunServer(host, port) not in stun:
+                if parsed.scheme is IceScheme.STUN and StunServer(host, port) not in stun:
                     stun.append(StunServer(host, port))
             elif isinstance(username, str) and isinstance(credential, str):
                 server = TurnServer(host, port, transport, username, credential)
