@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from passage.addresses import Address, AddressFamily, format_address
+from passage.limiter import FailureLimiter
 from passage.stun import (
     AddressErrorCodeValue,
     AttributeType,
@@ -54,7 +55,6 @@ from passage.turn.events import (
 )
 from passage.turn.nonce import NonceIssuer
 from passage.turn.peers import PeerPolicy
-from passage.turn.ratelimit import FailureLimiter
 from passage.usage import UsageRecord
 
 UDP_PROTOCOL = 17

@@ -55,7 +55,7 @@ from passage.hybrid.entities import Namespace, Resolved
 from passage.hybrid.gateway import GatewayStore, ListenerRef
 from passage.hybrid.rendezvous import RENDEZVOUS_LIFETIME, RendezvousTable
 from passage.hybrid.sas import CLOCK_SKEW, Rights, SasError, SasToken, verify_sas_token
-from passage.turn.ratelimit import FailureLimiter
+from passage.limiter import FailureLimiter
 
 __all__ = ["HybridRelay", "RelaySettings"]
 

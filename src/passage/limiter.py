@@ -1,21 +1,26 @@
-"""Failed-authentication limit per source IP, with time passed in.
+"""Failures per source address in a fixed window, with time passed in: the failure limiter.
 
-A client that keeps failing MESSAGE-INTEGRITY is guessing passwords or
-reflecting 401s at a spoofed victim. After ``limit`` failures inside one
-``window`` its requests are dropped unanswered until the window ends.
+A client that keeps failing authentication is guessing passwords or, over
+UDP, reflecting 401s at a spoofed victim; a Hybrid Connections listener that
+keeps failing to listen (hyco-ws retries thousands of times a second) is a
+storm. After ``limit`` failures inside one ``window`` its requests are
+dropped or refused until the window ends. The TURN core uses it for
+MESSAGE-INTEGRITY failures, the Hybrid Connections relay for failed listens.
 
-The window is fixed and starts at the IP's first failure, so the state per IP
-is two numbers and every call is O(1) amortised. Memory is bounded by
-``max_tracked``: a flood of distinct source addresses evicts the oldest
+The window is fixed and starts at the source's first failure, so the state
+per source is two numbers and every call is O(1) amortised. Memory is bounded
+by ``max_tracked``: a flood of distinct source addresses evicts the oldest
 windows first. That eviction can free a blocked address early, which is the
-price of a bound; the 401s it then earns are still limited by the window.
+price of a bound; the failures it then earns are still limited by the window.
+
+A leaf: it imports nothing of ours and does no I/O.
 """
 
 from __future__ import annotations
 
 
 class FailureLimiter:
-    """Counts authentication failures per source IP in a fixed window.
+    """Counts failures per source IP in a fixed window.
 
     Call :meth:`blocked` before authenticating a request (drop it if True) and
     :meth:`record_failure` after a failed one. :meth:`forget_expired` may run on

@@ -1,4 +1,4 @@
-"""Failed-authentication limiter per source IP, driven by an injected clock."""
+"""passage.limiter: failures per source IP in a fixed window, driven by an injected clock."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from passage.turn.ratelimit import FailureLimiter
+from passage.limiter import FailureLimiter
 
 T0 = 1_700_000_000.0
 
