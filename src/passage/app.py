@@ -19,12 +19,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from passage.addresses import Address
+from passage.addresses import Address, Transport
 from passage.api.server import ApiServer
 from passage.api.service import IdentityService, load_state, new_key_text
 from passage.api.sync import POLL_INTERVAL, IdentitySync
 from passage.config import Config
 from passage.datadir import DataDir
+from passage.endpoint import AdvertisedEndpoint
+from passage.hostaddr import advertised_endpoint, relay_addresses
 from passage.hybrid.admin import HybridAdmin
 from passage.hybrid.aio.relay import HybridRelay, RelaySettings
 from passage.hybrid.gateway import InMemoryGatewayStore
@@ -39,8 +41,6 @@ from passage.store.identities import IdentityStore
 from passage.store.ledger import UsageLedger
 from passage.stun import Method
 from passage.turn.aio.edge import TurnEdge
-from passage.turn.aio.relay_addresses import relay_addresses
-from passage.turn.aio.relay_sockets import RelayAddresses
 from passage.turn.auth import CredentialChain, CredentialSource, RestSecretUsers, StaticUsers
 from passage.turn.binding import AlternateAddresses
 from passage.turn.credentials import RestSecrets
@@ -87,16 +87,9 @@ def credential_source(config: Config, datadir: DataDir, state: IdentityState) ->
     return CredentialChain(sources)
 
 
-def advertised_host(config: Config, relays: RelayAddresses) -> str:
-    """The host clients are told to reach this node at: ``--public-host``, else the relay IP."""
-    if config.public_host is not None:
-        return config.public_host
-    return config.public_ip or next(iter(relays.advertised.values()), "127.0.0.1")
-
-
-def _audience_hosts(config: Config, relays: RelayAddresses) -> tuple[str, ...]:
+def _audience_hosts(config: Config, endpoint: AdvertisedEndpoint) -> tuple[str, ...]:
     """Hosts a Hybrid Connections token may name: loopback, this node's names and addresses."""
-    hosts = ["localhost", "127.0.0.1", "::1", advertised_host(config, relays)]
+    hosts = ["localhost", "127.0.0.1", "::1", endpoint.host]
     hosts += [ip for ip in config.listen_ips if not ipaddress.ip_address(ip).is_unspecified]
     return tuple(dict.fromkeys(hosts))
 
@@ -109,10 +102,10 @@ def nat_discovery(config: Config) -> AlternateAddresses | None:
     return AlternateAddresses(ips, (config.turn_port, config.alternate_port))
 
 
-def relay_topology(config: Config, relays: RelayAddresses) -> RelayTopology:
+def relay_topology(config: Config, endpoint: AdvertisedEndpoint) -> RelayTopology:
     return RelayTopology(
         region=config.region,
-        own_hosts=(advertised_host(config, relays),),
+        own_hosts=(endpoint.host,),
         other_relays=config.region_relays,
         client_regions=tuple(
             (ipaddress.ip_network(cidr), region) for cidr, region in config.client_regions
@@ -138,6 +131,7 @@ async def start(config: Config, datadir: DataDir) -> Running:
         raise
     ledger = UsageLedger(database)
     relays = relay_addresses(config)
+    endpoint = advertised_endpoint(config, relays)
     alternates = nat_discovery(config)
     core = TurnServer(
         config.turn,
@@ -150,14 +144,14 @@ async def start(config: Config, datadir: DataDir) -> Running:
     edge = TurnEdge(
         core, relays, usage_sink=ledger.record, usage_interval=config.usage_flush_interval
     )
-    service = IdentityService(store, state, relay_topology(config, relays), time.time)
+    service = IdentityService(store, state, relay_topology(config, endpoint), time.time)
     hybrid = HybridRelay(
         hybrid_admin.namespace,
         InMemoryGatewayStore(random.choice),
         RelaySettings(
             node_id=secrets.token_hex(8),
             public_url=config.public_url,
-            audience_hosts=_audience_hosts(config, relays),
+            audience_hosts=_audience_hosts(config, endpoint),
             max_listeners=config.max_listeners,
         ),
     )
@@ -219,14 +213,13 @@ async def serve(config: Config, datadir: DataDir) -> None:
 def banner(config: Config, datadir: DataDir, running: Running) -> str:
     """What a user needs to point a client at this server."""
     relays = relay_addresses(config)
-    host = advertised_host(config, relays)
-    shown = f"[{host}]" if ":" in host else host
+    endpoint = advertised_endpoint(config, relays)
     lines = [f"Passage is running (data in {datadir.path}, realm {config.turn.realm!r})", ""]
-    lines += [f"  stun:{shown}:{config.turn_port}"]
-    lines += [f"  turn:{shown}:{config.turn_port}?transport=udp"]
-    lines += [f"  turn:{shown}:{config.turn_port}?transport=tcp"]
-    if running.tls:
-        lines += [f"  turns:{shown}:{port}?transport=tcp" for port in config.tls_ports]
+    lines += [
+        f"  {uri}"
+        for uri in endpoint.ice_uris()
+        if running.tls or uri.transport is not Transport.TLS
+    ]
     alternates = nat_discovery(config)
     if alternates is not None:
         (ip1, ip2), (port1, port2) = alternates.ips, alternates.ports
@@ -243,12 +236,11 @@ def banner(config: Config, datadir: DataDir, running: Running) -> str:
     if running.https:
         lines += [
             "",
-            f"  API: https://{shown}:{config.api_port}/"
-            " (identities, relay configuration, hybrid connections)",
-            f"  signaling: wss://{shown}:{config.api_port}/signal/ROOM (voip user tokens)",
+            f"  API: {endpoint.api_url()} (identities, relay configuration, hybrid connections)",
+            f"  signaling: {endpoint.websocket_url()}/signal/ROOM (voip user tokens)",
         ]
     if running.http:
-        lines += [f"  API without TLS: http://{shown}:{config.http_port}/"]
+        lines += [f"  API without TLS: {endpoint.api_url(plain_http=True)}"]
     if datadir.ca_cert is not None:
         lines += [f"  TLS CA for clients: {datadir.ca_cert}"]
     if running.https or running.http:

@@ -1,10 +1,20 @@
-"""The host's own addresses, as the routing table sees them."""
+"""This host's addresses: its primary IP per family, what ``passage serve`` binds and advertises.
+
+:func:`primary_ip` asks the routing table (a connected UDP socket, nothing
+sent). :func:`relay_addresses` and :func:`advertised_endpoint` read the
+configuration and the host to say which IPs relay sockets bind and which host
+and ports clients are told (:mod:`passage.endpoint`); the app binds by them,
+and the CLI names the same node the server would.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 
-from passage.addresses import AddressFamily
+from passage.addresses import AddressFamily, family_of
+from passage.config import Config
+from passage.endpoint import AdvertisedEndpoint, RelayAddresses, advertised_host
 
 _PROBE = {AddressFamily.IPV4: "192.0.2.1", AddressFamily.IPV6: "2001:db8::1"}
 """Documentation addresses used only to ask the routing table for a source IP:
@@ -20,3 +30,44 @@ def primary_ip(family: AddressFamily) -> str | None:
         except OSError:
             return None
         return str(probe.getsockname()[0])
+
+
+def relay_addresses(config: Config) -> RelayAddresses:
+    """Relay bind IPs per family: ``--relay-ip``, else the specific listen IPs, else the host's.
+
+    A wildcard listen IP (``0.0.0.0``/``::``) relays from the host's primary
+    address of that family, or loopback when the host has no route at all.
+    ``--public-ip`` replaces the advertised address of its family (1:1 NAT).
+    """
+    bind: dict[int, str] = {}
+    for ip in config.relay_ips:
+        bind.setdefault(family_of(ip), ip)
+    if not bind:
+        for ip in config.listen_ips:
+            family = family_of(ip)
+            if family in bind:
+                continue
+            if not ipaddress.ip_address(ip).is_unspecified:
+                bind[family] = ip
+            else:
+                found = primary_ip(family)
+                if found is not None:
+                    bind[family] = found
+                elif family == AddressFamily.IPV4:
+                    bind[family] = "127.0.0.1"
+    advertised = dict(bind)
+    if config.public_ip is not None:
+        advertised[family_of(config.public_ip)] = config.public_ip
+    return RelayAddresses(bind=bind, advertised=advertised, port_range=config.relay_ports)
+
+
+def advertised_endpoint(config: Config, relays: RelayAddresses | None = None) -> AdvertisedEndpoint:
+    """This node as ``passage serve`` with ``config`` advertises it (``relays``: as bound)."""
+    relays = relays if relays is not None else relay_addresses(config)
+    return AdvertisedEndpoint(
+        host=advertised_host(config.public_host, config.public_ip, relays),
+        turn_port=config.turn_port,
+        tls_ports=config.tls_ports,
+        api_port=config.api_port,
+        http_port=config.http_port,
+    )

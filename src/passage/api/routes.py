@@ -24,10 +24,9 @@ from passage.hybrid.admin import (
     AdminError,
     HybridAdmin,
     parse_rights,
-    rights_names,
 )
-from passage.hybrid.entities import HybridConnection, validate_name
-from passage.hybrid.sas import Rights, SasRule
+from passage.hybrid.admin_json import authorization_rule_body, hybrid_connection_body
+from passage.hybrid.sas import Rights
 from passage.identity.errors import ValidationError
 from passage.identity.ice_servers import parse_route_type
 from passage.identity.ids import IdentityId
@@ -37,8 +36,6 @@ __all__ = [
     "ROUTES",
     "USER_TOKEN_SCOPES",
     "Route",
-    "authorization_rule_body",
-    "hybrid_connection_body",
     "match_route",
 ]
 
@@ -228,26 +225,6 @@ async def _get_rule(call: Call, admin: HybridAdmin) -> Reply:
 async def _delete_rule(call: Call, admin: HybridAdmin) -> Reply:
     await admin.delete_rule(call.query.get("entity"), call.params["rule"])
     return Reply(204)
-
-
-def hybrid_connection_body(connection: HybridConnection) -> dict[str, object]:
-    return {
-        "name": connection.name,
-        "path": connection.path,
-        "requiresClientAuthorization": connection.requires_client_authorization,
-    }
-
-
-def authorization_rule_body(rule: SasRule, entity: str | None, *, keys: bool) -> dict[str, object]:
-    """A rule as the API shows it; ``entity`` was accepted by the admin, so it is valid."""
-    body: dict[str, object] = {
-        "name": rule.name,
-        "entity": validate_name(entity) if entity is not None else None,
-        "rights": rights_names(rule.rights),
-    }
-    if keys:
-        body |= {"primaryKey": rule.primary_key, "secondaryKey": rule.secondary_key}
-    return body
 
 
 def _rights(value: object) -> Rights:

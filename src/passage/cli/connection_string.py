@@ -20,6 +20,7 @@ from passage.cli.options import (
     config_from_arguments,
 )
 from passage.config import ConfigError
+from passage.hostaddr import advertised_endpoint
 from passage.identity.keys import KeyName
 
 __all__ = ["COMMAND"]
@@ -33,19 +34,14 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run(arguments: argparse.Namespace) -> int:
     config = config_from_arguments(arguments)
-    from passage.app import advertised_host  # the server's own notion of its address
-    from passage.turn.aio.relay_addresses import relay_addresses
-
-    host = advertised_host(config, relay_addresses(config))
-    scheme, port = ("http", config.http_port) if arguments.http else ("https", config.api_port)
-    if not port:
-        flag = "--http-port" if arguments.http else "--api-port"
+    url = advertised_endpoint(config).api_url(plain_http=arguments.http)
+    if url is None:
+        scheme, flag = ("http", "--http-port") if arguments.http else ("https", "--api-port")
         raise ConfigError(f"the {scheme} API port is off; set {flag}")
     region = config.region
     state = with_store(config, lambda _db, store: load_state(store, region, time.time()))
     key = state.keys.named(KeyName.SECONDARY if arguments.secondary else KeyName.PRIMARY)
-    shown = f"[{host}]" if ":" in host else host
-    print(ConnectionString(f"{scheme}://{shown}:{port}/", key.text))
+    print(ConnectionString(url, key.text))
     return 0
 
 

@@ -32,6 +32,7 @@ from passage.doctor.targets import (
     default_targets,
     targets_from_urls,
 )
+from passage.hostaddr import advertised_endpoint
 
 __all__ = ["COMMAND", "DEFAULT_DURATION", "DEFAULT_TIMEOUT"]
 
@@ -133,10 +134,7 @@ def _default_host(access: Access, config: Config) -> str:
             return found.host
     if access.endpoint_host:
         return access.endpoint_host
-    from passage.app import advertised_host  # the server's own notion of its address
-    from passage.turn.aio.relay_addresses import relay_addresses
-
-    return advertised_host(config, relay_addresses(config))
+    return advertised_endpoint(config).host  # the server's own notion of its address
 
 
 def _targets(

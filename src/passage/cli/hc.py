@@ -21,7 +21,6 @@ import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
-from passage.api.routes import authorization_rule_body, hybrid_connection_body
 from passage.cli.command import Command
 from passage.cli.management import (
     RemoteError,
@@ -33,7 +32,9 @@ from passage.cli.management import (
     with_hybrid_admin,
 )
 from passage.config import Config, ConfigError
+from passage.hostaddr import advertised_endpoint
 from passage.hybrid.admin import AdminError, HybridAdmin, parse_rights, rights_names, sas_token
+from passage.hybrid.admin_json import authorization_rule_body, hybrid_connection_body
 from passage.hybrid.endpoint import ConnectionStringError, RelayConnectionString, RelayEndpoint
 from passage.hybrid.entities import ROOT_RULE
 from passage.hybrid.sas import Rights, SasRule
@@ -156,7 +157,7 @@ def _run(arguments: argparse.Namespace) -> int:
 
 
 class _Namespace(Protocol):
-    """The actions, answering in the API's JSON shapes (``passage.api.routes``)."""
+    """The actions, answering in the API's JSON shapes (``passage.hybrid.admin_json``)."""
 
     def create_connection(self, name: str, requires_client_authorization: bool) -> Json: ...
     def list_connections(self) -> list[Json]: ...
@@ -355,12 +356,7 @@ def _entity_query(entity: str | None) -> dict[str, str] | None:
 
 def _advertised_url(config: Config) -> str:
     """``http://HOST[:PORT]`` for the address ``passage serve`` advertises, on the API port."""
-    from passage.app import advertised_host  # the server's own notion of its address
-    from passage.turn.aio.relay_addresses import relay_addresses
-
-    host = advertised_host(config, relay_addresses(config))
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{config.api_port}" if config.api_port else f"http://{shown}"
+    return advertised_endpoint(config).token_url()
 
 
 # --- actions --------------------------------------------------------------------------

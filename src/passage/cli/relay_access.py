@@ -24,6 +24,7 @@ from passage.cli.options import (
     config_from_arguments,
 )
 from passage.config import Config, ConfigError
+from passage.hostaddr import advertised_endpoint
 from passage.hybrid.admin import HybridAdmin
 from passage.hybrid.endpoint import ConnectionStringError, RelayConnectionString, RelayEndpoint
 from passage.hybrid.entities import ROOT_RULE
@@ -96,16 +97,10 @@ def relay_access(arguments: argparse.Namespace, name: str) -> RelayAccess:
 def _local_endpoint(arguments: argparse.Namespace, config: Config) -> RelayEndpoint:
     if arguments.relay_url:
         return RelayEndpoint.parse(arguments.relay_url)
-    from passage.app import advertised_host  # the server's own notion of its address
-    from passage.turn.aio.relay_addresses import relay_addresses
-
-    host = advertised_host(config, relay_addresses(config))
-    shown = f"[{host}]" if ":" in host else host
-    if config.api_port:
-        return RelayEndpoint.parse(f"wss://{shown}:{config.api_port}")
-    if config.http_port:
-        return RelayEndpoint.parse(f"ws://{shown}:{config.http_port}")
-    raise ConfigError("the API port and the plain-HTTP port are both off; pass --relay-url")
+    url = advertised_endpoint(config).websocket_url()  # the server's own notion of itself
+    if url is None:
+        raise ConfigError("the API port and the plain-HTTP port are both off; pass --relay-url")
+    return RelayEndpoint.parse(url)
 
 
 def _local_tokens(config: Config, name: str, rule: str) -> KeyTokenProvider:

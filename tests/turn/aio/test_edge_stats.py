@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
+from passage.endpoint import RelayAddresses
 from passage.turn.aio.edge import TurnEdge
-from passage.turn.aio.relay_sockets import RelayAddresses
 from passage.turn.auth import StaticUsers
 from passage.turn.config import TurnConfig
 from passage.turn.server import TurnServer

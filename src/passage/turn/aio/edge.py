@@ -18,8 +18,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import cast
 
 from passage.addresses import Address, Transport, format_address
+from passage.endpoint import RelayAddresses
 from passage.turn.aio.listeners import StreamClient, UdpListener
-from passage.turn.aio.relay_sockets import RelayAddresses, RelayBinder, RelayProtocol
+from passage.turn.aio.relay_sockets import RelayBinder, RelayProtocol
 from passage.turn.allocation import Allocation, Route
 from passage.turn.events import (
     Action,

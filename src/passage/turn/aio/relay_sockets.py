@@ -12,11 +12,11 @@ import errno
 import random
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
 from struct import Struct
 from typing import TYPE_CHECKING, Any, cast
 
 from passage.addresses import Address, AddressFamily
+from passage.endpoint import RelayAddresses
 from passage.turn.allocation import Route
 from passage.turn.errors import DropReason
 
@@ -83,22 +83,6 @@ class RelayProtocol(asyncio.DatagramProtocol):
     def error_received(self, exc: Exception) -> None:
         # ICMP errors from peers (port unreachable) are normal; the allocation lives on.
         pass
-
-
-@dataclass(frozen=True, slots=True)
-class RelayAddresses:
-    """Where relay sockets bind, and what we tell clients they are, per family."""
-
-    bind: dict[int, str]
-    """Address family → IP the relay sockets bind to."""
-    advertised: dict[int, str]
-    """Address family → IP put in XOR-RELAYED-ADDRESS (``--public-ip`` behind 1:1 NAT)."""
-    port_range: tuple[int, int]
-    """Lowest and highest relay port, inclusive."""
-
-    @property
-    def families(self) -> frozenset[int]:
-        return frozenset(self.bind)
 
 
 class RelayBinder:
