@@ -19,10 +19,10 @@ import pytest
 
 from api_harness import Answer, Api, api_server
 from passage.api.call import Call
-from passage.api.errors import ApiError
 from passage.api.openapi import template_of
 from passage.api.routes import ROUTES, match_route
 from passage.cli.main import main
+from passage.http_errors import HttpError
 from passage.hybrid.admin import RESERVED_NAMES, HybridAdmin
 from passage.hybrid.entities import ROOT_RULE
 from passage.hybrid.sas import Rights, SasToken, verify_sas_token
@@ -246,7 +246,7 @@ def test_admin_routes_shadow_nothing() -> None:
     route, params = match_route("PUT", "/hybridconnections/a/b/c")
     assert (route.operation_id, params) == ("HybridConnections_Create", {"name": "a/b/c"})
     assert match_route("POST", "/keys/primary/:rotate")[0].operation_id == "AccessKeys_Rotate"
-    with pytest.raises(ApiError) as excinfo:
+    with pytest.raises(HttpError) as excinfo:
         match_route("POST", "/hybridConnections/a")
     assert (excinfo.value.status, excinfo.value.headers["Allow"]) == (405, "PUT, GET, DELETE")
 
@@ -263,7 +263,7 @@ async def test_without_a_hybrid_admin_the_routes_answer_503() -> None:
         body={},
         client_ip=None,
     )
-    with pytest.raises(ApiError) as excinfo:
+    with pytest.raises(HttpError) as excinfo:
         await route.handler(call)
     assert (excinfo.value.status, excinfo.value.code) == (503, "ServiceUnavailable")
 

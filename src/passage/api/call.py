@@ -6,8 +6,8 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from passage.api.errors import ApiError
 from passage.api.service import IdentityService
+from passage.http_errors import HttpError
 from passage.hybrid.admin import HybridAdmin
 from passage.identity.keys import AccessKey
 from passage.identity.tokens import TokenClaims
@@ -50,7 +50,7 @@ class Call:
     def hybrid_admin(self) -> HybridAdmin:
         """The Hybrid Connections administration; 503 where the server runs without it."""
         if self.hybrid is None:
-            raise ApiError(503, "ServiceUnavailable", "Hybrid Connections are not enabled here.")
+            raise HttpError(503, "ServiceUnavailable", "Hybrid Connections are not enabled here.")
         return self.hybrid
 
 

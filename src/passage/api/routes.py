@@ -15,13 +15,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from passage.api.call import Auth, Call, Reply
-from passage.api.errors import ApiError
 from passage.api.openapi import openapi_document
 from passage.api.service import MAX_RELAY_TTL
 from passage.api.usage import usage_reply
+from passage.http_errors import HttpError
 from passage.hybrid.admin import (
     RIGHT_NAMES,
-    AdminError,
     HybridAdmin,
     parse_rights,
 )
@@ -129,7 +128,7 @@ async def _relay_identity(call: Call) -> IdentityId | None:
     if call.user is not None:
         # A user asks for its own relays: the credentials bill to the token's identity.
         if requested and requested != call.user.identity:
-            raise ApiError(403, "Forbidden", "A user token may only request its own relays.", "Id")
+            raise HttpError(403, "Forbidden", "A user token may only request its own relays.", "Id")
         return await call.service.require_live(call.user.identity)
     return await call.service.require_live(requested) if requested else None
 
@@ -157,13 +156,10 @@ AdminHandler = Callable[[Call, HybridAdmin], Awaitable[Reply]]
 
 
 def _admin(handler: AdminHandler) -> Handler:
-    """``handler`` given the call's :class:`HybridAdmin`; its refusals answered as ACS errors."""
+    """``handler`` given the call's :class:`HybridAdmin` (whose refusals are HTTP errors)."""
 
     async def handle(call: Call) -> Reply:
-        try:
-            return await handler(call, call.hybrid_admin)
-        except AdminError as error:
-            raise ApiError(error.status, error.code, error.message, error.target) from None
+        return await handler(call, call.hybrid_admin)
 
     return handle
 
@@ -356,10 +352,10 @@ def match_route(method: str, path: str) -> tuple[Route, dict[str, str]]:
             return route, match.groupdict()
         allowed.append(route.method)
     if allowed:
-        raise ApiError(
+        raise HttpError(
             405,
             "MethodNotAllowed",
             f"{method} is not allowed on {path}.",
             headers={"Allow": ", ".join(allowed)},  # RFC 9110 §15.5.6
         )
-    raise ApiError(404, "NotFound", f"No operation matches {method} {path}.")
+    raise HttpError(404, "NotFound", f"No operation matches {method} {path}.")

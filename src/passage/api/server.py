@@ -21,12 +21,12 @@ from aiohttp import web
 
 from passage.addresses import Address
 from passage.api.call import Auth, Call, Reply
-from passage.api.errors import ApiError, error_body
 from passage.api.routes import ROUTES, USER_TOKEN_SCOPES, Route, match_route
 from passage.api.service import IdentityService
+from passage.http_errors import HttpError, error_body
 from passage.hybrid.admin import HybridAdmin
 from passage.hybrid.aio.relay import HC_PREFIX, HybridRelay
-from passage.identity.errors import AuthenticationError, IdentityError
+from passage.identity.errors import AuthenticationError
 from passage.identity.hmac_auth import verify_request
 from passage.identity.keys import AccessKey
 from passage.identity.tokens import TokenClaims, verify_token
@@ -96,7 +96,7 @@ class ApiServer:
             return await signaling.websocket(request)
         except Exception:
             logger.exception("signal %s failed", request.path)
-            failure = ApiError(500, "InternalError", "Signaling failed to process the request.")
+            failure = HttpError(500, "InternalError", "Signaling failed to process the request.")
             return web.json_response(error_body(failure), status=500)
 
     async def _relay(self, relay: HybridRelay, request: web.Request) -> web.StreamResponse | None:
@@ -114,16 +114,15 @@ class ApiServer:
             return await relay.http(request, resolved) if resolved is not None else None
         except Exception:
             logger.exception("relay %s %s failed", request.method, path)
-            failure = ApiError(500, "InternalError", "The relay failed to process the request.")
+            failure = HttpError(500, "InternalError", "The relay failed to process the request.")
             return web.json_response(error_body(failure), status=500)
 
     async def _api(self, request: web.Request) -> web.StreamResponse:
         started = time.monotonic()
         try:
             reply = await self._dispatch(request)
-        except IdentityError as error:
-            headers = error.headers if isinstance(error, ApiError) else {}
-            reply = Reply(error.status, error_body(error), headers)
+        except HttpError as error:
+            reply = Reply(error.status, error_body(error), error.headers)
             level = logging.INFO if error.status in (401, 403) else logging.DEBUG
             logger.log(
                 level,
@@ -136,10 +135,10 @@ class ApiServer:
             )
         except web.HTTPException as error:  # the body was too large, the request malformed
             code = error.reason.title().replace(" ", "")  # "RequestEntityTooLarge", like ours
-            reply = Reply(error.status, error_body(ApiError(error.status, code, error.reason)))
+            reply = Reply(error.status, error_body(HttpError(error.status, code, error.reason)))
         except Exception:
             logger.exception("%s %s failed", request.method, request.path)
-            failure = ApiError(500, "InternalError", "The server failed to process the request.")
+            failure = HttpError(500, "InternalError", "The server failed to process the request.")
             reply = Reply(500, error_body(failure))
         logger.debug(
             "%s %s %d in %.1f ms",
@@ -181,7 +180,7 @@ class ApiServer:
                 authorization[7:].strip(), state.keys, state.revocations, now=self.clock()
             )
             if not USER_TOKEN_SCOPES.intersection(claims.scopes):
-                raise ApiError(403, "Forbidden", "The access token has no voip scope.")
+                raise HttpError(403, "Forbidden", "The access token has no voip scope.")
             key = state.keys.by_id(claims.key_id)
             if key is None:  # rotated between the two look-ups
                 raise AuthenticationError("The access token was not issued with a current key.")
@@ -204,11 +203,11 @@ def _check_api_version(route: Route, request: web.Request) -> None:
         return
     version = request.query.get("api-version")
     if version is None:
-        raise ApiError(
+        raise HttpError(
             400, "MissingApiVersionParameter", "The api-version query parameter is required."
         )
     if version not in route.api_versions:
-        raise ApiError(
+        raise HttpError(
             400,
             "UnsupportedApiVersion",
             f"The HTTP resource that matches the request URI does not support the API version "
@@ -223,9 +222,9 @@ def _json_object(body: bytes) -> dict[str, Any]:
     try:
         value = json.loads(body, parse_float=_json_number)
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: [[[[...
-        raise ApiError(400, "InvalidRequest", "The request body is not valid JSON.") from None
+        raise HttpError(400, "InvalidRequest", "The request body is not valid JSON.") from None
     if not isinstance(value, dict):
-        raise ApiError(400, "InvalidRequest", "The request body must be a JSON object.")
+        raise HttpError(400, "InvalidRequest", "The request body must be a JSON object.")
     return value
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from passage.addresses import bracketed
+from passage.http_errors import HttpError
 from passage.hybrid.entities import (
     MAX_RULES,
     ROOT_RULE,
@@ -98,15 +99,8 @@ _NAME = re.compile(NAME_PATTERN)
 _KEY = re.compile(KEY_PATTERN)
 
 
-class AdminError(Exception):
+class AdminError(HttpError):
     """A refused administration request; ``status`` is the HTTP answer (400, 404 or 409)."""
-
-    def __init__(self, status: int, code: str, message: str, target: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.target = target
 
 
 def _invalid(message: str, target: str) -> AdminError:

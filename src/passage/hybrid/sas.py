@@ -20,6 +20,8 @@ import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from passage.http_errors import HttpError
+
 __all__ = [
     "CLOCK_SKEW",
     "Rights",
@@ -49,13 +51,11 @@ class Rights(enum.IntFlag):
         return needed in granted
 
 
-class SasError(Exception):
+class SasError(HttpError):
     """A token that does not authorize the request; ``status`` is 401 or 403."""
 
     def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+        super().__init__(status, "TokenMissingOrInvalid", message)
 
 
 @dataclass(frozen=True, slots=True)

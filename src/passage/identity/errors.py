@@ -1,20 +1,24 @@
-"""Errors that know their ACS answer: HTTP status, ``code``, ``message`` and ``target``."""
+"""Errors that know their ACS answer: HTTP status, ``code``, ``message`` and ``target``.
+
+Each is an :class:`~passage.http_errors.HttpError` whose status and code come
+with its kind; the API answers it with :func:`passage.http_errors.error_body`.
+"""
 
 from __future__ import annotations
+
+from passage.http_errors import HttpError
 
 __all__ = ["AuthenticationError", "IdentityError", "NotFoundError", "ValidationError"]
 
 
-class IdentityError(Exception):
-    """A request the service refuses; the API renders it as the ACS error body."""
+class IdentityError(HttpError):
+    """A request the service refuses, with the status and code of its kind."""
 
     status = 400
     code = "BadRequest"
 
     def __init__(self, message: str, target: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.target = target
+        super().__init__(type(self).status, type(self).code, message, target)
 
 
 class ValidationError(IdentityError):

@@ -30,6 +30,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from passage.http_errors import HttpError, error_body
 from passage.hybrid.aio.channel import (
     ControlChannel,
     HttpExchange,
@@ -406,7 +407,7 @@ class HybridRelay:
         try:
             self._verify(token, resolved, needed, host=request.host)
         except SasError as error:
-            return _error(error.status, "TokenMissingOrInvalid", error.message), from_authorization
+            return _answer(error), from_authorization
         return None, from_authorization
 
     def _verify(self, token: str, resolved: Resolved, needed: Rights, host: str | None) -> None:
@@ -487,7 +488,11 @@ def _sendable_close_code(code: int) -> int:
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+    return _answer(HttpError(status, code, message))
+
+
+def _answer(error: HttpError) -> web.Response:
+    return web.json_response(error_body(error), status=error.status, headers=error.headers)
 
 
 async def _bridge(sender: web.WebSocketResponse, listener: web.WebSocketResponse) -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import WSMsgType, web
 
-from passage.api.errors import ApiError, error_body
+from passage.http_errors import HttpError, error_body
 from passage.identity.state import IdentityState
 from passage.identity.tokens import TokenClaims
 from passage.signal import (
@@ -138,7 +138,9 @@ class SignalingServer:
             max_msg_size=self.limits.message_bytes * FRAME_LIMIT_FACTOR,
         )
         if not websocket.can_prepare(request).ok:
-            failure = ApiError(426, "UpgradeRequired", "Signaling is a WebSocket: send an upgrade.")
+            failure = HttpError(
+                426, "UpgradeRequired", "Signaling is a WebSocket: send an upgrade."
+            )
             return web.json_response(error_body(failure), status=426)
         await websocket.prepare(request)
         try:
