@@ -5,8 +5,9 @@ Service → listener: ``accept`` (a WebSocket sender waits at ``address``) and
 ``address`` and ``id`` when it must be fetched over a rendezvous socket).
 Listener → service: ``response`` and ``renewToken``. Each is one JSON object
 in one text message; an HTTP body is exactly one binary message right after
-its JSON (reference §2.3, §2.5). Both sides are here: the relay builds the
-first two and reads the others, the listener SDK the reverse.
+its JSON (reference §2.3, §2.5), a rule :mod:`passage.hybrid.framing` keeps
+for both ends. Both sides are here: the relay builds the first two and reads
+the others, the listener SDK the reverse.
 """
 
 from __future__ import annotations

@@ -130,6 +130,9 @@ class Listener:
                 await rendezvous.receive()
             return
         await socket.send_str(json.dumps({"response": head}))
+        if str(request["requestTarget"]).endswith("/no-body"):
+            await socket.send_str(json.dumps({"ping": {}}))  # a command where the body belongs
+            return
         await socket.send_bytes(reply)
 
     async def stop(self) -> None:
@@ -290,6 +293,24 @@ async def test_a_response_the_relay_cannot_relay_is_a_500_at_once(relay: Api) ->
     try:
         async with relay.session.get(
             f"{relay.http_base}/echo/reserved",
+            headers={"ServiceBusAuthorization": token(relay, "echo")},
+            timeout=aiohttp.ClientTimeout(total=20),
+        ) as answer:
+            assert answer.status == 500
+            assert (await answer.json())["error"]["code"] == "InvalidListenerResponse"
+    finally:
+        await listener.stop()
+
+
+async def test_a_response_whose_body_never_comes_is_a_500_at_once(relay: Api) -> None:
+    """A head with ``body: true`` must be followed by exactly one binary message (reference
+    §2.3); when another command comes instead, the sender is told, not left to time out."""
+    listener = Listener(relay, "echo")
+    await listener.start()
+    try:
+        async with relay.session.post(
+            f"{relay.http_base}/echo/no-body",
+            data=b"small",
             headers={"ServiceBusAuthorization": token(relay, "echo")},
             timeout=aiohttp.ClientTimeout(total=20),
         ) as answer:

@@ -1,10 +1,11 @@
 """What the relay keeps per listener and per sender while they are paired.
 
 A :class:`ControlChannel` is one listener's control WebSocket: it sends
-``accept`` and ``request`` messages (a JSON text and its binary body, never
+``accept`` and ``request`` commands (a JSON text and its binary body, never
 interleaved with another command: hyco-https takes the next message as the
-body), collects ``response`` messages, and knows the exchanges and bridges that
-must end when it does. An :class:`HttpExchange` is one HTTP sender waiting for
+body), reads ``response`` and ``renewToken`` commands with the core's
+:class:`~passage.hybrid.framing.CommandReader`, and knows the exchanges and
+bridges that must end when it does. An :class:`HttpExchange` is one HTTP sender waiting for
 its response; a :class:`PendingAccept` is one WebSocket sender waiting for the
 listener to meet it.
 """
@@ -16,8 +17,9 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from passage.hybrid.control import ResponseHead
+from passage.hybrid.control import RenewToken, ResponseHead
 from passage.hybrid.entities import HybridConnectionPath
+from passage.hybrid.framing import CommandReader, Outgoing
 from passage.hybrid.gateway import ListenerRef
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "ListenerGone",
     "PendingAccept",
     "Rejected",
+    "send_command",
 ]
 
 
@@ -35,9 +38,8 @@ class HttpExchange:
     """One HTTP request relayed to a listener, and the response it is waiting for."""
 
     request_id: str
-    full_request: str
-    """The ``request`` JSON with method, target, headers and ``body``."""
-    body: bytes
+    request: Outgoing
+    """The full ``request``: method, target, headers, and the body it announces."""
     sent: bool = False
     """True once the listener has the full request (inline, or over the rendezvous)."""
     response: asyncio.Future[tuple[ResponseHead, bytes]] = field(
@@ -72,6 +74,15 @@ class PendingAccept:
     """Set when the bridge ends, so the accept handler may return."""
 
 
+async def send_command(websocket: web.WebSocketResponse, command: Outgoing) -> None:
+    """The messages of ``command``; the caller keeps anything else off the socket meanwhile."""
+    for message in command.messages:
+        if isinstance(message, str):
+            await websocket.send_str(message)
+        else:
+            await websocket.send_bytes(message)
+
+
 class ListenerGone(Exception):
     """The listener's control channel closed while a sender waited for it."""
 
@@ -87,19 +98,17 @@ class ControlChannel:
     websocket: web.WebSocketResponse
     token_expiry: float
     """Unix seconds; the channel closes with 1008 after it (plus grace) unless renewed."""
+    reader: CommandReader[ResponseHead | RenewToken]
+    """What the listener sent so far: a ``response`` may still wait for its body."""
     exchanges: dict[str, HttpExchange] = field(default_factory=dict)
     bridges: set[web.WebSocketResponse] = field(default_factory=set)
     """Sender sockets paired through this listener: closed when it goes."""
-    awaiting_body: tuple[HttpExchange | None, ResponseHead] | None = None
-    """A ``response`` with ``body: true`` whose binary message comes next."""
     _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    async def send(self, text: str, body: bytes | None = None) -> None:
+    async def send(self, command: Outgoing) -> None:
         """One command, and its body right after it, with nothing in between."""
         async with self._send_lock:
-            await self.websocket.send_str(text)
-            if body is not None:
-                await self.websocket.send_bytes(body)
+            await send_command(self.websocket, command)
 
     async def end(self) -> None:
         """Fail what waits on this listener and close the senders paired through it."""

@@ -37,22 +37,30 @@ from passage.hybrid.aio.channel import (
     InvalidResponse,
     PendingAccept,
     Rejected,
+    send_command,
 )
 from passage.hybrid.control import (
     HOP_BY_HOP,
     INLINE_LIMIT,
-    ControlMessageError,
     RenewToken,
     ResponseHead,
     accept_message,
     forwarded_headers,
-    parse_listener_message,
     rendezvous_address,
     request_message,
     response_request_id,
     strip_relay_query,
 )
 from passage.hybrid.entities import Namespace, Resolved
+from passage.hybrid.framing import (
+    Command,
+    Event,
+    MissingBody,
+    Outgoing,
+    StrayBody,
+    Unreadable,
+    relay_reader,
+)
 from passage.hybrid.gateway import GatewayStore, ListenerRef
 from passage.hybrid.rendezvous import RENDEZVOUS_LIFETIME, RendezvousTable
 from passage.hybrid.sas import CLOCK_SKEW, Rights, SasError, SasToken, verify_sas_token
@@ -142,28 +150,28 @@ class HybridRelay:
             resolved.connection.path,
             [("sb-hc-action", "request"), ("sb-hc-id", request_id)],
         )
-        target = request.path + _query_string(strip_relay_query(request.query.items()))
-        full = request_message(
+        full = Outgoing.request(
             address=address,
             request_id=request_id,
-            target=target,
+            target=request.path + _query_string(strip_relay_query(request.query.items())),
             method=request.method,
             headers=forwarded_headers(
                 request.headers.items(), strip_authorization=used_authorization
             ),
             remote=_remote(request),
-            has_body=bool(body),
+            body=body,
         )
-        exchange = HttpExchange(request_id, full, body)
+        exchange = HttpExchange(request_id, full)
         if not self.rendezvous.add(request_id, exchange, self.clock()):
             return _rendezvous_full()
         channel.exchanges[request_id] = exchange
         try:
-            if len(full) + len(body) <= INLINE_LIMIT:
+            if full.size <= INLINE_LIMIT:
                 exchange.sent = True
-                await channel.send(full, body or None)
+                await channel.send(full)
             else:  # the listener fetches it over the rendezvous socket
-                await channel.send(request_message(address=address, request_id=request_id))
+                short = request_message(address=address, request_id=request_id)
+                await channel.send(Outgoing(short))
             head, data = await asyncio.wait_for(
                 asyncio.shield(exchange.response), self.settings.response_timeout
             )
@@ -213,7 +221,8 @@ class HybridRelay:
         )
         try:
             await websocket.prepare(request)
-            channel = ControlChannel(path, ref, websocket, self._token_expiry(request))
+            reader = relay_reader(self.settings.max_body)
+            channel = ControlChannel(path, ref, websocket, self._token_expiry(request), reader)
             self.channels[ref.listener_id] = channel
             logger.info("listener %s on %s from %s", ref.listener_id[:8], path, source)
             expiry = self._spawn(self._close_on_expiry(channel))
@@ -232,41 +241,40 @@ class HybridRelay:
     async def _serve_control_channel(self, channel: ControlChannel, resolved: Resolved) -> None:
         async for message in channel.websocket:
             if message.type is WSMsgType.TEXT:
-                await self._on_listener_text(channel, resolved, message.data)
-            elif message.type is WSMsgType.BINARY and channel.awaiting_body is not None:
-                exchange, head = channel.awaiting_body
-                channel.awaiting_body = None
-                if exchange is not None:
-                    exchange.complete(head, message.data)
-            # Other binary messages: the stray empty frame hyco-https sends after body:false.
+                events = channel.reader.receive_text(message.data)
+            elif message.type is WSMsgType.BINARY:
+                events = channel.reader.receive_binary(message.data)
+            else:
+                continue
+            for event in events:
+                await self._on_listener_event(channel, resolved, event)
 
-    async def _on_listener_text(
-        self, channel: ControlChannel, resolved: Resolved, text: str
+    async def _on_listener_event(
+        self,
+        channel: ControlChannel,
+        resolved: Resolved,
+        event: Event[ResponseHead | RenewToken],
     ) -> None:
-        try:
-            message = parse_listener_message(text)
-        except ControlMessageError as error:
-            logger.debug("listener %s sent %s; ignored", channel.ref.listener_id[:8], error)
-            refused = channel.exchanges.get(response_request_id(text) or "")
-            if refused is not None:
-                refused.fail(InvalidResponse(str(error)))
+        listener = channel.ref.listener_id[:8]
+        if isinstance(event, StrayBody):  # hyco-https's empty message after body:false
             return
-        if isinstance(message, RenewToken):
+        if isinstance(event, Unreadable | MissingBody):
+            logger.debug("listener %s sent %s; ignored", listener, _describe(event))
+            refused = channel.exchanges.get(_request_id_of(event) or "")
+            if refused is not None:  # its sender is told at once, not after the timeout
+                refused.fail(InvalidResponse(_describe(event)))
+        elif isinstance(event.head, RenewToken):
             try:
-                self._verify(message.token, resolved, Rights.LISTEN, host=None)
+                self._verify(event.head.token, resolved, Rights.LISTEN, host=None)
             except SasError as error:
-                logger.info(
-                    "listener %s renewToken refused: %s", channel.ref.listener_id[:8], error
-                )
+                logger.info("listener %s renewToken refused: %s", listener, error)
                 await channel.websocket.close(code=1008, message=b"invalid token")
                 return
-            channel.token_expiry = SasToken.parse(message.token).expiry
-        elif isinstance(message, ResponseHead):
-            exchange = channel.exchanges.get(message.request_id)
-            if message.has_body:
-                channel.awaiting_body = (exchange, message)
-            elif exchange is not None:
-                exchange.complete(message, b"")
+            channel.token_expiry = SasToken.parse(event.head.token).expiry
+        else:
+            exchange = channel.exchanges.get(event.head.request_id)
+            if exchange is not None:
+                exchange.complete(event.head, event.body)
 
     async def _close_on_expiry(self, channel: ControlChannel) -> None:
         """Close the control channel with 1008 once its token (plus grace) has expired."""
@@ -308,7 +316,8 @@ class HybridRelay:
         }
         tracking_id = request.query.get("sb-hc-id") or rendezvous_id
         try:
-            await channel.send(accept_message(address, tracking_id, headers, _remote(request)))
+            accept = accept_message(address, tracking_id, headers, _remote(request))
+            await channel.send(Outgoing(accept))
             met = await asyncio.wait_for(asyncio.shield(pending.met), RENDEZVOUS_LIFETIME)
         except TimeoutError:
             return _error(504, "GatewayTimeout", "the listener did not accept in time")
@@ -360,25 +369,19 @@ class HybridRelay:
         await websocket.prepare(request)
         if not exchange.sent:
             exchange.sent = True
-            await websocket.send_str(exchange.full_request)
-            if exchange.body:
-                await websocket.send_bytes(exchange.body)
-        head: ResponseHead | None = None
+            await send_command(websocket, exchange.request)
+        reader = relay_reader(self.settings.max_body)
         async for message in websocket:
-            if message.type is WSMsgType.TEXT and head is None:
-                try:
-                    parsed = parse_listener_message(message.data)
-                except ControlMessageError as error:
-                    exchange.fail(InvalidResponse(str(error)))
-                    break
-                if isinstance(parsed, ResponseHead):
-                    head = parsed
-                    if not head.has_body:
-                        exchange.complete(head, b"")
-                        break
-            elif message.type is WSMsgType.BINARY and head is not None:
-                exchange.complete(head, message.data)
+            if message.type is WSMsgType.TEXT:
+                events = reader.receive_text(message.data)
+            elif message.type is WSMsgType.BINARY:
+                events = reader.receive_binary(message.data)
+            else:
+                continue
+            if _settle(exchange, events):
                 break
+        else:
+            _settle(exchange, reader.close())
         await websocket.close()
         return websocket
 
@@ -436,6 +439,31 @@ class HybridRelay:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+
+def _settle(exchange: HttpExchange, events: list[Event[ResponseHead | RenewToken]]) -> bool:
+    """Complete or fail ``exchange`` with the first response in ``events``; True if done."""
+    for event in events:
+        if isinstance(event, Command) and isinstance(event.head, ResponseHead):
+            exchange.complete(event.head, event.body)
+            return True
+        if isinstance(event, Unreadable | MissingBody):
+            exchange.fail(InvalidResponse(_describe(event)))
+            return True
+    return False
+
+
+def _describe(event: Unreadable | MissingBody[ResponseHead | RenewToken]) -> str:
+    if isinstance(event, Unreadable):
+        return str(event.error)
+    return "a response announced a body that never came"
+
+
+def _request_id_of(event: Unreadable | MissingBody[ResponseHead | RenewToken]) -> str | None:
+    """The request a bad response was for, even one the parser refused."""
+    if isinstance(event, Unreadable):
+        return response_request_id(event.text)
+    return event.head.request_id if isinstance(event.head, ResponseHead) else None
 
 
 def _entity_path(request: web.Request) -> str:

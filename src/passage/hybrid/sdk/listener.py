@@ -33,14 +33,19 @@ import yarl
 from passage.hybrid.control import (
     INLINE_LIMIT,
     Accept,
-    ControlMessageError,
     RequestHead,
-    parse_service_message,
     renew_token_message,
-    response_message,
     strip_relay_query,
 )
 from passage.hybrid.endpoint import RelayEndpoint
+from passage.hybrid.framing import (
+    Command,
+    CommandReader,
+    MissingBody,
+    Outgoing,
+    Unreadable,
+    listener_reader,
+)
 from passage.hybrid.sdk.errors import HybridConnectionError, ListenerClosed
 from passage.hybrid.sdk.http import (
     HttpHandler,
@@ -229,35 +234,25 @@ class HybridConnectionListener:
 
     async def _serve(self, control: aiohttp.ClientWebSocketResponse) -> None:
         renewal = self._spawn(self._renew(control)) if self.tokens.renew_every else None
-        awaiting_body: RequestHead | None = None
+        reader = listener_reader(max_message=None)  # as large as the relay sends
         try:
             async for message in control:
-                if message.type is aiohttp.WSMsgType.TEXT:
-                    awaiting_body = self._on_text(control, message.data)
-                elif message.type is aiohttp.WSMsgType.BINARY and awaiting_body is not None:
-                    self._spawn(self._answer_inline(control, awaiting_body, message.data))
-                    awaiting_body = None
+                for command in _commands(self.name, reader, message):
+                    self._on_command(control, command)
         finally:
             if renewal is not None:
                 renewal.cancel()
 
-    def _on_text(self, control: aiohttp.ClientWebSocketResponse, text: str) -> RequestHead | None:
-        """Act on one command; returns the request whose body is the next binary message."""
-        try:
-            command = parse_service_message(text)
-        except ControlMessageError as error:
-            logger.debug("listener %s: ignored a control message: %s", self.name, error)
-            return None
-        if isinstance(command, Accept):
-            self._spawn(self._on_accept(command))
-        elif isinstance(command, RequestHead):
-            if command.method is None:
-                self._spawn(self._serve_rendezvous(command))
-            elif command.has_body:
-                return command
-            else:
-                self._spawn(self._answer_inline(control, command, b""))
-        return None
+    def _on_command(
+        self, control: aiohttp.ClientWebSocketResponse, command: Command[Accept | RequestHead]
+    ) -> None:
+        head = command.head
+        if isinstance(head, Accept):
+            self._spawn(self._on_accept(head))
+        elif head.method is None:  # too large for the control channel: fetch it
+            self._spawn(self._serve_rendezvous(head))
+        else:
+            self._spawn(self._answer_inline(control, head, command.body))
 
     async def _renew(self, control: aiohttp.ClientWebSocketResponse) -> None:
         assert self.tokens.renew_every is not None
@@ -315,20 +310,17 @@ class HybridConnectionListener:
     ) -> None:
         """Answer a request that came on the control channel: there up to 64 kB, else by
         the request's rendezvous address, where the listener speaks first (reference §4.3)."""
-        response = await self._respond(head, body)
-        text = _response_text(head.request_id, response)
-        if len(text) + len(response.body) <= INLINE_LIMIT and not control.closed:
+        answer = await self._answer(head, body)
+        if answer.size <= INLINE_LIMIT and not control.closed:
             async with self._send_lock:
-                await control.send_str(text)
-                if response.body:
-                    await control.send_bytes(response.body)
+                await _send(control, answer)
             return
         assert self._session is not None
         try:
             async with self._session.ws_connect(
                 yarl.URL(head.address, encoded=True), ssl=self._ssl, max_msg_size=0
             ) as rendezvous:
-                await _send_response(rendezvous, text, response.body)
+                await _send(rendezvous, answer)
                 # The relay closes once it has the response; leaving first could cut it short.
                 with contextlib.suppress(TimeoutError):
                     await rendezvous.receive(timeout=RENDEZVOUS_LINGER)
@@ -343,25 +335,21 @@ class HybridConnectionListener:
             async with self._session.ws_connect(
                 yarl.URL(head.address, encoded=True), ssl=self._ssl, max_msg_size=0
             ) as rendezvous:
-                awaiting_body: RequestHead | None = None
+                reader = listener_reader(max_message=None)  # as large as the relay sends
                 async for message in rendezvous:
-                    if message.type is aiohttp.WSMsgType.TEXT:
-                        request = _full_request(message.data)
-                        if request is not None and request.has_body:
-                            awaiting_body = request
-                        elif request is not None:
-                            await self._answer_on(rendezvous, request, b"")
-                    elif message.type is aiohttp.WSMsgType.BINARY and awaiting_body is not None:
-                        await self._answer_on(rendezvous, awaiting_body, message.data)
-                        awaiting_body = None
+                    for command in _commands(self.name, reader, message):
+                        request = command.head
+                        if isinstance(request, RequestHead) and request.method is not None:
+                            await _send(rendezvous, await self._answer(request, command.body))
         except (aiohttp.ClientError, OSError) as error:
             logger.warning("listener %s: request rendezvous failed: %s", self.name, error)
 
-    async def _answer_on(
-        self, websocket: aiohttp.ClientWebSocketResponse, head: RequestHead, body: bytes
-    ) -> None:
+    async def _answer(self, head: RequestHead, body: bytes) -> Outgoing:
+        """The ``response`` to send for ``head``: the HTTP handler's, or 501 without one."""
         response = await self._respond(head, body)
-        await _send_response(websocket, _response_text(head.request_id, response), response.body)
+        return Outgoing.response(
+            head.request_id, response.status, response.reason, response.headers, response.body
+        )
 
     async def _respond(self, head: RequestHead, body: bytes) -> RelayedResponse:
         assert head.method is not None
@@ -410,23 +398,31 @@ def _http(scheme: str) -> str:
     return "https" if scheme == "wss" else "http"
 
 
-def _full_request(text: str) -> RequestHead | None:
-    try:
-        command = parse_service_message(text)
-    except ControlMessageError:
-        return None
-    return command if isinstance(command, RequestHead) and command.method else None
+def _commands(
+    name: str, reader: CommandReader[Accept | RequestHead], message: aiohttp.WSMessage
+) -> list[Command[Accept | RequestHead]]:
+    """The commands ``message`` completes; what is not one is logged and dropped."""
+    if message.type is aiohttp.WSMsgType.TEXT:
+        events = reader.receive_text(message.data)
+    elif message.type is aiohttp.WSMsgType.BINARY:
+        events = reader.receive_binary(message.data)
+    else:
+        return []
+    commands = []
+    for event in events:
+        if isinstance(event, Command):
+            commands.append(event)
+        elif isinstance(event, Unreadable):
+            logger.debug("listener %s: ignored a control message: %s", name, event.error)
+        elif isinstance(event, MissingBody):
+            logger.warning("listener %s: a request's body never came; not answered", name)
+    return commands
 
 
-def _response_text(request_id: str, response: RelayedResponse) -> str:
-    return response_message(
-        request_id, response.status, response.reason, response.headers, bool(response.body)
-    )
-
-
-async def _send_response(
-    websocket: aiohttp.ClientWebSocketResponse, text: str, body: bytes
-) -> None:
-    await websocket.send_str(text)
-    if body:
-        await websocket.send_bytes(body)
+async def _send(websocket: aiohttp.ClientWebSocketResponse, command: Outgoing) -> None:
+    """The messages of ``command``; the caller keeps anything else off the socket meanwhile."""
+    for message in command.messages:
+        if isinstance(message, str):
+            await websocket.send_str(message)
+        else:
+            await websocket.send_bytes(message)
