@@ -41,6 +41,7 @@ CLOCK = {"time"}
 
 RANDOM = {"os", "random", "secrets"}
 LEAVES = {
+    "passage.frontdoor",
     "passage.addresses",
     "passage.endpoint",
     "passage.http_errors",

@@ -26,6 +26,7 @@ from passage.api.sync import POLL_INTERVAL, IdentitySync
 from passage.config import Config
 from passage.datadir import DataDir
 from passage.endpoint import AdvertisedEndpoint
+from passage.frontdoor import FrontDoor
 from passage.hostaddr import advertised_endpoint, relay_addresses
 from passage.hybrid.admin import HybridAdmin
 from passage.hybrid.aio.relay import HybridRelay, RelaySettings
@@ -33,6 +34,7 @@ from passage.hybrid.gateway import InMemoryGatewayStore
 from passage.identity.ice_servers import RelayTopology
 from passage.identity.relay_credentials import IdentityRelayUsers
 from passage.identity.state import IdentityState
+from passage.mounts import RESERVED_NAMES, front_door
 from passage.signal import SignalLimits
 from passage.signal.aio import SignalingServer
 from passage.store.database import Database, open_database, sqlite_url
@@ -55,7 +57,11 @@ class Running:
 
     edge: TurnEdge
     database: Database
+    front_door: FrontDoor
+    """The API port and the plain-HTTP port: the API, the relay and signaling behind them."""
     api: ApiServer
+    relay: HybridRelay
+    signaling: SignalingServer
     sync_task: asyncio.Task[None]
     udp: list[Address] = field(default_factory=list)
     tcp: list[Address] = field(default_factory=list)
@@ -66,15 +72,14 @@ class Running:
     """The other three RFC 5780 UDP addresses (their TCP listeners are in ``tcp``)."""
 
     async def stop(self) -> None:
-        """Stop the API and the relay, end every allocation, flush usage, close the store."""
+        """Stop signaling, the relay and the front door, end every allocation, flush usage,
+        close the store."""
         self.sync_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.sync_task
-        if self.api.signaling is not None:
-            await self.api.signaling.close()
-        if self.api.relay is not None:
-            await self.api.relay.close()
-        await self.api.stop()
+        await self.signaling.close()
+        await self.relay.close()
+        await self.front_door.stop()
         await self.edge.stop()
         await self.database.close()
 
@@ -124,7 +129,12 @@ async def start(config: Config, datadir: DataDir) -> Running:
         state = await load_state(store, config.region, time.time())
         sync = IdentitySync(store, state, time.time)
         await sync.poll()
-        hybrid_admin = HybridAdmin(HybridStore(database), clock=time.time, new_key=new_key_text)
+        hybrid_admin = HybridAdmin(
+            HybridStore(database),
+            clock=time.time,
+            new_key=new_key_text,
+            reserved_names=RESERVED_NAMES,
+        )
         await hybrid_admin.ensure_root_rule()
     except BaseException:
         await database.close()
@@ -156,16 +166,18 @@ async def start(config: Config, datadir: DataDir) -> Running:
         ),
     )
     signaling = SignalingServer(state, SignalLimits(room_size=config.signal_room_size))
-    api = ApiServer(service, ledger, relay=hybrid, hybrid_admin=hybrid_admin, signaling=signaling)
-    running = Running(edge, database, api, asyncio.create_task(_poll_store(sync, hybrid_admin)))
+    api = ApiServer(service, ledger, hybrid_admin=hybrid_admin)
+    door = front_door(api, hybrid, signaling)
+    polling = asyncio.create_task(_poll_store(sync, hybrid_admin))
+    running = Running(edge, database, door, api, hybrid, signaling, polling)
     try:
         await _listen_turn(config, datadir, edge, alternates, running)
         for ip in config.listen_ips:  # the API last: once it accepts, every listener is bound
             if config.api_port:
                 tls = datadir.server_ssl_context(("http/1.1",))
-                running.https.append(await api.listen(ip, config.api_port, tls))
+                running.https.append(await door.listen(ip, config.api_port, tls))
             if config.http_port:
-                running.http.append(await api.listen(ip, config.http_port, None))
+                running.http.append(await door.listen(ip, config.http_port, None))
     except BaseException:
         await running.stop()
         raise

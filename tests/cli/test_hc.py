@@ -19,6 +19,7 @@ from passage.cli.main import main
 from passage.hybrid.admin import HybridAdmin
 from passage.hybrid.entities import ROOT_RULE, Namespace
 from passage.hybrid.sas import Rights, SasToken, verify_sas_token
+from passage.mounts import RESERVED_NAMES
 from passage.store.database import open_database, sqlite_url
 from passage.store.hybrid import HybridStore
 
@@ -72,7 +73,12 @@ def stored_namespace(data_dir: Path) -> Namespace:
     async def load() -> Namespace:
         database = await open_database(sqlite_url(data_dir))
         try:
-            admin = HybridAdmin(HybridStore(database), clock=time.time, new_key=lambda: "unused")
+            admin = HybridAdmin(
+                HybridStore(database),
+                clock=time.time,
+                new_key=lambda: "unused",
+                reserved_names=RESERVED_NAMES,
+            )
             return await admin.refresh()
         finally:
             await database.close()

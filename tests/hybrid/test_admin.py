@@ -6,15 +6,15 @@ import asyncio
 import base64
 import itertools
 import urllib.parse
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from passage.api.service import new_key_text
 from passage.hybrid.admin import (
-    RESERVED_NAMES,
     AdminError,
+    AdminStore,
     HybridAdmin,
     WrittenRule,
     parse_rights,
@@ -23,6 +23,7 @@ from passage.hybrid.admin import (
 )
 from passage.hybrid.entities import ROOT_RULE, HybridConnection, Namespace
 from passage.hybrid.sas import Rights, SasRule, SasToken, verify_sas_token
+from passage.mounts import RESERVED_NAMES
 from passage.store.database import Database, open_database, sqlite_url
 from passage.store.hybrid import HybridStore
 
@@ -33,6 +34,22 @@ BASE = "http://relay.example.test:9090"
 
 def numbered_keys() -> Iterator[str]:
     return (f"generated-key-{n:04d}" for n in itertools.count())
+
+
+def admin_on(
+    store: AdminStore,
+    *,
+    new_key: Callable[[], str] = new_key_text,
+    on_change: Callable[[Namespace], None] | None = None,
+) -> HybridAdmin:
+    """An admin over ``store`` at NOW, with the names the API port reserves."""
+    return HybridAdmin(
+        store,
+        clock=lambda: NOW,
+        new_key=new_key,
+        reserved_names=RESERVED_NAMES,
+        on_change=on_change,
+    )
 
 
 @pytest.fixture
@@ -47,7 +64,7 @@ async def database(tmp_path: Path) -> AsyncIterator[Database]:
 @pytest.fixture
 async def admin(database: Database) -> HybridAdmin:
     keys = numbered_keys()
-    created = HybridAdmin(HybridStore(database), clock=lambda: NOW, new_key=lambda: next(keys))
+    created = admin_on(HybridStore(database), new_key=lambda: next(keys))
     await created.ensure_root_rule()
     return created
 
@@ -60,7 +77,7 @@ def error(excinfo: pytest.ExceptionInfo[AdminError]) -> tuple[int, str, str | No
 
 
 async def test_the_root_rule_has_every_right_and_fresh_keys(database: Database) -> None:
-    admin = HybridAdmin(HybridStore(database), clock=lambda: NOW, new_key=new_key_text)
+    admin = admin_on(HybridStore(database))
     namespace = await admin.ensure_root_rule()
     root = namespace.rules[ROOT_RULE]
     assert root.rights == Rights.LISTEN | Rights.SEND | Rights.MANAGE
@@ -72,8 +89,8 @@ async def test_the_root_rule_has_every_right_and_fresh_keys(database: Database) 
 
 
 async def test_a_second_start_keeps_the_root_rules_keys(database: Database) -> None:
-    first = HybridAdmin(HybridStore(database), clock=lambda: NOW, new_key=new_key_text)
-    second = HybridAdmin(HybridStore(database), clock=lambda: NOW, new_key=new_key_text)
+    first = admin_on(HybridStore(database))
+    second = admin_on(HybridStore(database))
     kept = (await first.ensure_root_rule()).rules[ROOT_RULE]
     assert (await second.ensure_root_rule()).rules[ROOT_RULE] == kept
 
@@ -388,9 +405,7 @@ def test_base_urls_that_name_no_host_are_refused(base: str) -> None:
 async def test_every_change_reaches_on_change_once(database: Database) -> None:
     seen: list[Namespace] = []
     keys = numbered_keys()
-    admin = HybridAdmin(
-        HybridStore(database), clock=lambda: NOW, new_key=lambda: next(keys), on_change=seen.append
-    )
+    admin = admin_on(HybridStore(database), new_key=lambda: next(keys), on_change=seen.append)
     await admin.ensure_root_rule()
     await admin.create_connection("orders")
     await admin.put_rule("orders", "app", Rights.SEND)
@@ -404,10 +419,8 @@ async def test_every_change_reaches_on_change_once(database: Database) -> None:
 
 async def test_refresh_sees_changes_made_through_another_admin(database: Database) -> None:
     seen: list[Namespace] = []
-    relay = HybridAdmin(
-        HybridStore(database), clock=lambda: NOW, new_key=new_key_text, on_change=seen.append
-    )
-    cli = HybridAdmin(HybridStore(database), clock=lambda: NOW, new_key=new_key_text)
+    relay = admin_on(HybridStore(database), on_change=seen.append)
+    cli = admin_on(HybridStore(database))
     await relay.ensure_root_rule()
     await cli.create_connection("orders")
     assert relay.namespace().resolve("orders") is None  # not until it refreshes
@@ -442,12 +455,12 @@ class HeldLoad:
 
 async def test_an_older_overlapping_refresh_does_not_undo_a_newer_one(database: Database) -> None:
     store = HeldLoad(HybridStore(database))
-    relay = HybridAdmin(store, clock=lambda: NOW, new_key=new_key_text)
+    relay = admin_on(store)
     await relay.ensure_root_rule()
     release = store.hold()
     older = asyncio.create_task(relay.refresh())  # reads before the connection exists
     await store.loaded.wait()
-    cli = HybridAdmin(HybridStore(database), clock=lambda: NOW, new_key=new_key_text)
+    cli = admin_on(HybridStore(database))
     await cli.create_connection("orders")
     assert "orders" in (await relay.refresh()).connections
     release.set()
@@ -455,5 +468,19 @@ async def test_an_older_overlapping_refresh_does_not_undo_a_newer_one(database: 
     assert "orders" in relay.namespace().connections
 
 
-def test_reserved_names_are_lower_case_first_segments() -> None:
-    assert all(name == name.lower() and "/" not in name for name in RESERVED_NAMES)
+async def test_reserved_names_come_from_the_caller_and_name_who_serves_them(
+    database: Database,
+) -> None:
+    """The front door's registry decides (passage.mounts); the admin only applies it."""
+    admin = HybridAdmin(
+        HybridStore(database),
+        clock=lambda: NOW,
+        new_key=new_key_text,
+        reserved_names={"console": "the console"},
+    )
+    await admin.ensure_root_rule()
+    with pytest.raises(AdminError, match="/console is served by the console") as excinfo:
+        await admin.create_connection("Console/x")
+    assert error(excinfo) == (409, "NameReserved", "name")
+    await admin.create_connection("usage")  # only what the caller reserves
+    assert [c.path for c in await admin.list_connections()] == ["usage"]

@@ -15,9 +15,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from passage.api.call import Auth, Call, Reply
-from passage.api.openapi import openapi_document
+from passage.api.openapi import openapi_document, template_of
 from passage.api.service import MAX_RELAY_TTL
 from passage.api.usage import usage_reply
+from passage.frontdoor import Paths
 from passage.http_errors import HttpError
 from passage.hybrid.admin import (
     RIGHT_NAMES,
@@ -32,9 +33,11 @@ from passage.identity.ids import IdentityId
 from passage.identity.scopes import Scope, parse_scopes, token_minutes
 
 __all__ = [
+    "API_PATHS",
     "ROUTES",
     "USER_TOKEN_SCOPES",
     "Route",
+    "is_api_path",
     "match_route",
 ]
 
@@ -339,6 +342,20 @@ ROUTES: tuple[Route, ...] = (
 
 USER_TOKEN_SCOPES = frozenset({Scope.VOIP, Scope.VOIP_JOIN})
 """Scopes that let a user token request relay configurations for itself."""
+
+
+def is_api_path(path: str) -> bool:
+    """True if some route (whatever its method) serves ``path``: the API's, even for a 405."""
+    return any(route.pattern.fullmatch(path) for route in ROUTES)
+
+
+API_PATHS = Paths(
+    names=frozenset(template_of(route.path).split("/")[1].lower() for route in ROUTES),
+    matches=is_api_path,
+    owner="the Passage API",
+)
+"""What the API answers at the front door; its first path segments are reserved names:
+API routes win over a hybrid connection of the same name."""
 
 
 def match_route(method: str, path: str) -> tuple[Route, dict[str, str]]:

@@ -1,7 +1,8 @@
-"""The aiohttp adapter: authenticate, dispatch through the route table, render ACS errors.
+"""The management API's aiohttp handler: authenticate, dispatch through the route table,
+render ACS errors.
 
-One :class:`ApiServer` serves every listener (the HTTPS API port and the
-optional plain-HTTP port). Order of checks per request, each failure answered
+The front door hands :class:`ApiServer` the paths of the route table and every
+path nobody else serves, on every listener. Order of checks per request, each failure answered
 with the ACS error body: route (404/405), ``api-version`` (400), body size
 (413), authentication on the raw request target (401), JSON body (400), then
 the handler. Nothing a client sends can produce a 5xx except a bug, which is
@@ -12,25 +13,22 @@ from __future__ import annotations
 
 import json
 import logging
-import ssl
 import time
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from passage.addresses import Address
 from passage.api.call import Auth, Call, Reply
-from passage.api.routes import ROUTES, USER_TOKEN_SCOPES, Route, match_route
+from passage.api.routes import USER_TOKEN_SCOPES, Route, match_route
 from passage.api.service import IdentityService
+from passage.frontdoor import read_body
 from passage.http_errors import HttpError, error_body
 from passage.hybrid.admin import HybridAdmin
-from passage.hybrid.aio.relay import HC_PREFIX, HybridRelay
 from passage.identity.errors import AuthenticationError
 from passage.identity.hmac_auth import verify_request
 from passage.identity.keys import AccessKey
 from passage.identity.tokens import TokenClaims, verify_token
-from passage.signal.aio import SignalingServer, is_signal_path
 from passage.store.ledger import UsageLedger
 
 __all__ = ["MAX_BODY_BYTES", "ApiServer"]
@@ -42,82 +40,27 @@ logger = logging.getLogger("passage.api")
 
 
 class ApiServer:
-    """Serves the route table for one :class:`IdentityService`."""
+    """Answers the route table's requests for one :class:`IdentityService`.
+
+    Registered at the front door for :data:`~passage.api.routes.API_PATHS` and as
+    its fallback (a path nobody serves is the API's 404).
+    """
 
     def __init__(
         self,
         service: IdentityService,
         ledger: UsageLedger,
         *,
-        relay: HybridRelay | None = None,
         hybrid_admin: HybridAdmin | None = None,
-        signaling: SignalingServer | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.service = service
         self.ledger = ledger
-        self.relay = relay
         self.hybrid_admin = hybrid_admin
-        self.signaling = signaling
         self.clock = clock
-        self.app = web.Application(client_max_size=MAX_BODY_BYTES)
-        # Every path, even one whose decoded form holds a newline ("." would not match it).
-        self.app.router.add_route("*", r"/{tail:[\s\S]*}", self._handle)
-        self._runner: web.AppRunner | None = None
 
-    async def listen(self, ip: str, port: int, tls: ssl.SSLContext | None) -> Address:
-        """Start serving on ``ip:port`` (TLS when ``tls`` is given); the bound address."""
-        if self._runner is None:
-            self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-            await self._runner.setup()
-        site = web.TCPSite(self._runner, ip, port, ssl_context=tls, reuse_address=True)
-        await site.start()
-        server: Any = site._server  # aiohttp keeps the asyncio server private
-        name = server.sockets[0].getsockname()
-        return (str(name[0]), int(name[1]))
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        if self.signaling is not None and is_signal_path(request.path):
-            return await self._signal(self.signaling, request)
-        if self.relay is not None:
-            relayed = await self._relay(self.relay, request)
-            if relayed is not None:
-                return relayed
-        return await self._api(request)
-
-    async def _signal(self, signaling: SignalingServer, request: web.Request) -> web.StreamResponse:
-        """``/signal/{room}``: before the relay, so no hybrid connection can shadow it."""
-        try:
-            return await signaling.websocket(request)
-        except Exception:
-            logger.exception("signal %s failed", request.path)
-            failure = HttpError(500, "InternalError", "Signaling failed to process the request.")
-            return web.json_response(error_body(failure), status=500)
-
-    async def _relay(self, relay: HybridRelay, request: web.Request) -> web.StreamResponse | None:
-        """The relay's answer for ``/$hc/...`` and hybrid connection paths; None for the API.
-
-        API routes win over a hybrid connection of the same name.
-        """
-        path = request.path
-        try:
-            if path.startswith(HC_PREFIX):
-                return await relay.websocket(request)
-            if any(route.pattern.fullmatch(path) for route in ROUTES):
-                return None
-            resolved = relay.resolve(path.lstrip("/"))
-            return await relay.http(request, resolved) if resolved is not None else None
-        except Exception:
-            logger.exception("relay %s %s failed", request.method, path)
-            failure = HttpError(500, "InternalError", "The relay failed to process the request.")
-            return web.json_response(error_body(failure), status=500)
-
-    async def _api(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """One API request, answered; every refusal is the ACS error body."""
         started = time.monotonic()
         try:
             reply = await self._dispatch(request)
@@ -133,9 +76,6 @@ class ApiServer:
                 error.status,
                 error.message,
             )
-        except web.HTTPException as error:  # the body was too large, the request malformed
-            code = error.reason.title().replace(" ", "")  # "RequestEntityTooLarge", like ours
-            reply = Reply(error.status, error_body(HttpError(error.status, code, error.reason)))
         except Exception:
             logger.exception("%s %s failed", request.method, request.path)
             failure = HttpError(500, "InternalError", "The server failed to process the request.")
@@ -153,7 +93,9 @@ class ApiServer:
         path = "/" + request.path.lstrip("/")
         route, params = match_route(request.method, path)
         _check_api_version(route, request)
-        body = await request.read()
+        body = await read_body(request, MAX_BODY_BYTES)
+        if body is None:
+            raise HttpError(413, "RequestEntityTooLarge", "Request Entity Too Large")
         key, user = self._authenticate(route, request, body)
         call = Call(
             service=self.service,

@@ -32,6 +32,7 @@ from passage.config import Config, ConfigError
 from passage.hybrid.admin import AdminError, HybridAdmin
 from passage.identity.hmac_auth import sign_request
 from passage.identity.keys import decode_key
+from passage.mounts import RESERVED_NAMES
 from passage.store.database import Database, open_database, sqlite_url
 from passage.store.hybrid import HybridStore
 from passage.store.identities import IdentityStore
@@ -233,7 +234,12 @@ def with_hybrid_admin(config: Config, work: Callable[[HybridAdmin], Awaitable[T]
     missing, as the server does at start); an :class:`AdminError` becomes a ``ConfigError``."""
 
     async def on_store(database: Database, _identities: IdentityStore) -> T:
-        admin = HybridAdmin(HybridStore(database), clock=time.time, new_key=new_key_text)
+        admin = HybridAdmin(
+            HybridStore(database),
+            clock=time.time,
+            new_key=new_key_text,
+            reserved_names=RESERVED_NAMES,
+        )
         await admin.ensure_root_rule()
         return await work(admin)
 

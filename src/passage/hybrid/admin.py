@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import urllib.parse
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -40,7 +40,6 @@ __all__ = [
     "ALL_RIGHTS",
     "KEY_PATTERN",
     "NAME_PATTERN",
-    "RESERVED_NAMES",
     "RIGHT_NAMES",
     "RULE_NAME_PATTERN",
     "AdminError",
@@ -57,21 +56,6 @@ logger = logging.getLogger("passage.hybrid")
 
 NAMESPACE = ""
 """The store's ``entity`` for a namespace-level rule."""
-
-RESERVED_NAMES = frozenset(
-    {
-        "identities",
-        "networktraversal",
-        "usage",
-        "keys",
-        "openapi.json",
-        "hybridconnections",
-        "authorizationrules",
-        "signal",
-    }
-)
-"""First path segments the API serves on the relay's port: a hybrid connection
-named under one would never see its HTTP senders, since the API route wins."""
 
 RIGHT_NAMES: dict[str, Rights] = {
     "Listen": Rights.LISTEN,
@@ -279,9 +263,14 @@ class HybridAdmin:
         *,
         clock: Callable[[], float],
         new_key: Callable[[], str],
+        reserved_names: Mapping[str, str],
         on_change: Callable[[Namespace], None] | None = None,
     ) -> None:
         self.store = store
+        self.reserved_names = reserved_names
+        """First path segment (lower case) → what serves it on the relay's port
+        (``passage.mounts.RESERVED_NAMES``): a hybrid connection named under one would
+        never see its HTTP senders."""
         self.clock = clock
         """Unix seconds."""
         self.new_key = new_key
@@ -329,14 +318,15 @@ class HybridAdmin:
     async def create_connection(
         self, name: str, *, requires_client_authorization: bool = True
     ) -> HybridConnection:
-        """Create a hybrid connection; 409 if it exists or its first segment is an API path."""
+        """Create a hybrid connection; 409 if it exists or its first segment is reserved."""
         path = _connection_path(name)
         first = path.split("/", 1)[0]
-        if first in RESERVED_NAMES:
+        owner = self.reserved_names.get(first)
+        if owner is not None:
             raise AdminError(
                 409,
                 "NameReserved",
-                f"hybrid connection name {name!r}: /{first} is served by the Passage API, "
+                f"hybrid connection name {name!r}: /{first} is served by {owner}, "
                 "so senders would never reach it",
                 "name",
             )

@@ -41,7 +41,7 @@ def namespace(*names: str, anonymous: bool = False) -> Namespace:
 @pytest.fixture
 async def relay(tmp_path: Path) -> AsyncIterator[Api]:
     async with api_server(tmp_path) as api:
-        hybrid = api.running.api.relay
+        hybrid = api.running.relay
         assert hybrid is not None
         served = namespace("echo", "a/b")
         hybrid.namespace = lambda: served
@@ -228,7 +228,7 @@ async def test_errors_no_listener_no_token_wrong_right_unknown_entity(relay: Api
 
 
 async def test_the_listener_limit_refuses_one_more(relay: Api) -> None:
-    hybrid = relay.running.api.relay
+    hybrid = relay.running.relay
     assert hybrid is not None
     listeners = [Listener(relay, "a/b") for _ in range(hybrid.settings.max_listeners)]
     try:
@@ -263,7 +263,7 @@ async def test_a_listener_that_goes_closes_its_senders(relay: Api) -> None:
 
 
 async def test_a_full_rendezvous_table_turns_senders_away_at_once(relay: Api) -> None:
-    hybrid = relay.running.api.relay
+    hybrid = relay.running.relay
     assert hybrid is not None
     listener = Listener(relay, "echo")
     await listener.start()

@@ -230,7 +230,7 @@ async def test_refusals_raise_with_the_relays_status(relay: Api) -> None:
 
 async def test_the_listener_reconnects_when_its_control_channel_drops(relay: Api) -> None:
     tokens = await root_tokens(relay)
-    hybrid = relay.running.api.relay
+    hybrid = relay.running.relay
     assert hybrid is not None
     async with HybridConnectionListener(
         endpoint(relay), "echo", tokens, reconnect_delays=(0.0,)
@@ -248,7 +248,7 @@ async def test_the_listener_reconnects_when_its_control_channel_drops(relay: Api
 
 
 async def test_the_listener_renews_its_token_before_it_expires(relay: Api) -> None:
-    hybrid = relay.running.api.relay
+    hybrid = relay.running.relay
     assert hybrid is not None
     root = await root_tokens(relay)
     short = KeyTokenProvider(root.rule_name, root.key, ttl=2)

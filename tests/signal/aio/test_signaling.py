@@ -225,7 +225,7 @@ async def test_a_member_that_never_reads_is_cut_off_4010(
 ) -> None:
     """The outbox of a member that does not read is bounded; the others are not held up."""
     caplog.set_level(logging.INFO, "passage.signal")
-    signaling = api.running.api.signaling
+    signaling = api.running.signaling
     assert signaling is not None
     signaling.rooms.limits = SignalLimits(
         queued_bytes=64 * 1024, messages_per_second=1e6, message_burst=1_000_000,
@@ -275,7 +275,7 @@ async def test_shutdown_closes_sessions_1001(tmp_path: Path) -> None:
         _, token = await user(started)
         ws = await connect(started, "bye", token)
         await frame(ws)
-        assert started.running.api.signaling is not None
+        assert started.running.signaling is not None
         closing = asyncio.ensure_future(closed_with(ws))
-        await started.running.api.signaling.close()
+        await started.running.signaling.close()
         assert (await closing)[0] == CloseCode.GOING_AWAY

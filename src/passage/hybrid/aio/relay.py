@@ -30,7 +30,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from passage.http_errors import HttpError, error_body
+from passage.frontdoor import Handler, Prefix, Resolver, error_response, read_body
+from passage.http_errors import HttpError
 from passage.hybrid.aio.channel import (
     ControlChannel,
     HttpExchange,
@@ -66,11 +67,16 @@ from passage.hybrid.rendezvous import RENDEZVOUS_LIFETIME, RendezvousTable
 from passage.hybrid.sas import CLOCK_SKEW, Rights, SasError, SasToken, verify_sas_token
 from passage.limiter import FailureLimiter
 
-__all__ = ["HybridRelay", "RelaySettings"]
+__all__ = ["HYBRID_CONNECTION_PATHS", "WEBSOCKET_PATHS", "HybridRelay", "RelaySettings"]
 
 logger = logging.getLogger("passage.relay")
 
-HC_PREFIX = "/$hc/"
+WEBSOCKET_PATHS = Prefix("/$hc/", owner="the relay", ignore_case=False)
+"""The relay's WebSockets at the front door: listeners, senders and rendezvous, ``/$hc/...``."""
+
+HYBRID_CONNECTION_PATHS = Resolver(owner="the relay")
+"""HTTP senders at the front door: paths under a registered hybrid connection, asked after
+the API's routes (an API route wins over a hybrid connection of the same name)."""
 GOING_AWAY = 1001
 """Close code when one side of a stream went away without a close frame of its own."""
 AUTH_HEADER = "ServiceBusAuthorization"
@@ -118,6 +124,13 @@ class HybridRelay:
     def resolve(self, path: str) -> Resolved | None:
         return self.namespace().resolve(path)
 
+    def handler_for(self, path: str) -> Handler | None:
+        """The HTTP sender's handler when ``path`` is under a registered hybrid connection."""
+        resolved = self.resolve(path.lstrip("/"))
+        if resolved is None:
+            return None
+        return lambda request: self.http(request, resolved)
+
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         """A request to ``/$hc/...``: dispatch on ``sb-hc-action``."""
         action = request.query.get("sb-hc-action", "").lower()
@@ -138,7 +151,7 @@ class HybridRelay:
             refused, used_authorization = self._authorize(request, resolved, Rights.SEND, http=True)
             if refused is not None:
                 return refused
-        body = await _read_body(request, self.settings.max_body)
+        body = await read_body(request, self.settings.max_body)
         if body is None:
             return _error(413, "RequestEntityTooLarge", "the request body is too large")
         channel = self._pick(resolved)
@@ -410,7 +423,7 @@ class HybridRelay:
         try:
             self._verify(token, resolved, needed, host=request.host)
         except SasError as error:
-            return _answer(error), from_authorization
+            return error_response(error), from_authorization
         return None, from_authorization
 
     def _verify(self, token: str, resolved: Resolved, needed: Rights, host: str | None) -> None:
@@ -467,7 +480,7 @@ def _request_id_of(event: Unreadable | MissingBody[ResponseHead | RenewToken]) -
 
 
 def _entity_path(request: web.Request) -> str:
-    return request.path[len(HC_PREFIX) :]
+    return request.path[len(WEBSOCKET_PATHS.path) :]
 
 
 def _remote(request: web.Request) -> tuple[str, int] | None:
@@ -477,16 +490,6 @@ def _remote(request: web.Request) -> tuple[str, int] | None:
 
 def _query_string(query: list[tuple[str, str]]) -> str:
     return "?" + urllib.parse.urlencode(query) if query else ""
-
-
-async def _read_body(request: web.Request, limit: int) -> bytes | None:
-    """The whole body, or None past ``limit`` bytes (the API's 64 KiB cap is not ours)."""
-    body = bytearray()
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        body += chunk
-        if len(body) > limit:
-            return None
-    return bytes(body)
 
 
 def _http_response(request: web.Request, head: ResponseHead, body: bytes) -> web.Response:
@@ -516,11 +519,7 @@ def _sendable_close_code(code: int) -> int:
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
-    return _answer(HttpError(status, code, message))
-
-
-def _answer(error: HttpError) -> web.Response:
-    return web.json_response(error_body(error), status=error.status, headers=error.headers)
+    return error_response(HttpError(status, code, message))
 
 
 async def _bridge(sender: web.WebSocketResponse, listener: web.WebSocketResponse) -> None:

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import WSMsgType, web
 
-from passage.http_errors import HttpError, error_body
+from passage.frontdoor import Prefix, error_response
+from passage.http_errors import HttpError
 from passage.identity.state import IdentityState
 from passage.identity.tokens import TokenClaims
 from passage.signal import (
@@ -44,9 +45,11 @@ from passage.signal import (
     standing,
 )
 
-__all__ = ["SIGNAL_PREFIX", "SignalingServer", "is_signal_path"]
+__all__ = ["SIGNAL_PATHS", "SignalingServer"]
 
-SIGNAL_PREFIX = "/signal/"
+SIGNAL_PATHS = Prefix("/signal/", owner="signaling")
+"""What signaling answers at the front door: ``/signal/...`` in any case, before anything
+else, so no hybrid connection can shadow it (``signal`` is a reserved name)."""
 SWEEP_INTERVAL = 1.0
 """Seconds between checks of every session's token: how long a revocation takes to bite."""
 CLOSE_TIMEOUT = 5.0
@@ -59,11 +62,6 @@ FRAME_LIMIT_FACTOR = 4
 between the two, the core answers ``TOO_BIG`` (4009)."""
 
 logger = logging.getLogger("passage.signal")
-
-
-def is_signal_path(path: str) -> bool:
-    """True for ``/signal/...`` (any case, as API paths): the signaling server's, not a relay's."""
-    return path[: len(SIGNAL_PREFIX)].lower() == SIGNAL_PREFIX
 
 
 @dataclass(eq=False, slots=True)
@@ -138,10 +136,8 @@ class SignalingServer:
             max_msg_size=self.limits.message_bytes * FRAME_LIMIT_FACTOR,
         )
         if not websocket.can_prepare(request).ok:
-            failure = HttpError(
-                426, "UpgradeRequired", "Signaling is a WebSocket: send an upgrade."
-            )
-            return web.json_response(error_body(failure), status=426)
+            upgrade = "Signaling is a WebSocket: send an upgrade."
+            return error_response(HttpError(426, "UpgradeRequired", upgrade))
         await websocket.prepare(request)
         try:
             session = self._admit(request, websocket)
@@ -157,7 +153,7 @@ class SignalingServer:
         return websocket
 
     def _admit(self, request: web.Request, websocket: web.WebSocketResponse) -> _Session:
-        room = parse_room_name(request.path[len(SIGNAL_PREFIX) :])
+        room = parse_room_name(request.path[len(SIGNAL_PATHS.path) :])
         protocols = [
             p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
         ]

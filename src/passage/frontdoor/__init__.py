@@ -1,0 +1,37 @@
+"""The front door: one HTTP(S) server per listener, and the registry of who answers which path.
+
+Every product served over HTTP (the management API, the Hybrid Connections
+relay, signaling) registers what it answers, and none of them knows the
+others: :class:`~passage.frontdoor.routes.Router` picks the product for each
+request, :class:`~passage.frontdoor.server.FrontDoor` runs the aiohttp server
+on every listener and answers a product's failure with a JSON 500. The
+names that prefixes and exact paths claim are reserved
+(:func:`~passage.frontdoor.routes.reserved_names`): a hybrid connection may
+not take one. ``passage.mounts`` is the list of what the API port serves.
+
+What belongs at the front door later (one place for all products):
+connection caps and timeouts, an access log, a console mounted at
+``/console/``, a metrics listener.
+"""
+
+from passage.frontdoor.routes import (
+    Handler,
+    Paths,
+    Prefix,
+    Resolver,
+    Router,
+    reserved_names,
+)
+from passage.frontdoor.server import FrontDoor, error_response, read_body
+
+__all__ = [
+    "FrontDoor",
+    "Handler",
+    "Paths",
+    "Prefix",
+    "Resolver",
+    "Router",
+    "error_response",
+    "read_body",
+    "reserved_names",
+]
