@@ -147,6 +147,7 @@ async def start(config: Config, datadir: DataDir) -> Running:
         config.turn,
         credential_source(config, datadir, state),
         nonce_key=secrets.token_bytes(32),
+        rng=random.Random(secrets.randbits(64)),
         relay_families=relays.families,
         on_refused=_log_refusal,
         alternates=alternates,

@@ -9,11 +9,10 @@ here: the adapter relays it from the allocation's ``routes`` tables.
 
 from __future__ import annotations
 
-import random
-import secrets
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from passage.addresses import Address, AddressFamily, format_address
 from passage.limiter import FailureLimiter
@@ -119,6 +118,12 @@ class Metrics:
     allocations_ended: int = 0
 
 
+class RandomSource(Protocol):
+    """Where the core's random parts come from (``random.Random`` is one)."""
+
+    def randbytes(self, n: int, /) -> bytes: ...
+
+
 class TurnServer:
     """One TURN server core: all allocations of one process."""
 
@@ -128,12 +133,14 @@ class TurnServer:
         credentials: CredentialSource,
         *,
         nonce_key: bytes,
+        rng: RandomSource,
         relay_families: frozenset[int] = frozenset({AddressFamily.IPV4}),
-        rng: random.Random | None = None,
         on_refused: Callable[[Refused], None] | None = None,
         alternates: AlternateAddresses | None = None,
     ) -> None:
-        """``alternates``: the four RFC 5780 transport addresses, when there is a second IP."""
+        """``rng`` draws the core's random parts (allocation IDs, reservation tokens, Data
+        indication transaction IDs): the adapter passes a seeded ``random.Random``.
+        ``alternates``: the four RFC 5780 transport addresses, when there is a second IP."""
         self.config = config
         self.auth = Authenticator(
             config.realm, credentials, NonceIssuer(nonce_key, config.nonce_lifetime)
@@ -153,7 +160,7 @@ class TurnServer:
         self._per_subject: Counter[str] = Counter()
         self._ended_records: list[UsageRecord] = []
         self._next_sweep: float | None = None
-        self._rng = rng if rng is not None else random.Random(secrets.randbits(64))
+        self._rng = rng
         self._on_refused = on_refused
         self._budget = config.max_bytes_per_second or _UNLIMITED
         self._channel_max = CHANNEL_MAX if config.strict_channel_range else CHANNEL_MAX_RFC5766

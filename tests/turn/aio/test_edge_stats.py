@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 
 import pytest
 
@@ -14,7 +15,7 @@ from passage.turn.server import TurnServer
 
 
 def make_edge() -> TurnEdge:
-    core = TurnServer(TurnConfig(), StaticUsers({}), nonce_key=b"k" * 32)
+    core = TurnServer(TurnConfig(), StaticUsers({}), nonce_key=b"k" * 32, rng=random.Random(7))
     relays = RelayAddresses(bind={1: "127.0.0.1"}, advertised={1: "127.0.0.1"},
                             port_range=(50000, 50010))  # fmt: skip
     return TurnEdge(core, relays)
