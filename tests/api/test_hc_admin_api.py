@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import time
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -28,12 +27,7 @@ from passage.hybrid.entities import ROOT_RULE
 from passage.hybrid.sas import Rights, SasToken, verify_sas_token
 from passage.mounts import RESERVED_NAMES
 
-
-@pytest.fixture(autouse=True)
-def no_passage_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("PASSAGE_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_passage_environment")
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import time
 import urllib.parse
 from pathlib import Path
@@ -23,12 +22,7 @@ from passage.mounts import RESERVED_NAMES
 from passage.store.database import open_database, sqlite_url
 from passage.store.hybrid import HybridStore
 
-
-@pytest.fixture(autouse=True)
-def no_passage_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("PASSAGE_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_passage_environment")
 
 
 @pytest.fixture

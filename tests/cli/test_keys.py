@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import os
 import subprocess
 import sys
 import time
@@ -23,11 +22,7 @@ SYNC_DEADLINE = 3.0
 """Seconds a running server may take to refuse a key rotated in its store (it polls every 1 s)."""
 
 
-@pytest.fixture(autouse=True)
-def no_passage_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("PASSAGE_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_passage_environment")
 
 
 def run_passage(*args: str) -> subprocess.CompletedProcess[str]:

@@ -7,7 +7,6 @@ import csv
 import datetime
 import io
 import json
-import os
 import re
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from passage.cli.usage import COLUMNS
 from passage.store.database import open_database, sqlite_url
 from passage.store.ledger import UsageLedger, UsageRecord
 from passage_server import passage_process
+from usage_records import flush
 
 H = 1_700_002_800  # a whole hour, the last of its UTC day (2023-11-14T23:00:00Z)
 WINDOW = ["--from", str(H), "--to", "2023-11-15T01:00:00Z"]  # two hours, across midnight
@@ -31,40 +31,13 @@ FIELDS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def no_passage_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("PASSAGE_"):
-            monkeypatch.delenv(name)
-
-
-def flush(
-    allocation_id: str, subject: str, start: float, *, sent: int, received: int = 0
-) -> UsageRecord:
-    """One minute of an allocation that started at ``start``: 100-byte packets each way."""
-    return UsageRecord(
-        allocation_id=allocation_id,
-        username=f"1700000000:{subject}",
-        subject=subject,
-        transport="udp",
-        client_address="192.0.2.1:5000",
-        relayed_address="198.51.100.1:50000",
-        started_at=start,
-        period_start=start,
-        period_end=start + 60,
-        bytes_to_peer=sent,
-        packets_to_peer=sent // 100,
-        bytes_from_peer=received,
-        packets_from_peer=received // 100,
-        ended=False,
-        end_reason=None,
-    )
+pytestmark = pytest.mark.usefixtures("no_passage_environment")
 
 
 SAMPLE = (
-    flush("a1", "alice", H + 100, sent=1000, received=200),
-    flush("b1", "bob", H + 200, sent=300),
-    flush("a2", "alice", H + 3600 + 10, sent=5000, received=700),
+    flush("a1", subject="alice", start=H + 100, sent=1000, received=200),
+    flush("b1", subject="bob", start=H + 200, sent=300),
+    flush("a2", subject="alice", start=H + 3600 + 10, sent=5000, received=700),
 )
 """alice in both hours (and so both UTC days), bob in the first only."""
 
@@ -178,7 +151,7 @@ def test_default_window_is_the_last_24_hours(
     data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     now = time.time()
-    record(data_dir, [flush("c1", "carol", now - 600, sent=400)])
+    record(data_dir, [flush("c1", subject="carol", start=now - 600, sent=400)])
     body = json.loads(usage(data_dir, capsys, "--format", "json"))
     start, end = (datetime.datetime.fromisoformat(body[k]) for k in ("from", "to"))
     assert end - start == datetime.timedelta(hours=24)

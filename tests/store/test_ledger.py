@@ -13,43 +13,13 @@ from sqlalchemy import func, select
 from store_targets import StoreTarget
 
 from passage.store.database import Database
-from passage.store.ledger import UsageLedger, UsageRecord
+from passage.store.ledger import UsageLedger
 from passage.store.schema import allocations, usage_hourly
+from usage_records import flush
 
 H = 1_700_002_800  # a whole hour (2023-11-14T23:00:00Z)
 DAY = 1_699_920_000  # the UTC midnight before it (2023-11-14T00:00:00Z)
 assert H % 3600 == 0 and DAY % 86_400 == 0 and DAY < H < DAY + 86_400
-
-
-def flush(
-    allocation_id: str = "a1",
-    *,
-    subject: str = "alice",
-    start: float,
-    end: float,
-    sent: int = 0,
-    received: int = 0,
-    started_at: float | None = None,
-    end_reason: str | None = None,
-) -> UsageRecord:
-    """One flush: `sent` bytes in `sent // 100` packets to the peer, `received` back."""
-    return UsageRecord(
-        allocation_id=allocation_id,
-        username=f"1700000000:{subject}",
-        subject=subject,
-        transport="udp",
-        client_address="192.0.2.1:5000",
-        relayed_address="198.51.100.1:50000",
-        started_at=start if started_at is None else started_at,
-        period_start=start,
-        period_end=end,
-        bytes_to_peer=sent,
-        packets_to_peer=sent // 100,
-        bytes_from_peer=received,
-        packets_from_peer=received // 100,
-        ended=end_reason is not None,
-        end_reason=end_reason,
-    )
 
 
 def counters(item: object) -> tuple[int, int, int, int]:
