@@ -1,7 +1,7 @@
 """The full Passage server in-process, and a client that signs requests as the ACS SDKs do.
 
-:func:`api_server` starts ``passage.app.start`` on loopback with free ports for
-TURN, TURN over TLS, the HTTPS API and the plain-HTTP API. :meth:`Api.request`
+:func:`api_server` starts the server of ``passage_server.in_process``, with a
+plain-HTTP API port besides the HTTPS one, and a client session. :meth:`Api.request`
 sends one request over a real socket, signed with HMAC-SHA256 over exactly the
 method, path and query, ``Host`` and body bytes it sends (reference §2), unless
 the test asks for something else to be signed or sent.
@@ -12,7 +12,6 @@ from __future__ import annotations
 import email.utils
 import json
 import socket
-import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -23,13 +22,9 @@ from typing import Any
 import aiohttp
 import yarl
 
-from passage.app import Running, start
-from passage.config import Config
-from passage.datadir import DataDir, prepare_data_dir
 from passage.identity.hmac_auth import sign_request
 from passage.identity.keys import AccessKey
-from passage.turn.config import TurnConfig
-from passage_server import REALM, free_port, relay_range
+from passage_server import Server, free_port, in_process
 
 IDENTITY_VERSION = "2023-10-01"
 RELAY_VERSION = "2022-03-01-preview"
@@ -58,35 +53,17 @@ _NO_BODY = object()
 
 
 @dataclass
-class Api:
+class Api(Server):
     """A started server and a client session for it."""
 
-    running: Running
-    datadir: DataDir
-    config: Config
-    session: aiohttp.ClientSession
-    authorizations: list[str] = field(default_factory=list)
+    session: aiohttp.ClientSession = field(kw_only=True)
+    authorizations: list[str] = field(default_factory=list, kw_only=True)
     """Every Authorization header sent, for tests that look for it in the logs."""
 
     @property
     def key(self) -> AccessKey:
         """The current primary access key (re-read: a rotation replaces it)."""
         return self.running.api.service.state.keys.primary
-
-    @property
-    def http_base(self) -> str:
-        host, port = self.running.http[0]
-        return f"http://{host}:{port}"
-
-    @property
-    def https_base(self) -> str:
-        host, port = self.running.https[0]
-        return f"https://{host}:{port}"
-
-    def tls_context(self) -> ssl.SSLContext:
-        """A client context trusting the data directory's generated CA."""
-        assert self.datadir.ca_cert is not None
-        return ssl.create_default_context(cafile=str(self.datadir.ca_cert))
 
     async def request(
         self,
@@ -157,21 +134,9 @@ class Api:
 @asynccontextmanager
 async def api_server(tmp_path: Path, **settings: Any) -> AsyncIterator[Api]:
     """A started server on loopback, with HTTPS and plain-HTTP API ports, and a client."""
-    config = Config(
-        data_dir=tmp_path / "passage-data",
-        listen_ips=("127.0.0.1",),
-        turn_port=free_port(),
-        turns_port=free_port((socket.SOCK_STREAM,)),
-        api_port=free_port((socket.SOCK_STREAM,)),
-        http_port=free_port((socket.SOCK_STREAM,)),
-        relay_ports=relay_range(),
-        turn=TurnConfig(realm=REALM),
-        **settings,
-    )
-    datadir = prepare_data_dir(config)
-    running = await start(config, datadir)
-    try:
-        async with aiohttp.ClientSession() as session:
-            yield Api(running, datadir, config, session)
-    finally:
-        await running.stop()
+    http_port = free_port((socket.SOCK_STREAM,))
+    async with (
+        in_process(tmp_path, http_port=http_port, **settings) as server,
+        aiohttp.ClientSession() as session,
+    ):
+        yield Api(server.running, server.datadir, server.config, session=session)

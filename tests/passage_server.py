@@ -1,23 +1,34 @@
 """Start a real Passage server for tests: ``passage serve`` in a subprocess, or in-process.
 
 Both bind loopback only, on free ports, with a data directory under the test's
-``tmp_path``. The subprocess form is what interop tests use (it is exactly
-what a user runs); the in-process form lets a test look at the core.
+``tmp_path``, the realm :data:`REALM` and the static user :data:`USER`. The
+subprocess form (:func:`passage_process`) is what interop tests use: it is
+exactly what a user runs. The in-process form (:func:`in_process`) lets a test
+look at the core, and run the server on a clock of its own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from passage.app import Running, start
+from passage.config import Config
+from passage.datadir import DataDir, prepare_data_dir
+from passage.turn.config import TurnConfig
+from turn_client import TurnClient
 
 REALM = "passage.test"
 USER, PASSWORD = "alice", "wonderland"
@@ -173,11 +184,101 @@ def passage_process(
             wait_until_listening(info, process)
             yield info, log
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop(process, timeout=20)
     assert process.returncode == 0, log.read_text()[-2000:]
+
+
+def stop(process: subprocess.Popen[Any], timeout: float) -> None:
+    """SIGTERM (a clean shutdown), then SIGKILL if it has not exited within ``timeout`` s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# --- in-process ----------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    """A server started in this process by :func:`in_process`."""
+
+    running: Running
+    datadir: DataDir
+    config: Config
+
+    def address(self, transport: str) -> tuple[str, int]:
+        listeners = {"udp": self.running.udp, "tcp": self.running.tcp, "tls": self.running.tls}
+        return listeners[transport][0]
+
+    def tls_context(self) -> ssl.SSLContext:
+        """A client context trusting the data directory's generated CA."""
+        assert self.datadir.ca_cert is not None
+        return ssl.create_default_context(cafile=str(self.datadir.ca_cert))
+
+    async def client(self, transport: str = "udp") -> TurnClient:
+        tls = self.tls_context() if transport == "tls" else None
+        return await TurnClient.connect(transport, self.address(transport), ssl_context=tls)
+
+    @property
+    def http_base(self) -> str:
+        host, port = self.running.http[0]
+        return f"http://{host}:{port}"
+
+    @property
+    def https_base(self) -> str:
+        host, port = self.running.https[0]
+        return f"https://{host}:{port}"
+
+
+def local_config(tmp_path: Path, *, loopback_peers: bool = False, **settings: Any) -> Config:
+    """Loopback, free ports, the data directory under ``tmp_path``, :data:`USER` and
+    :data:`REALM`; ``loopback_peers`` lets allocations relay to 127.0.0.1, ``settings``
+    replace any field."""
+    config = Config(
+        data_dir=tmp_path / "passage-data",
+        listen_ips=("127.0.0.1",),
+        turn_port=free_port(),
+        turns_port=free_port((socket.SOCK_STREAM,)),
+        api_port=free_port((socket.SOCK_STREAM,)),
+        relay_ports=relay_range(),
+        users=((USER, PASSWORD),),
+        turn=TurnConfig(realm=REALM, allow_loopback_peers=loopback_peers),
+    )
+    return dataclasses.replace(config, **settings)
+
+
+@asynccontextmanager
+async def in_process(
+    tmp_path: Path,
+    *,
+    clock: Callable[[], float] = time.time,
+    loopback_peers: bool = False,
+    **settings: Any,
+) -> AsyncIterator[Server]:
+    """The whole server started here (``passage.app.start``) with :func:`local_config`,
+    on ``clock``; stopped cleanly on exit."""
+    config = local_config(tmp_path, loopback_peers=loopback_peers, **settings)
+    datadir = prepare_data_dir(config)
+    running = await start(config, datadir, clock=clock)
+    try:
+        yield Server(running, datadir, config)
+    finally:
+        await running.stop()
+
+
+class Clock:
+    """The real time plus an offset a test moves forward: the server sees time pass
+    without the test sleeping (``in_process(tmp_path, clock=clock)``)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds

@@ -17,6 +17,7 @@ import secrets
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from passage.addresses import Address, Transport
@@ -121,17 +122,22 @@ def relay_topology(config: Config, endpoint: AdvertisedEndpoint) -> RelayTopolog
     )
 
 
-async def start(config: Config, datadir: DataDir) -> Running:
-    """Open the store and bind every listener; raises OSError if a port is taken."""
+async def start(
+    config: Config, datadir: DataDir, *, clock: Callable[[], float] = time.time
+) -> Running:
+    """Open the store and bind every listener; raises OSError if a port is taken.
+
+    ``clock`` (Unix seconds) is every service's notion of now: tests pass their own.
+    """
     database = await open_database(config.database_url or sqlite_url(datadir.path))
     try:
         store = IdentityStore(database)
-        state = await load_state(store, config.region, time.time())
-        sync = IdentitySync(store, state, time.time)
+        state = await load_state(store, config.region, clock())
+        sync = IdentitySync(store, state, clock)
         await sync.poll()
         hybrid_admin = HybridAdmin(
             HybridStore(database),
-            clock=time.time,
+            clock=clock,
             new_key=new_key_text,
             reserved_names=RESERVED_NAMES,
         )
@@ -153,9 +159,13 @@ async def start(config: Config, datadir: DataDir) -> Running:
         alternates=alternates,
     )
     edge = TurnEdge(
-        core, relays, usage_sink=ledger.record, usage_interval=config.usage_flush_interval
+        core,
+        relays,
+        usage_sink=ledger.record,
+        usage_interval=config.usage_flush_interval,
+        clock=clock,
     )
-    service = IdentityService(store, state, relay_topology(config, endpoint), time.time)
+    service = IdentityService(store, state, relay_topology(config, endpoint), clock)
     hybrid = HybridRelay(
         hybrid_admin.namespace,
         InMemoryGatewayStore(random.choice),
@@ -165,9 +175,10 @@ async def start(config: Config, datadir: DataDir) -> Running:
             audience_hosts=_audience_hosts(config, endpoint),
             max_listeners=config.max_listeners,
         ),
+        clock=clock,
     )
-    signaling = SignalingServer(state, SignalLimits(room_size=config.signal_room_size))
-    api = ApiServer(service, ledger, hybrid_admin=hybrid_admin)
+    signaling = SignalingServer(state, SignalLimits(room_size=config.signal_room_size), clock=clock)
+    api = ApiServer(service, ledger, hybrid_admin=hybrid_admin, clock=clock)
     door = front_door(api, hybrid, signaling)
     polling = asyncio.create_task(_poll_store(sync, hybrid_admin))
     running = Running(edge, database, door, api, hybrid, signaling, polling)

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from passage_server import ServerInfo, free_port, passage_process
+from passage_server import ServerInfo, free_port, passage_process, stop
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -78,13 +78,7 @@ def running(*argv: str, env: dict[str, str] | None = None) -> Iterator[subproces
                 raise AssertionError(f"passage {argv[0]} exited: {log.read()[-2000:]}")
             yield process
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop(process, timeout=15)
             process.stdout.close()
 
 

@@ -7,13 +7,13 @@ authentications, which drops requests unanswered.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
 from passage.stun import AttributeType, MessageClass, Method
-from passage_server import ServerInfo, passage_process
+from passage.turn.config import TurnConfig
+from passage_server import PASSWORD, REALM, USER, Clock, ServerInfo, in_process, passage_process
 from turn_client import NoAnswer, TurnClient, UdpPeer, error_code
 
 
@@ -74,12 +74,14 @@ async def test_bad_credentials_are_401(tmp_path: Path) -> None:
 
 
 async def test_stale_nonce_is_438_then_the_new_nonce_works(tmp_path: Path) -> None:
-    with passage_process(tmp_path, "--nonce-lifetime", "1") as (info, _):
-        client = await TurnClient.connect("udp", address(info))
+    clock = Clock()
+    turn = TurnConfig(realm=REALM, nonce_lifetime=1)
+    async with in_process(tmp_path, clock=clock, turn=turn) as server:
+        client = await TurnClient.connect("udp", server.address("udp"), USER, PASSWORD)
         try:
             assert (await client.allocate()).message_class is MessageClass.SUCCESS
             old_nonce = client.nonce
-            await asyncio.sleep(1.2)
+            clock.advance(1.2)  # past the nonce's lifetime, without waiting for it
             answer = await client.request(
                 Method.REFRESH, [(AttributeType.LIFETIME, 600)], retry=False
             )

@@ -2,21 +2,25 @@
 
 Each test runs the real command (``passage_server.passage_process``), relays
 known traffic through it, and reads what it left behind: the SQLite usage
-ledger in the data directory and the log.
+ledger in the data directory and the log. Credential expiry runs the server
+in-process on a clock the test moves, so no test waits for time to pass.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from passage.store.database import open_database, sqlite_url
 from passage.store.ledger import AllocationUsage, UsageLedger
 from passage.stun import MessageClass
-from passage_server import ServerInfo, passage_process
+from passage_server import Clock, ServerInfo, in_process, passage_process
 from turn_client import TurnClient, UdpPeer, error_code
 
 TO_PEER = (12, 100)
@@ -122,29 +126,34 @@ async def turn_credentials(data_dir: Path, *args: str) -> tuple[str, str]:
     return printed["username"], printed["password"]
 
 
-async def test_turn_credentials_work_until_they_expire(tmp_path: Path) -> None:
-    with passage_process(tmp_path) as (info, log):
-        server = (info.host, info.turn_port)
-        username, password = await turn_credentials(
-            info.data_dir, "--user", "carol", "--ttl", "600"
-        )
+async def test_turn_credentials_work_until_they_expire(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``passage turn-credentials`` mints them; the server's clock, moved past the expiry
+    instead of slept through, turns them away."""
+    caplog.set_level(logging.INFO, logger="passage.turn")
+    clock = Clock()
+    async with in_process(tmp_path, clock=clock) as server:
+        address = server.address("udp")
+        data_dir = server.datadir.path
+        username, password = await turn_credentials(data_dir, "--user", "carol", "--ttl", "600")
         assert username.endswith(":carol")
-        client = await TurnClient.connect("udp", server, username, password)
+        client = await TurnClient.connect("udp", address, username, password)
         try:
             assert (await client.allocate()).message_class is MessageClass.SUCCESS
         finally:
             await client.close()
 
         short_user, short_password = await turn_credentials(
-            info.data_dir, "--user", "carol", "--ttl", "1"
+            data_dir, "--user", "carol", "--ttl", "1"
         )
-        await asyncio.sleep(2.1)
-        expired = await TurnClient.connect("udp", server, short_user, short_password)
+        clock.advance(2.1)
+        expired = await TurnClient.connect("udp", address, short_user, short_password)
         try:
             assert error_code(await expired.allocate()) == 401
         finally:
             await expired.close()
-    assert f"user={username} subject=carol" in log.read_text()
+    assert f"user={username} subject=carol" in caplog.text
 
 
 async def test_log_has_one_line_per_allocation_start_and_end(tmp_path: Path) -> None:

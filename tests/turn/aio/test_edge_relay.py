@@ -1,69 +1,22 @@
 """The asyncio edge in-process: relaying over UDP, TCP and TLS, EVEN-PORT, public IP, port range.
 
-``passage.app.start`` runs the real listeners and relay sockets on loopback; a
-test client (``turn_client``) and UDP peers talk to them over real sockets.
+``passage_server.in_process`` runs the real listeners and relay sockets on
+loopback; a test client (``turn_client``) and UDP peers talk to them over real
+sockets.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import ssl
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
-from passage.app import Running, banner, start
-from passage.config import Config
-from passage.datadir import DataDir, prepare_data_dir
+from passage.app import banner
 from passage.stun import AttributeType, MessageClass, StreamFramer
-from passage.turn.config import TurnConfig
-from passage_server import PASSWORD, REALM, USER, free_port, relay_range
+from passage_server import free_port, in_process, relay_range
 from turn_client import NoAnswer, TurnClient, UdpPeer, error_code, relayed_addresses
-
-
-@dataclass
-class Server:
-    running: Running
-    datadir: DataDir
-    config: Config
-
-    def address(self, transport: str) -> tuple[str, int]:
-        listeners = {"udp": self.running.udp, "tcp": self.running.tcp, "tls": self.running.tls}
-        return listeners[transport][0]
-
-    def tls_context(self) -> ssl.SSLContext:
-        assert self.datadir.ca_cert is not None
-        return ssl.create_default_context(cafile=str(self.datadir.ca_cert))
-
-    async def client(self, transport: str = "udp") -> TurnClient:
-        tls = self.tls_context() if transport == "tls" else None
-        return await TurnClient.connect(transport, self.address(transport), ssl_context=tls)
-
-
-@asynccontextmanager
-async def in_process(tmp_path: Path, **settings: object) -> AsyncIterator[Server]:
-    """A started server (loopback peers allowed) with ``settings`` over the defaults."""
-    config = Config(
-        data_dir=tmp_path / "passage-data",
-        listen_ips=("127.0.0.1",),
-        turn_port=free_port(),
-        turns_port=free_port((socket.SOCK_STREAM,)),
-        api_port=free_port((socket.SOCK_STREAM,)),
-        relay_ports=relay_range(),
-        users=((USER, PASSWORD),),
-        turn=TurnConfig(realm=REALM, allow_loopback_peers=True),
-    )
-    config = replace(config, **settings)  # type: ignore[arg-type]
-    datadir = prepare_data_dir(config)
-    running = await start(config, datadir)
-    try:
-        yield Server(running, datadir, config)
-    finally:
-        await running.stop()
 
 
 async def close_all(*things: TurnClient | UdpPeer) -> None:
@@ -76,7 +29,7 @@ async def close_all(*things: TurnClient | UdpPeer) -> None:
 
 async def test_udp_channel_data_and_data_indications_round_trip(tmp_path: Path) -> None:
     """RFC 8656 §10-§12: ChannelData both ways, Data indication for a permission-only peer."""
-    async with in_process(tmp_path) as server:
+    async with in_process(tmp_path, loopback_peers=True) as server:
         client = await server.client("udp")
         bound, unbound = await UdpPeer.bind(), await UdpPeer.bind()
         try:
@@ -110,7 +63,7 @@ async def test_udp_channel_data_and_data_indications_round_trip(tmp_path: Path) 
 @pytest.mark.parametrize("transport", ["tcp", "tls"])
 async def test_stream_channel_data_is_padded_to_four_bytes(tmp_path: Path, transport: str) -> None:
     """RFC 8656 §12.5: over a stream ChannelData is padded both ways, and framing holds."""
-    async with in_process(tmp_path) as server:
+    async with in_process(tmp_path, loopback_peers=True) as server:
         client = await server.client(transport)
         bound, unbound = await UdpPeer.bind(), await UdpPeer.bind()
         try:
@@ -137,7 +90,7 @@ async def test_stream_channel_data_is_padded_to_four_bytes(tmp_path: Path, trans
 async def test_turn_over_tls_on_an_extra_port_relays_like_the_main_one(tmp_path: Path) -> None:
     """``--turns-extra-port`` (443 behind strict firewalls): one more TLS listener, same cert."""
     extra = free_port((socket.SOCK_STREAM,))
-    async with in_process(tmp_path, turns_extra_ports=(extra,)) as server:
+    async with in_process(tmp_path, loopback_peers=True, turns_extra_ports=(extra,)) as server:
         main = server.config.turns_port
         assert [address[1] for address in server.running.tls] == [main, extra]
         for port in (main, extra):
@@ -177,7 +130,7 @@ def test_frame_helper_matches_the_stream_framer() -> None:
 
 async def test_even_port_and_reservation_token(tmp_path: Path) -> None:
     """RFC 8656 §7.2, §14.6, §14.9: even ports; R reserves port + 1 for the token's holder."""
-    async with in_process(tmp_path) as server:
+    async with in_process(tmp_path, loopback_peers=True) as server:
         plain, reserving, taker, late = [await server.client() for _ in range(4)]
         peer = await UdpPeer.bind()
         try:
@@ -208,7 +161,7 @@ async def test_even_port_and_reservation_token(tmp_path: Path) -> None:
 
 async def test_public_ip_is_advertised_while_the_relay_binds_locally(tmp_path: Path) -> None:
     """coturn's external-ip: XOR-RELAYED-ADDRESS names the public IP with the real port."""
-    async with in_process(tmp_path, public_ip="203.0.113.9") as server:
+    async with in_process(tmp_path, loopback_peers=True, public_ip="203.0.113.9") as server:
         client = await server.client()
         peer = await UdpPeer.bind()
         try:
@@ -252,7 +205,7 @@ def four_free_ports() -> tuple[int, int]:
 
 async def test_relay_port_range_is_respected_and_exhaustion_is_508(tmp_path: Path) -> None:
     low, high = four_free_ports()
-    async with in_process(tmp_path, relay_ports=(low, high)) as server:
+    async with in_process(tmp_path, loopback_peers=True, relay_ports=(low, high)) as server:
         clients = [await server.client() for _ in range(4)]
         first, second, third, fourth = clients
         try:
@@ -274,7 +227,7 @@ async def test_relay_port_range_is_respected_and_exhaustion_is_508(tmp_path: Pat
 
 async def test_client_without_allocation_gets_no_relay(tmp_path: Path) -> None:
     """ChannelData from a 5-tuple without an allocation goes nowhere (RFC 8656 §12.6)."""
-    async with in_process(tmp_path) as server:
+    async with in_process(tmp_path, loopback_peers=True) as server:
         owner, stranger = await server.client(), await server.client()
         peer = await UdpPeer.bind()
         try:
@@ -300,7 +253,7 @@ async def test_reserved_port_pads_channel_data_for_a_stream_taker(
     tmp_path: Path, reserver: str, taker: str
 ) -> None:
     """RFC 8656 §12.5 holds whoever reserved the port: a TCP taker gets padded ChannelData."""
-    async with in_process(tmp_path) as server:
+    async with in_process(tmp_path, loopback_peers=True) as server:
         reserving, taking = await server.client(reserver), await server.client(taker)
         peer = await UdpPeer.bind()
         try:

@@ -6,10 +6,10 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from test_edge_relay import in_process
 
 from passage.stun import MessageClass
 from passage.turn.aio import listeners
+from passage_server import in_process
 
 
 async def closed_by_server(reader: asyncio.StreamReader, within: float = 5.0) -> bool:
@@ -24,7 +24,7 @@ async def test_connection_without_allocation_is_closed_after_the_idle_timeout(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(listeners, "STREAM_IDLE_TIMEOUT", 0.3)
-    async with in_process(tmp_path) as server:
+    async with in_process(tmp_path, loopback_peers=True) as server:
         reader, writer = await asyncio.open_connection(*server.address("tcp"))
         assert await closed_by_server(reader)
         writer.close()
@@ -35,7 +35,7 @@ async def test_connection_holding_an_allocation_stays_open(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(listeners, "STREAM_IDLE_TIMEOUT", 0.3)
-    async with in_process(tmp_path) as server:
+    async with in_process(tmp_path, loopback_peers=True) as server:
         client = await server.client("tcp")
         assert (await client.allocate()).message_class is MessageClass.SUCCESS
         await asyncio.sleep(0.6)
@@ -48,7 +48,7 @@ async def test_connections_over_the_limit_are_closed_at_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(listeners, "MAX_STREAMS", 2)
-    async with in_process(tmp_path) as server:
+    async with in_process(tmp_path, loopback_peers=True) as server:
         kept = [await asyncio.open_connection(*server.address("tcp")) for _ in range(2)]
         reader, writer = await asyncio.open_connection(*server.address("tcp"))
         assert await closed_by_server(reader)

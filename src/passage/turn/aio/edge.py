@@ -53,8 +53,11 @@ class TurnEdge:
         *,
         usage_sink: UsageSink | None = None,
         usage_interval: float = 1.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """``clock`` gives the core its ``now`` (Unix seconds); tests pass their own."""
         self.core = core
+        self.clock = clock
         self.binder = RelayBinder(relays, core, random.Random(secrets.randbits(64)))
         self.usage_sink = usage_sink
         self.usage_interval = usage_interval
@@ -67,7 +70,7 @@ class TurnEdge:
         self._usage_task: asyncio.Task[None] | None = None
         self._unsaved: list[UsageRecord] = []
         self._closing = asyncio.Event()
-        self._next_stats = time.time() + STATS_INTERVAL
+        self._next_stats = clock() + STATS_INTERVAL
         self._last_stats: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     # -- lifecycle ---------------------------------------------------------
@@ -113,7 +116,7 @@ class TurnEdge:
             self._timer.cancel()
         for task in list(self._tasks):
             task.cancel()
-        self.execute(self.core.shutdown(time.time()))
+        self.execute(self.core.shutdown(self.clock()))
         for stream in list(self.streams.values()):
             if stream.transport is not None:
                 stream.transport.close()
@@ -129,7 +132,7 @@ class TurnEdge:
         if self._usage_task is None:
             self._usage_task = asyncio.get_running_loop().create_task(self._flush_forever())
         if self._timer is None:
-            self._arm_timer(time.time() + 1.0)
+            self._arm_timer(self.clock() + 1.0)
 
     # -- carrying out actions -------------------------------------------------
 
@@ -178,9 +181,9 @@ class TurnEdge:
         except OSError as error:
             logger.warning("relay bind failed for %s: %s", five_tuple.describe(), error.strerror)
             self.execute(ReleaseRelay(route[0]) for route in routes)
-            self.execute(self.core.relay_bind_failed(five_tuple, time.time()))
+            self.execute(self.core.relay_bind_failed(five_tuple, self.clock()))
             return
-        self.execute(self.core.relay_bound(five_tuple, routes, reserved, time.time()))
+        self.execute(self.core.relay_bound(five_tuple, routes, reserved, self.clock()))
 
     def _started(self, allocation: Allocation) -> None:
         five_tuple = allocation.five_tuple
@@ -235,7 +238,7 @@ class TurnEdge:
             reason,
             allocation.username,
             five_tuple.describe(),
-            time.time() - allocation.started_at,
+            self.clock() - allocation.started_at,
             allocation.bytes_to_peer,
             allocation.packets_to_peer,
             allocation.bytes_from_peer,
@@ -246,10 +249,10 @@ class TurnEdge:
 
     def _arm_timer(self, when: float) -> None:
         loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(max(0.0, when - time.time()), self._on_timer)
+        self._timer = loop.call_later(max(0.0, when - self.clock()), self._on_timer)
 
     def _on_timer(self) -> None:
-        now = time.time()
+        now = self.clock()
         self.execute(self.core.handle_timer(now))
         if now >= self._next_stats:
             self._next_stats = now + STATS_INTERVAL
@@ -291,7 +294,7 @@ class TurnEdge:
 
     async def flush_usage(self) -> None:
         """Hand new usage records to the sink; keep them for the next try if it fails."""
-        records = self.core.collect_usage(time.time())
+        records = self.core.collect_usage(self.clock())
         if self.usage_sink is None:
             return
         self._unsaved += records

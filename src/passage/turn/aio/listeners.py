@@ -9,7 +9,6 @@ message for the core.
 from __future__ import annotations
 
 import asyncio
-import time
 from struct import Struct
 from struct import error as struct_error
 from typing import TYPE_CHECKING, Any, cast
@@ -61,7 +60,7 @@ class UdpListener(asyncio.DatagramProtocol):
                 relay_channel_data(self.edge, allocation, data)
             return
         five_tuple = FiveTuple(Transport.UDP, client, self.local)
-        self.edge.execute(self.edge.core.receive(data, five_tuple, time.time()))
+        self.edge.execute(self.edge.core.receive(data, five_tuple, self.edge.clock()))
 
     def error_received(self, exc: Exception) -> None:
         pass  # ICMP from a client that went away: nothing to do
@@ -131,14 +130,14 @@ class StreamClient(asyncio.Protocol):
                 else:
                     relay_channel_data(self.edge, self.allocation, frame)
             else:
-                self.edge.execute(self.edge.core.receive(frame, five_tuple, time.time()))
+                self.edge.execute(self.edge.core.receive(frame, five_tuple, self.edge.clock()))
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._idle is not None:
             self._idle.cancel()
         if self.five_tuple is not None:
             self.edge.streams.pop(self.five_tuple, None)
-            self.edge.execute(self.edge.core.client_closed(self.five_tuple, time.time()))
+            self.edge.execute(self.edge.core.client_closed(self.five_tuple, self.edge.clock()))
 
     def write(self, frame: bytes) -> None:
         """Send a frame to this client, unless it is too far behind (then drop, counted)."""
