@@ -1,12 +1,11 @@
 """Passage: self-hosted network traversal.
 
-Layers, from the wire up (checked by ``tests/test_layering.py``):
-
-- ``passage.stun``: sans-IO STUN/ChannelData codec; imports nothing of ours.
-- ``passage.turn``: sans-IO TURN server core with time passed in; imports the codec.
-- ``passage.store``: the embedded store (usage ledger; later identities, entities).
-- ``passage.turn.aio``: asyncio adapters that pump sockets into the cores.
-- ``passage.app`` / ``passage.cli``: the ``passage serve`` process and the commands.
+Each protocol is a pure core (``passage.stun``, ``passage.turn``,
+``passage.hybrid``, ``passage.signal``, ...) with its asyncio adapter beside
+it (``X.aio``) and, where it has one, its client SDK (``X.sdk``); the HTTP
+products meet at one front door (``passage.frontdoor``); ``passage.app`` and
+``passage.cli`` assemble them. docs/architecture.md has a paragraph per
+package, and ``tests/test_layering.py`` checks what each may import.
 """
 
 __version__ = "0.1.0"

@@ -1,9 +1,11 @@
 """The ``passage serve`` process: one data directory, one store, every service.
 
-It runs the STUN/TURN edge (UDP, TCP, TLS), the usage ledger, and the HTTPS
-API (ACS-compatible identities and relay configurations, usage, keys) with
-the sync task that keeps this node's keys and revocations current, the
-Hybrid Connections relay and signaling (``/signal/{room}``) on the API port.
+It runs the STUN/TURN relay (UDP, TCP, TLS; ``passage.turn.aio``) with the
+usage ledger, and on the API port, behind the front door
+(``passage.mounts``): the HTTPS API (ACS-compatible identities and relay
+configurations, usage, keys) with the sync task that keeps this node's keys
+and revocations current, the Hybrid Connections relay and signaling
+(``/signal/{room}``).
 """
 
 from __future__ import annotations

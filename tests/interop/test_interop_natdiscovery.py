@@ -5,7 +5,7 @@ IP), filtering (§4.4: change IP and port, then change port), lifetime (§4.6,
 with RESPONSE-PORT) and PADDING (-P). On loopback there is no NAT, so it must
 report endpoint-independent mapping and filtering. It reads answers with
 ``recv``, not ``recvfrom``, so it never checks where they came from; the source
-addresses are checked in ``tests/edge/test_edge_nat_discovery.py``. It exits 0
+addresses are checked in ``tests/turn/aio/test_edge_nat_discovery.py``. It exits 0
 whatever it found, so each run is judged by its output.
 """
 

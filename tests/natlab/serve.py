@@ -21,7 +21,6 @@ The server's second address (:attr:`natlab.Server.alt_ip`) is there for RFC
 
 from __future__ import annotations
 
-import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from natlab.lab import INTERNET_RANGES
-from passage_server import ServerInfo, wait_until_listening
+from passage_server import ServerInfo, stop, wait_until_listening
 
 if TYPE_CHECKING:
     from natlab.lab import Lab
@@ -109,11 +108,5 @@ def serve(
         lab.call(lab.server, wait_until_listening, info, process)
         yield LabPassage(info, process, log, lab.server.alt_ip)
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=_STOP_WAIT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process, timeout=_STOP_WAIT)
     assert process.returncode == 0, log.read_text()[-2000:]
