@@ -60,22 +60,24 @@ class RelayProtocol(asyncio.DatagramProtocol):
             self.core.metrics.drops[DropReason.NO_ALLOCATION] += 1
             return
         peer: Address = addr[:2] if self.ipv6 else addr
+        # Permission first, budget second: a stranger who learned the relayed
+        # address must not be able to spend the allocation's --max-bps.
+        prefix = allocation.channel_by_peer.get(peer)
+        if prefix is None and peer[0] not in allocation.permissions:
+            self.core.metrics.drops[DropReason.NO_PERMISSION] += 1
+            return
         size = len(data)
         budget = allocation.budget - size
         allocation.budget = budget
         if budget < 0:
             self.core.metrics.drops[DropReason.BANDWIDTH_EXCEEDED] += 1
             return
-        prefix = allocation.channel_by_peer.get(peer)
         if prefix is not None:
             frame = _pack_channel_header(prefix, size) + data
             if self.stream and size & 3:
                 frame += b"\x00" * (4 - (size & 3))
-        elif peer[0] in allocation.permissions:
-            frame = self.core.data_indication(peer, data)
         else:
-            self.core.metrics.drops[DropReason.NO_PERMISSION] += 1
-            return
+            frame = self.core.data_indication(peer, data)
         allocation.bytes_from_peer += size
         allocation.packets_from_peer += 1
         to_client(frame)
