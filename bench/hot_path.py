@@ -58,6 +58,7 @@ def _allocation(relay: _Sink) -> Allocation:
         five_tuple=FiveTuple(Transport.UDP, CLIENT, SERVER),
         username="u",
         subject="u",
+        quota_key="u",
         key=b"",
         sha256=False,
         relays={1: (cast(Any, relay), ("127.0.0.1", 49152))},

@@ -111,12 +111,18 @@ def test_lookup_gives_the_minted_password_and_the_identity_as_subject() -> None:
     assert users.lookup(username, NOW) == Credential(username, ALICE, (credential,))
 
 
-def test_lookup_bills_anonymous_credentials_to_anonymous() -> None:
+def test_lookup_bills_anonymous_credentials_to_anonymous_with_a_quota_each() -> None:
     users = IdentityRelayUsers(new_state())
     username, credential = mint_relay_credential(
         PRIMARY, None, issued_ms=ISSUED_MS, expires=EXPIRES
     )
-    assert users.lookup(username, NOW) == Credential(username, "anonymous", (credential,))
+    found = users.lookup(username, NOW)
+    assert found == Credential(username, "anonymous", (credential,), quota=username)
+    assert isinstance(found, Credential) and found.quota_key == username
+    identified = users.lookup(
+        mint_relay_credential(PRIMARY, ALICE, issued_ms=ISSUED_MS, expires=EXPIRES)[0], NOW
+    )
+    assert isinstance(identified, Credential) and identified.quota_key == ALICE
 
 
 def test_lookup_password_is_bound_to_the_whole_username() -> None:

@@ -376,7 +376,7 @@ def test_relay_bind_failure_gets_508(client: Client, server: TurnServer) -> None
     client.request(Method.ALLOCATE, UDP)
     response = answer(server.relay_bind_failed(client.five_tuple, client.clock.now))
     assert response is not None and error_code(response) == 508
-    assert server._per_subject == {}  # the failed allocation holds no quota
+    assert server._per_user == {}  # the failed allocation holds no quota
     assert client.allocate().message_class is MessageClass.SUCCESS
 
 
@@ -386,7 +386,7 @@ def test_stream_closed_while_binding_frees_quota_and_releases_late_relays(
     client = new_client(server, clock, transport=Transport.TCP)
     client.request(Method.ALLOCATE, UDP)
     assert server.client_closed(client.five_tuple, clock.now) == []
-    assert server._per_subject == {}
+    assert server._per_user == {}
     relay = FakeRelay("late")
     late = server.relay_bound(client.five_tuple, [(relay, ("192.0.2.10", 5))], None, clock.now)
     assert [a.relay for a in late if isinstance(a, ReleaseRelay)] == [relay]

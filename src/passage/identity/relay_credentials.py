@@ -15,6 +15,12 @@ first, so REST parsers that split there still find the expiry.
 refuses an expired username, one whose key was rotated away, and one issued
 before its identity's revocation watermark (or after its deletion), at the
 next request that authenticates: Allocate, Refresh, CreatePermission, ChannelBind.
+
+The per-user allocation quota (``max_allocations_per_user``) counts an
+identity's credentials together (one user, however many configurations it
+asked for), and each anonymous credential on its own: they all bill to
+``anonymous``, but the application hands each to one user, and a quota shared
+by all of them would let one holder lock out every other.
 """
 
 from __future__ import annotations
@@ -92,4 +98,8 @@ class IdentityRelayUsers:
             parsed.identity, parsed.issued_ms
         ):
             return Refusal.REVOKED
-        return Credential(username, parsed.subject, (rest_password(key.relay_secret, username),))
+        password = rest_password(key.relay_secret, username)
+        # Anonymous configurations all bill to "anonymous", but each was handed to
+        # one user by the application: each has an allocation quota of its own.
+        quota = username if parsed.identity is None else None
+        return Credential(username, parsed.subject, (password,), quota)

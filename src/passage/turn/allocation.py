@@ -31,6 +31,8 @@ class Allocation:
     five_tuple: FiveTuple
     username: str
     subject: str
+    quota_key: str
+    """What ``max_allocations_per_user`` counts this allocation against."""
     key: bytes = field(repr=False)
     sha256: bool
     relays: dict[int, Route]

@@ -41,6 +41,18 @@ class Credential:
     username: str
     subject: str
     passwords: tuple[str, ...] = field(repr=False)
+    quota: str | None = None
+    """Who the per-user allocation quota counts against; None: the ``subject``.
+
+    A source sets it when one subject stands for many unrelated holders (the
+    ``anonymous`` subject of relay configurations requested without an id), so
+    that one holder at its quota does not lock out the others.
+    """
+
+    @property
+    def quota_key(self) -> str:
+        """The key of ``max_allocations_per_user``: ``quota``, else ``subject``."""
+        return self.quota if self.quota is not None else self.subject
 
 
 class Refusal(enum.StrEnum):

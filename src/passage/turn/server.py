@@ -157,7 +157,8 @@ class TurnServer:
         self._failures = FailureLimiter(config.auth_failures_per_minute, 60.0)
         self._pending: dict[FiveTuple, _PendingAllocate] = {}
         self._reservations: dict[bytes, Reservation] = {}
-        self._per_subject: Counter[str] = Counter()
+        self._per_user: Counter[str] = Counter()
+        """Allocations (live or binding) per quota key (``Credential.quota_key``)."""
         self._ended_records: list[UsageRecord] = []
         self._next_sweep: float | None = None
         self._rng = rng
@@ -237,7 +238,7 @@ class TurnServer:
         if pending is None:
             return []
         assert pending.request.auth is not None
-        self._release_quota(pending.request.auth.credential.subject)
+        self._release_quota(pending.request.auth.credential.quota_key)
         error = TurnError(ErrorCode.INSUFFICIENT_CAPACITY, "No relay port available")
         return [self._answer_error(pending.request, error)]
 
@@ -245,7 +246,7 @@ class TurnServer:
         """A TCP or TLS client connection closed: its allocation goes with it (RFC 8656 §3.1)."""
         pending = self._pending.pop(five_tuple, None)
         if pending is not None and pending.request.auth is not None:
-            self._release_quota(pending.request.auth.credential.subject)
+            self._release_quota(pending.request.auth.credential.quota_key)
         allocation = self.allocations.get(five_tuple)
         return self._end(allocation, "client_closed", now) if allocation else []
 
@@ -324,7 +325,7 @@ class TurnServer:
         pending = _PendingAllocate(request, lifetime, families, even_port is True, missing)
         self._pending[request.five_tuple] = pending
         assert request.auth is not None
-        self._per_subject[request.auth.credential.subject] += 1
+        self._per_user[request.auth.credential.quota_key] += 1
         return [
             BindRelay(
                 request.five_tuple,
@@ -471,15 +472,14 @@ class TurnServer:
         assert request.auth is not None
         if len(self.allocations) + len(self._pending) >= self.config.max_allocations_total:
             raise TurnError(ErrorCode.ALLOCATION_QUOTA_REACHED, "Server allocation quota reached")
-        subject = request.auth.credential.subject
-        if self._per_subject[subject] >= self.config.max_allocations_per_user:
+        if self._per_user[request.auth.credential.quota_key] >= self.config.max_allocations_per_user:
             raise TurnError(ErrorCode.ALLOCATION_QUOTA_REACHED)
 
-    def _release_quota(self, subject: str) -> None:
-        """One allocation (or pending one) of ``subject`` is gone; forget subjects at zero."""
-        self._per_subject[subject] -= 1
-        if self._per_subject[subject] <= 0:
-            del self._per_subject[subject]
+    def _release_quota(self, quota_key: str) -> None:
+        """One allocation (or pending one) of ``quota_key`` is gone; forget keys at zero."""
+        self._per_user[quota_key] -= 1
+        if self._per_user[quota_key] <= 0:
+            del self._per_user[quota_key]
 
     def _allocation_families(self, message: Message) -> tuple[tuple[int, ...], int | None]:
         """RFC 8656 §7.2 steps for RESERVATION-TOKEN, EVEN-PORT and the address families.
@@ -526,7 +526,7 @@ class TurnServer:
         if reservation is None or reservation.expires_at <= request.now:
             raise TurnError(ErrorCode.INSUFFICIENT_CAPACITY, "Unknown reservation token")
         assert request.auth is not None
-        self._per_subject[request.auth.credential.subject] += 1
+        self._per_user[request.auth.credential.quota_key] += 1
         pending = _PendingAllocate(request, lifetime, (reservation.family,), False, None)
         allocation = self._start_allocation(
             pending, {reservation.family: reservation.route}, request.now
@@ -543,6 +543,7 @@ class TurnServer:
             five_tuple=request.five_tuple,
             username=request.auth.credential.username,
             subject=request.auth.credential.subject,
+            quota_key=request.auth.credential.quota_key,
             key=request.auth.key,
             sha256=request.auth.sha256,
             relays=relays,
@@ -585,7 +586,7 @@ class TurnServer:
     def _end(self, allocation: Allocation, reason: str, now: float) -> list[Action]:
         """Delete ``allocation``; its final usage record waits for ``collect_usage``."""
         del self.allocations[allocation.five_tuple]
-        self._release_quota(allocation.subject)
+        self._release_quota(allocation.quota_key)
         self.metrics.allocations_ended += 1
         self._ended_records.append(self._record(allocation, now, reason))
         releases: list[Action] = [ReleaseRelay(route[0]) for route in allocation.relays.values()]
