@@ -30,7 +30,7 @@ from passage.config import Config
 from passage.datadir import DataDir
 from passage.endpoint import AdvertisedEndpoint
 from passage.frontdoor import FrontDoor
-from passage.hostaddr import advertised_endpoint, relay_addresses
+from passage.hostaddr import advertised_endpoint, own_addresses, relay_addresses
 from passage.hybrid.admin import HybridAdmin
 from passage.hybrid.aio.relay import HybridRelay, RelaySettings
 from passage.hybrid.gateway import InMemoryGatewayStore
@@ -159,6 +159,7 @@ async def start(
         relay_families=relays.families,
         on_refused=_log_refusal,
         alternates=alternates,
+        own_addresses=own_addresses(config, relays),
     )
     edge = TurnEdge(
         core,
@@ -166,6 +167,7 @@ async def start(
         usage_sink=ledger.record,
         usage_interval=config.usage_flush_interval,
         clock=clock,
+        own_addresses=lambda: own_addresses(config, relays),
     )
     service = IdentityService(store, state, relay_topology(config, endpoint), clock)
     hybrid = HybridRelay(

@@ -10,11 +10,14 @@ and the CLI names the same node the server would.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import socket
+from pathlib import Path
 
 from passage.addresses import AddressFamily, family_of
 from passage.config import Config
 from passage.endpoint import AdvertisedEndpoint, RelayAddresses, advertised_host
+from passage.turn.own_addresses import OwnAddresses
 
 _PROBE = {AddressFamily.IPV4: "192.0.2.1", AddressFamily.IPV6: "2001:db8::1"}
 """Documentation addresses used only to ask the routing table for a source IP:
@@ -70,4 +73,70 @@ def advertised_endpoint(config: Config, relays: RelayAddresses | None = None) ->
         tls_ports=config.tls_ports,
         api_port=config.api_port,
         http_port=config.http_port,
+    )
+
+
+_FIB_TRIE = Path("/proc/net/fib_trie")
+_IF_INET6 = Path("/proc/net/if_inet6")
+
+
+def local_addresses() -> frozenset[str]:
+    """Every address assigned to this host's interfaces (in this network namespace).
+
+    Read from Linux's ``/proc/net/fib_trie`` (IPv4 ``/32 host LOCAL`` entries,
+    secondary addresses included) and ``/proc/net/if_inet6``; elsewhere, what
+    the host name resolves to plus the primary addresses. Never raises: an
+    unreadable source contributes nothing.
+    """
+    found: set[str] = set()
+    try:
+        lines = _FIB_TRIE.read_text().splitlines()
+    except OSError:
+        lines = []
+    for previous, line in itertools.pairwise(lines):
+        if line.strip() == "/32 host LOCAL" and "|-- " in previous:
+            found.add(previous.split("|-- ", 1)[1].strip())
+    try:
+        for line in _IF_INET6.read_text().splitlines():
+            fields = line.split()
+            if fields and len(fields[0]) == 32:
+                found.add(str(ipaddress.IPv6Address(int(fields[0], 16))))
+    except (OSError, ValueError):
+        pass
+    if not found:
+        found |= _resolved_addresses()
+    return frozenset(found)
+
+
+def _resolved_addresses() -> set[str]:
+    found: set[str] = set()
+    try:
+        for *_, sockaddr in socket.getaddrinfo(socket.gethostname(), None):
+            found.add(str(sockaddr[0]))
+    except OSError:
+        pass
+    for family in (AddressFamily.IPV4, AddressFamily.IPV6):
+        primary = primary_ip(family)
+        if primary is not None:
+            found.add(primary)
+    return found
+
+
+def own_addresses(config: Config, relays: RelayAddresses) -> OwnAddresses:
+    """This server's listeners and relay sockets, for the TURN peer policy.
+
+    Listeners are refused as peers on every address of the host (a wildcard
+    listener answers on all of them, and a specific one may be reached through
+    another), so the host's interfaces are read again each time this is called.
+    """
+    ports = [config.turn_port, *config.tls_ports, config.api_port, config.http_port]
+    if config.alt_ip is not None:
+        ports.append(config.alternate_port)
+    hosts = [*config.listen_ips, *local_addresses()]
+    hosts += [ip for ip in (config.alt_ip, config.public_ip) if ip is not None]
+    return OwnAddresses.build(
+        host_ips=hosts,
+        listener_ports=ports,
+        relay_ips=[*relays.bind.values(), *relays.advertised.values()],
+        relay_ports=config.relay_ports,
     )

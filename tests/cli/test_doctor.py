@@ -71,11 +71,26 @@ def test_a_user_token_fetches_the_relay_configuration_and_measures_through_the_r
     assert path["sent"] == 25 and path["received"] > 0
 
 
+def test_the_default_deny_list_lets_the_loop_through_the_relay_on_loopback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Loopback is on the deny list, but not the relay's own addresses (issue 10)."""
+    with passage_process(tmp_path) as (info, _):
+        status, report = doctor(
+            capsys, info.host, "--turn-user", info.username, "--turn-password", info.password,
+            "--ca-file", str(info.ca_cert), *ports(info),
+        )  # fmt: skip
+    assert status == 0
+    path = report["path"]
+    assert (path["via"], path["note"]) == ("relay", "")
+    assert path["received"] > 0
+
+
 def test_a_relay_that_refuses_to_relay_to_itself_is_measured_to_the_server(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Loopback is on Passage's peer deny list: ChannelBind to its own relayed address is 403."""
-    with passage_process(tmp_path) as (info, _):
+    """An operator's --deny-peer covers the relay address: ChannelBind to it is 403."""
+    with passage_process(tmp_path, "--deny-peer", "127.0.0.0/8") as (info, _):
         status, report = doctor(
             capsys, info.host, "--turn-user", info.username, "--turn-password", info.password,
             "--ca-file", str(info.ca_cert), *ports(info),

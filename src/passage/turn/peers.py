@@ -7,10 +7,13 @@ denies by default every range that is never a legitimate internet peer, after
 unwrapping the IPv6 forms that smuggle an IPv4 address (CVE-2020-26262,
 CVE-2026-27624).
 
-The core calls :meth:`PeerPolicy.check` when a client names a peer
-(CreatePermission, ChannelBind, Send), not per relayed packet; a ``None`` answer
-means "may relay", a :class:`PeerDenied` is the reason to answer 403 with and to
-count in a metric.
+The core calls :meth:`PeerPolicy.check` when a client names a peer IP
+(CreatePermission) and :meth:`PeerPolicy.check_transport` when it names a peer
+transport address (ChannelBind, Send), not per relayed packet; a ``None``
+answer means "may relay", a :class:`PeerDenied` is the reason to answer 403
+with and to count in a metric. The second also refuses the server's own
+listeners, and lets the server's own relay addresses through the deny list
+(``own_addresses``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import ipaddress
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeAlias
+
+from passage.turn.own_addresses import OwnAddresses
 
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -48,6 +53,8 @@ class PeerDenied(enum.StrEnum):
     TEREDO = "teredo"
     CONFIGURED = "denied_by_config"
     INVALID = "invalid_address"
+    OWN_LISTENER = "own_listener"
+    """A listener of this server (TURN-in-TURN), whatever else is allowed."""
 
 
 def _table(*rows: tuple[str, PeerDenied]) -> tuple[tuple[IPNetwork, PeerDenied], ...]:
@@ -240,6 +247,14 @@ class PeerPolicy:
        ``::a.b.c.d`` is refused as reserved even then;
     6. everything else may relay.
 
+    ``own`` (this server's listeners and relay sockets) adds two rules, one
+    above all others and one below: a transport address that reaches one of
+    the server's listeners is refused (:attr:`PeerDenied.OWN_LISTENER`); and
+    the server's own relay addresses may relay even where rules 3-5 refuse
+    them, as a permission (any port) or on a port of the relay range, so two
+    allocations on one server reach each other. An operator's ``denied``
+    range (rule 1) still refuses them.
+
     The documentation ranges 192.0.2.0/24, 198.51.100.0/24 and 203.0.113.0/24
     are never real peers, so they are denied too; the NAT lab that plays the
     internet on 198.51.100.0/24 and 203.0.113.0/24 puts them in ``allowed``.
@@ -254,13 +269,21 @@ class PeerPolicy:
     denied: tuple[IPNetwork, ...] = ()
     """Ranges refused whatever else is configured."""
 
+    own: OwnAddresses = field(default_factory=OwnAddresses)
+    """This server's listeners and relay sockets."""
+
     _verdicts: dict[str, PeerDenied | None] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
 
     @classmethod
     def from_config(
-        cls, *, allow_loopback: bool, allowed: Iterable[str], denied: Iterable[str]
+        cls,
+        *,
+        allow_loopback: bool,
+        allowed: Iterable[str],
+        denied: Iterable[str],
+        own: OwnAddresses | None = None,
     ) -> PeerPolicy:
         """Build a policy from CIDR text ("10.1.2.0/24", "2001:db8::/32", "10.1.2.3").
 
@@ -271,14 +294,36 @@ class PeerPolicy:
             allow_loopback=allow_loopback,
             allowed=tuple(_parse_range(text, "allowed_peer_ranges") for text in allowed),
             denied=tuple(_parse_range(text, "denied_peer_ranges") for text in denied),
+            own=own if own is not None else OwnAddresses(),
         )
 
     def check(self, ip: str) -> PeerDenied | None:
-        """``None`` if a TURN allocation may relay to ``ip``, else why not.
+        """``None`` if a TURN allocation may hold a permission for ``ip``, else why not.
 
         Never raises: text that is not an IP address is
         :attr:`PeerDenied.INVALID`. Verdicts are cached, bounded.
         """
+        verdict = self._verdict(ip)
+        if verdict in _OWN_RELAY_PASSES and self.own.is_relay(ip):
+            return None  # another allocation of ours: never "private" to us
+        return verdict
+
+    def check_transport(self, ip: str, port: int) -> PeerDenied | None:
+        """``None`` if a TURN allocation may send to ``(ip, port)``, else why not.
+
+        Our own listeners are refused first. An IP of our relay sockets that the
+        other rules refuse passes on the relay port range only: it is there for
+        allocation-to-allocation traffic, not for other services of this host.
+        """
+        if self.own.is_listener(ip, port):
+            return PeerDenied.OWN_LISTENER
+        verdict = self._verdict(ip)
+        if verdict in _OWN_RELAY_PASSES and self.own.is_relay(ip) and self.own.is_relay_port(port):
+            return None
+        return verdict
+
+    def _verdict(self, ip: str) -> PeerDenied | None:
+        """Rules 1-6, cached."""
         try:
             return self._verdicts[ip]
         except (KeyError, TypeError):
@@ -329,6 +374,10 @@ class PeerPolicy:
         if reason is None and kind is _Embedding.DEPRECATED:
             return PeerDenied.RESERVED
         return reason
+
+
+_OWN_RELAY_PASSES = frozenset(PeerDenied) - {PeerDenied.CONFIGURED, PeerDenied.INVALID}
+"""Verdicts our own relay addresses override: the defaults, not the operator's ``denied``."""
 
 
 def _within(address: IPAddress, networks: tuple[IPNetwork, ...]) -> bool:

@@ -9,6 +9,7 @@ here: the adapter relays it from the allocation's ``routes`` tables.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ from passage.turn.events import (
     SendToPeer,
 )
 from passage.turn.nonce import NonceIssuer
+from passage.turn.own_addresses import OwnAddresses
 from passage.turn.peers import PeerPolicy
 from passage.usage import UsageRecord
 
@@ -137,10 +139,13 @@ class TurnServer:
         relay_families: frozenset[int] = frozenset({AddressFamily.IPV4}),
         on_refused: Callable[[Refused], None] | None = None,
         alternates: AlternateAddresses | None = None,
+        own_addresses: OwnAddresses | None = None,
     ) -> None:
         """``rng`` draws the core's random parts (allocation IDs, reservation tokens, Data
         indication transaction IDs): the adapter passes a seeded ``random.Random``.
-        ``alternates``: the four RFC 5780 transport addresses, when there is a second IP."""
+        ``alternates``: the four RFC 5780 transport addresses, when there is a second IP.
+        ``own_addresses``: this server's listeners and relay sockets, which the peer
+        policy refuses and lets through respectively (``turn/own_addresses.py``)."""
         self.config = config
         self.auth = Authenticator(
             config.realm, credentials, NonceIssuer(nonce_key, config.nonce_lifetime)
@@ -149,6 +154,7 @@ class TurnServer:
             allow_loopback=config.allow_loopback_peers,
             allowed=config.allowed_peer_ranges,
             denied=config.denied_peer_ranges,
+            own=own_addresses,
         )
         self.relay_families = relay_families
         self.alternates = alternates
@@ -165,6 +171,10 @@ class TurnServer:
         self._on_refused = on_refused
         self._budget = config.max_bytes_per_second or _UNLIMITED
         self._channel_max = CHANNEL_MAX if config.strict_channel_range else CHANNEL_MAX_RFC5766
+
+    def set_own_addresses(self, own: OwnAddresses) -> None:
+        """The host's addresses changed (an interface came or went): check peers against these."""
+        self.peers = dataclasses.replace(self.peers, own=own)
 
     # -- inputs ------------------------------------------------------------
 
@@ -364,7 +374,7 @@ class TurnServer:
         if not peers:
             raise TurnError(ErrorCode.BAD_REQUEST, "Missing XOR-PEER-ADDRESS")
         for peer in peers:
-            self._check_peer(allocation, peer[0])
+            self._check_peer(allocation, peer[0], None)  # a permission is for any port
         self._check_permission_quota(allocation, {peer[0] for peer in peers})
         expires_at = request.now + self.config.permission_lifetime
         for peer in peers:
@@ -386,7 +396,7 @@ class TurnServer:
             raise TurnError(ErrorCode.BAD_REQUEST, "Channel already bound to another peer")
         if any(p == peer and ch != channel for ch, p in allocation.bindings.items()):
             raise TurnError(ErrorCode.BAD_REQUEST, "Peer already bound to another channel")
-        self._check_peer(allocation, peer[0])
+        self._check_peer(allocation, peer[0], peer[1])
         self._check_permission_quota(allocation, {peer[0]})
         allocation.install_permission(peer[0], request.now + self.config.permission_lifetime)
         allocation.bind_channel(channel, peer, request.now + self.config.channel_lifetime)
@@ -407,7 +417,7 @@ class TurnServer:
             return self._dropped(DropReason.NO_ALLOCATION)
         if peer[0] not in allocation.permissions:
             return self._dropped(DropReason.NO_PERMISSION)
-        if self.peers.check(peer[0]) is not None:
+        if self.peers.check_transport(peer[0], peer[1]) is not None:
             return self._dropped(DropReason.PEER_DENIED)
         route = allocation.relay_for(peer[0])
         if route is None:
@@ -455,11 +465,14 @@ class TurnServer:
             raise TurnError(ErrorCode.WRONG_CREDENTIALS)
         return allocation
 
-    def _check_peer(self, allocation: Allocation, ip: str) -> None:
-        """403 for a denied peer, 443 for a family the allocation has no relay for."""
+    def _check_peer(self, allocation: Allocation, ip: str, port: int | None) -> None:
+        """403 for a denied peer, 443 for a family the allocation has no relay for.
+
+        ``port`` is None for a permission (any port of ``ip``), else the peer's port.
+        """
         if allocation.relay_for(ip) is None:
             raise TurnError(ErrorCode.PEER_ADDRESS_FAMILY_MISMATCH)
-        denied = self.peers.check(ip)
+        denied = self.peers.check(ip) if port is None else self.peers.check_transport(ip, port)
         if denied is not None:
             raise TurnError(ErrorCode.FORBIDDEN, f"Forbidden peer ({denied})")
 
@@ -472,7 +485,10 @@ class TurnServer:
         assert request.auth is not None
         if len(self.allocations) + len(self._pending) >= self.config.max_allocations_total:
             raise TurnError(ErrorCode.ALLOCATION_QUOTA_REACHED, "Server allocation quota reached")
-        if self._per_user[request.auth.credential.quota_key] >= self.config.max_allocations_per_user:
+        if (
+            self._per_user[request.auth.credential.quota_key]
+            >= self.config.max_allocations_per_user
+        ):
             raise TurnError(ErrorCode.ALLOCATION_QUOTA_REACHED)
 
     def _release_quota(self, quota_key: str) -> None:

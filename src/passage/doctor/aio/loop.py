@@ -5,8 +5,8 @@ each bound to the other's relayed address, and a stream of probes sent as
 ChannelData on the first allocation. The relay sends each from the first
 relayed address to the second, which relays it back down to this host: out
 and back over the transport under test, and through the relay's forwarding
-path, as media would go. Passage may relay to its own relayed addresses
-(nothing in its peer deny list covers its public address).
+path, as media would go. Passage relays to its own relayed addresses, even
+loopback or private ones, unless its operator denied them (``--deny-peer``).
 
 When that cannot be done, the probes are STUN Binding requests to the
 server over the same connection, and the report says so and why: no

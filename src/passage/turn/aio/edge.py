@@ -32,6 +32,7 @@ from passage.turn.events import (
     SendToClient,
     SendToPeer,
 )
+from passage.turn.own_addresses import OwnAddresses
 from passage.turn.server import TurnServer
 from passage.usage import UsageRecord
 
@@ -41,6 +42,9 @@ UsageSink = Callable[[list[UsageRecord]], Awaitable[None]]
 
 STATS_INTERVAL = 60.0
 """Seconds between stats log lines (only written when something changed)."""
+
+OWN_ADDRESSES_INTERVAL = 30.0
+"""Seconds between looks at the host's addresses, which no peer may use to reach our listeners."""
 
 
 class TurnEdge:
@@ -54,8 +58,10 @@ class TurnEdge:
         usage_sink: UsageSink | None = None,
         usage_interval: float = 1.0,
         clock: Callable[[], float] = time.time,
+        own_addresses: Callable[[], OwnAddresses] | None = None,
     ) -> None:
-        """``clock`` gives the core its ``now`` (Unix seconds); tests pass their own."""
+        """``clock`` gives the core its ``now`` (Unix seconds); tests pass their own.
+        ``own_addresses`` re-reads this server's addresses (interfaces come and go)."""
         self.core = core
         self.clock = clock
         self.binder = RelayBinder(relays, core, random.Random(secrets.randbits(64)))
@@ -72,6 +78,8 @@ class TurnEdge:
         self._closing = asyncio.Event()
         self._next_stats = clock() + STATS_INTERVAL
         self._last_stats: tuple[int, int, int, int] = (0, 0, 0, 0)
+        self._own_addresses = own_addresses
+        self._next_own_addresses = clock() + OWN_ADDRESSES_INTERVAL
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -257,6 +265,9 @@ class TurnEdge:
         if now >= self._next_stats:
             self._next_stats = now + STATS_INTERVAL
             self._log_stats()
+        if self._own_addresses is not None and now >= self._next_own_addresses:
+            self._next_own_addresses = now + OWN_ADDRESSES_INTERVAL
+            self.core.set_own_addresses(self._own_addresses())
         when = self.core.get_timer()
         self._arm_timer(when if when is not None else now + 1.0)
 
