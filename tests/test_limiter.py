@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from passage.limiter import FailureLimiter
+from passage.limiter import AnswerLimiter, FailureLimiter, source_key
 
 T0 = 1_700_000_000.0
 
@@ -110,3 +110,75 @@ def test_limit_zero_never_blocks_and_tracks_nothing() -> None:
 def test_bad_parameters_are_refused(limit: int, window: float, max_tracked: int) -> None:
     with pytest.raises(ValueError, match="FailureLimiter"):
         FailureLimiter(limit, window, max_tracked)
+
+
+# -- AnswerLimiter: a token bucket per source for unauthenticated answers --------
+
+
+def test_answers_a_burst_then_the_rate() -> None:
+    limiter = AnswerLimiter(rate=2.0, burst=3)
+    assert [limiter.allow("198.51.100.7", T0) for _ in range(4)] == [True, True, True, False]
+    assert not limiter.allow("198.51.100.7", T0 + 0.49)
+    assert limiter.allow("198.51.100.7", T0 + 0.5)  # one token back after 1/rate
+    assert not limiter.allow("198.51.100.7", T0 + 0.5)
+    # A long silence refills the bucket to the burst, no further.
+    assert [limiter.allow("198.51.100.7", T0 + 100) for _ in range(4)] == [True] * 3 + [False]
+
+
+def test_each_source_has_its_own_bucket_and_an_ipv6_source_is_a_slash_64() -> None:
+    limiter = AnswerLimiter(rate=1.0, burst=1)
+    assert limiter.allow("198.51.100.7", T0)
+    assert not limiter.allow("198.51.100.7", T0)
+    assert limiter.allow("198.51.100.8", T0)
+    assert limiter.allow("2001:db8:1:2::1", T0)
+    assert not limiter.allow("2001:db8:1:2:ffff::9", T0)  # the same /64
+    assert limiter.allow("2001:db8:1:3::1", T0)
+
+
+@pytest.mark.parametrize(
+    ("ip", "key"),
+    [
+        ("198.51.100.7", "198.51.100.7"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::"),
+        ("fe80::1%eth0", "fe80::"),
+        ("not-an-ip:", "not-an-ip:"),
+    ],
+)
+def test_source_key(ip: str, key: str) -> None:
+    assert source_key(ip) == key
+
+
+def test_a_rate_of_zero_never_limits_and_tracks_nothing() -> None:
+    limiter = AnswerLimiter(rate=0, burst=0)
+    assert all(limiter.allow("198.51.100.7", T0) for _ in range(1000))
+    assert len(limiter) == 0
+
+
+def test_full_buckets_are_forgotten_and_memory_is_bounded() -> None:
+    limiter = AnswerLimiter(rate=1.0, burst=2, max_tracked=100)
+    for n in range(1000):
+        limiter.allow(str(ipaddress.IPv4Address(0x0A000000 + n)), T0)
+    assert len(limiter) == 100  # the oldest evicted
+    limiter.forget_full(T0 + 0.5)
+    assert len(limiter) == 100  # one token spent, half refilled: still tracked
+    limiter.forget_full(T0 + 1.0)
+    assert len(limiter) == 0
+
+
+def test_an_evicted_source_starts_over_with_a_full_bucket() -> None:
+    """The price of the bound, documented: eviction forgets a spent bucket."""
+    limiter = AnswerLimiter(rate=1.0, burst=1, max_tracked=1)
+    assert limiter.allow("198.51.100.7", T0)
+    assert not limiter.allow("198.51.100.7", T0)
+    assert limiter.allow("198.51.100.8", T0)  # evicts .7
+    assert limiter.allow("198.51.100.7", T0)
+
+
+@pytest.mark.parametrize(
+    ("rate", "burst", "max_tracked"), [(-1.0, 1, 10), (1.0, 0, 10), (1.0, -1, 10), (1.0, 1, 0)]
+)
+def test_bad_answer_limiter_parameters_are_refused(
+    rate: float, burst: int, max_tracked: int
+) -> None:
+    with pytest.raises(ValueError):
+        AnswerLimiter(rate, burst, max_tracked)

@@ -363,6 +363,7 @@ PORT_RANGE = ValueKind(_parse_port_range, _port_range_from_toml, "LOW-HIGH")
 LIFETIME = _integer("SECONDS", 1)
 COUNT = _integer("N", 1)
 BYTE_RATE = _integer("BYTES", 0)
+COUNT_OR_OFF = _integer("N", 0)
 SECONDS = _positive_seconds()
 
 
@@ -456,7 +457,7 @@ OPTIONS: tuple[Option, ...] = (
     _top("log_level", LOG_LEVEL, "debug, info, warning or error"),
     _top("usage_flush_interval", SECONDS, "seconds between usage ledger writes"),
     _turn("realm", TEXT, "TURN realm"),
-    _turn("software", TEXT, "SOFTWARE attribute in responses"),
+    _turn("software", TEXT, "SOFTWARE attribute in authenticated responses"),
     _turn("default_lifetime", LIFETIME, "allocation lifetime when the client asks none"),
     _turn("max_lifetime", LIFETIME, "longest allocation lifetime granted"),
     _turn("permission_lifetime", LIFETIME, "permission lifetime"),
@@ -468,6 +469,12 @@ OPTIONS: tuple[Option, ...] = (
     _turn("max_permissions_per_allocation", COUNT, "peer IPs per allocation", "--max-permissions"),
     _turn("max_bytes_per_second", BYTE_RATE, "bytes/s per allocation, 0: no cap", "--max-bps"),
     _turn("auth_failures_per_minute", COUNT, "failed authentications per source IP per minute"),
+    _turn(
+        "unauthenticated_answers_per_second",
+        COUNT_OR_OFF,
+        "answers per second to a UDP source before it authenticates; 0: no limit",
+    ),
+    _turn("unauthenticated_answer_burst", COUNT, "answers at once to such a source"),
     _turn("strict_channel_range", BOOL, "accept only RFC 8656 channels 0x4000-0x4FFF"),
     _turn("allow_loopback_peers", BOOL, "relay to 127.0.0.0/8 and ::1 (tests only)"),
     _many("turn", "allowed_peer_ranges", CIDR, "peer range exempt from denial", "--allow-peer"),

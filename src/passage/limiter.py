@@ -1,4 +1,4 @@
-"""Failures per source address in a fixed window, with time passed in: the failure limiter.
+"""Per-source limits, with time passed in: failures in a window, and answers by token bucket.
 
 A client that keeps failing authentication is guessing passwords or, over
 UDP, reflecting 401s at a spoofed victim; a Hybrid Connections listener that
@@ -13,10 +13,18 @@ by ``max_tracked``: a flood of distinct source addresses evicts the oldest
 windows first. That eviction can free a blocked address early, which is the
 price of a bound; the failures it then earns are still limited by the window.
 
+:class:`AnswerLimiter` bounds the answers a source gets by a token bucket: the
+TURN core uses it for answers to requests that have not authenticated (RFC 8489
+§9.2.4 challenges, 400s, 420s) over UDP, where the source address is whatever
+the sender wrote; without it a spoofed source turns the server into a
+reflector aimed at a victim.
+
 A leaf: it imports nothing of ours and does no I/O.
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 
 class FailureLimiter:
@@ -79,3 +87,75 @@ class FailureLimiter:
             if now < windows[ip][0] + self.window:
                 return
             del windows[ip]
+
+
+def source_key(ip: str) -> str:
+    """The unit a per-source limit counts: an IPv4 address, or an IPv6 /64.
+
+    One IPv6 host or LAN holds a whole /64, so counting single IPv6 addresses
+    would let one victim be named by 2**64 spellings.
+    """
+    if ":" not in ip:
+        return ip
+    try:
+        network = ipaddress.IPv6Network((ipaddress.IPv6Address(ip.partition("%")[0]), 64), False)
+    except ValueError:
+        return ip
+    return str(network.network_address)
+
+
+class AnswerLimiter:
+    """A token bucket per source (:func:`source_key`) for answers worth limiting, time passed in.
+
+    Each source may have ``burst`` answers at once and ``rate`` per second after
+    that. Call :meth:`allow` before answering and stay silent when it says no.
+    A source whose bucket has refilled is forgotten (:meth:`forget_full`, also
+    run as it goes), and at most ``max_tracked`` sources are held: a flood of
+    distinct sources evicts the least recently answered first, which gives an
+    evicted source a full bucket again, the price of a bound.
+    """
+
+    def __init__(self, rate: float, burst: int, max_tracked: int = 65536) -> None:
+        """A ``rate`` of 0 never limits. Raises :class:`ValueError` for negative
+        values, a ``burst`` below 1 with a non-zero rate, or ``max_tracked`` below 1."""
+        if rate < 0 or burst < 0 or max_tracked <= 0 or (rate and burst < 1):
+            raise ValueError(
+                f"AnswerLimiter needs rate >= 0, burst >= 1, max_tracked > 0; "
+                f"got {rate}, {burst}, {max_tracked}"
+            )
+        self.rate = rate
+        self.burst = burst
+        self.max_tracked = max_tracked
+        # key -> [tokens, last update]; insertion order is least recently answered first.
+        self._buckets: dict[str, list[float]] = {}
+
+    def __len__(self) -> int:
+        """How many sources are tracked now."""
+        return len(self._buckets)
+
+    def allow(self, ip: str, now: float) -> bool:
+        """True (and one answer spent) if ``ip``'s source may be answered at ``now``."""
+        if not self.rate:
+            return True
+        key = source_key(ip)
+        entry = self._buckets.pop(key, None)
+        if entry is None:
+            self.forget_full(now)
+            while len(self._buckets) >= self.max_tracked:
+                del self._buckets[next(iter(self._buckets))]
+            tokens = float(self.burst)
+        else:
+            tokens = min(self.burst, entry[0] + max(0.0, now - entry[1]) * self.rate)
+        allowed = tokens >= 1.0
+        self._buckets[key] = [tokens - 1.0 if allowed else tokens, now]
+        return allowed
+
+    def forget_full(self, now: float) -> None:
+        """Forget sources whose bucket is full again at ``now``: they cost nothing to recreate."""
+        buckets = self._buckets
+        while buckets:
+            key = next(iter(buckets))
+            tokens, last = buckets[key]
+            if tokens + (now - last) * self.rate < self.burst:
+                return
+            del buckets[key]

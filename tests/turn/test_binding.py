@@ -78,10 +78,11 @@ def test_a_wildcard_listener_names_no_response_origin() -> None:
     assert not response.has(AttributeType.RESPONSE_ORIGIN)
 
 
-def test_fingerprint_and_software_follow_the_request() -> None:
+def test_fingerprint_follows_the_request_and_software_is_never_sent() -> None:
+    """A Binding answer is unauthenticated: it names no software (issue 10, reflection)."""
     response, _ = probe(plain_server(), fingerprint=True)
     assert response.has(AttributeType.FINGERPRINT)
-    assert response.get(AttributeType.SOFTWARE, str) == "passage"
+    assert not response.has(AttributeType.SOFTWARE)
     response, _ = probe(plain_server(), fingerprint=False)
     assert not response.has(AttributeType.FINGERPRINT)
 

@@ -13,7 +13,8 @@ class TurnConfig:
     """REALM sent in 401 challenges (RFC 8489 §9.2); part of every long-term key."""
 
     software: str = "passage"
-    """SOFTWARE attribute sent in responses; empty to omit it."""
+    """SOFTWARE attribute sent in answers to authenticated requests; empty to omit it.
+    Answers to unauthenticated requests (Binding, challenges) never carry it."""
 
     default_lifetime: int = 600
     """Allocation lifetime when the client asks for none (RFC 8656 §3.2)."""
@@ -48,6 +49,14 @@ class TurnConfig:
     auth_failures_per_minute: int = 30
     """Failed authentications a source IP may make per minute; further failures
     in that minute are dropped unanswered (correct credentials still pass)."""
+
+    unauthenticated_answers_per_second: int = 20
+    """Answers (401, 438, 400, 420) a UDP source may get per second before it has
+    authenticated, after its burst; more requests are dropped unanswered, counted.
+    Per IPv4 address or IPv6 /64; 0 means no limit. TCP and TLS are not limited."""
+
+    unauthenticated_answer_burst: int = 40
+    """Unauthenticated answers a UDP source may get at once, before the rate applies."""
 
     strict_channel_range: bool = False
     """Accept only RFC 8656's channel numbers 0x4000-0x4FFF. Off by default: RFC 5766

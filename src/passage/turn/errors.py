@@ -37,6 +37,7 @@ class DropReason(enum.StrEnum):
     UNKNOWN_ATTRIBUTE = "unknown_required_attribute"
     ALLOCATE_IN_PROGRESS = "allocate_retransmitted_while_binding"
     AUTH_RATE_LIMITED = "auth_rate_limited"
+    UNAUTHENTICATED_RATE_LIMITED = "unauthenticated_answer_rate_limited"
     NO_ALLOCATION = "no_allocation"
     NO_PERMISSION = "no_permission"
     NO_CHANNEL = "no_channel"

@@ -20,7 +20,9 @@ _FEATURE_PASSWORD_ALGORITHMS = 0x800000
 """RFC 8489 §18.1: bit 0 (the most significant of 24) of the security features."""
 
 _FEATURES = base64.b64encode(_FEATURE_PASSWORD_ALGORITHMS.to_bytes(3, "big")).decode()
-_MAC_HEX = 24
+_MAC_BYTES = 12
+"""96 bits of HMAC, as 16 base64url characters: every unauthenticated 401 carries a nonce,
+so its length is part of what a spoofed request reflects."""
 
 
 class NonceIssuer:
@@ -57,5 +59,5 @@ class NonceIssuer:
         return nonce.startswith(NONCE_COOKIE + _FEATURES)
 
     def _mac(self, stamp: str, client_ip: str) -> str:
-        digest = hmac.new(self._key, f"{stamp}|{client_ip}".encode(), hashlib.sha256)
-        return digest.hexdigest()[:_MAC_HEX]
+        digest = hmac.new(self._key, f"{stamp}|{client_ip}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:_MAC_BYTES]).decode("ascii")

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from passage.addresses import Address, AddressFamily, format_address
-from passage.limiter import FailureLimiter
+from passage.addresses import Address, AddressFamily, Transport, format_address
+from passage.limiter import AnswerLimiter, FailureLimiter
 from passage.stun import (
     AddressErrorCodeValue,
     AttributeType,
@@ -161,6 +161,9 @@ class TurnServer:
         self.allocations: dict[FiveTuple, Allocation] = {}
         self.metrics = Metrics()
         self._failures = FailureLimiter(config.auth_failures_per_minute, 60.0)
+        self._unauthenticated = AnswerLimiter(
+            config.unauthenticated_answers_per_second, config.unauthenticated_answer_burst
+        )
         self._pending: dict[FiveTuple, _PendingAllocate] = {}
         self._reservations: dict[bytes, Reservation] = {}
         self._per_user: Counter[str] = Counter()
@@ -205,22 +208,20 @@ class TurnServer:
                     raise _Drop(DropReason.UNKNOWN_ATTRIBUTE)
                 return handler(self, request)
             if unknown:
-                return [
-                    self._answer_error(
-                        request,
-                        TurnError(ErrorCode.UNKNOWN_ATTRIBUTE),
-                        [(AttributeType.UNKNOWN_ATTRIBUTES, unknown)],
-                    )
-                ]
+                attributes = [(AttributeType.UNKNOWN_ATTRIBUTES, unknown)]
+                raise TurnError(ErrorCode.UNKNOWN_ATTRIBUTE, attributes=attributes)
             if handler is None:
                 raise TurnError(ErrorCode.BAD_REQUEST, "Unsupported method")
             return handler(self, request)
         except _Drop as drop:
-            self.metrics.drops[drop.reason] += 1
-            return []
+            return self._dropped(drop.reason)
         except AuthenticationFailed as failure:
+            if not self._may_answer_unauthenticated(request):
+                return self._dropped(DropReason.UNAUTHENTICATED_RATE_LIMITED)
             return [self._answer_challenge(request, failure)]
         except TurnError as error:
+            if request.auth is None and not self._may_answer_unauthenticated(request):
+                return self._dropped(DropReason.UNAUTHENTICATED_RATE_LIMITED)
             return [self._answer_error(request, error)]
 
     def relay_bound(
@@ -281,6 +282,7 @@ class TurnServer:
                 del self._reservations[token]
                 actions.append(ReleaseRelay(reservation.route[0]))
         self._failures.forget_expired(now)
+        self._unauthenticated.forget_full(now)
         return actions
 
     def shutdown(self, now: float) -> list[Action]:
@@ -454,6 +456,17 @@ class TurnServer:
                 self.metrics.auth_failures[failure.why] += 1
             raise
         return request.auth
+
+    def _may_answer_unauthenticated(self, request: _Request) -> bool:
+        """False when a UDP source has had its share of unauthenticated answers.
+
+        Over UDP the source address is whatever the sender wrote, so an answer
+        to a request that proved nothing may be aimed at a victim; over TCP and
+        TLS the handshake proved the address and nothing is reflected.
+        """
+        if request.five_tuple.transport is not Transport.UDP:
+            return True
+        return self._unauthenticated.allow(request.five_tuple.client[0], request.now)
 
     def _own_allocation(self, request: _Request) -> Allocation:
         """The 5-tuple's allocation, used by its owner (437, 441: RFC 8656 §5)."""
@@ -642,17 +655,12 @@ class TurnServer:
             request.five_tuple, self._encode(request, MessageClass.SUCCESS, attributes)
         )
 
-    def _answer_error(
-        self,
-        request: _Request,
-        error: TurnError,
-        attributes: Sequence[tuple[int, AttributeValue]] = (),
-    ) -> SendToClient:
+    def _answer_error(self, request: _Request, error: TurnError) -> SendToClient:
         self._count_refusal(request, int(error.code), error.reason, report=True)
         head: list[tuple[int, AttributeValue]] = [
             (AttributeType.ERROR_CODE, ErrorCodeValue(int(error.code), error.reason))
         ]
-        data = self._encode(request, MessageClass.ERROR, [*head, *error.attributes, *attributes])
+        data = self._encode(request, MessageClass.ERROR, [*head, *error.attributes])
         return SendToClient(request.five_tuple, data)
 
     def _answer_challenge(self, request: _Request, failure: AuthenticationFailed) -> SendToClient:
@@ -683,7 +691,9 @@ class TurnServer:
         message_class: MessageClass,
         attributes: list[tuple[int, AttributeValue]],
     ) -> bytes:
-        if self.config.software:
+        if self.config.software and request.auth is not None:
+            # Only a signed answer names the software: an unauthenticated one carries what
+            # the RFCs require, no more (a smaller reflection, nothing for a scanner).
             attributes = [*attributes, (AttributeType.SOFTWARE, self.config.software)]
         message = Message(
             request.message.method,
