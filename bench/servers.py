@@ -75,6 +75,9 @@ class ServerKind:
             "--turn-port", str(port), "--turns-port", "0", "--api-port", "0",
             "--relay-ports", f"{low}-{high}",
             "--max-allocations-per-user", "100000",
+            # Every benchmark client is 127.0.0.1: one source whose challenges the
+            # per-source limit would pace (coturn's --unauthorized-ratelimit is off too).
+            "--unauthenticated-answers-per-second", "0",
         ]  # fmt: skip
 
 
