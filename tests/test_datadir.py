@@ -218,3 +218,13 @@ def test_ipv6_listen_ip_is_named(tmp_path: Path) -> None:
     ips = san(load_pem(datadir.tls_cert))[1]
     assert str(ipaddress.ip_address("2001:db8::1")) in ips
     assert "::" not in ips
+
+
+def test_node_id_is_made_once_and_kept(config: Config) -> None:
+    """The usage ledger knows a node by it across restarts (issue 10, ``kill -9``)."""
+    first = prepare(config).node_id
+    assert len(first) == 16 and int(first, 16) >= 0
+    assert prepare(config).node_id == first
+    (config.data_dir / "node-id").write_text("two words\n")
+    with pytest.raises(DataDirError, match="not a node id"):
+        prepare(config)

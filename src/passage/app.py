@@ -43,7 +43,7 @@ from passage.signal.aio import SignalingServer
 from passage.store.database import Database, open_database, sqlite_url
 from passage.store.hybrid import HybridStore
 from passage.store.identities import IdentityStore
-from passage.store.ledger import UsageLedger
+from passage.store.ledger import RESTART_END_REASON, LedgerNode, UsageLedger
 from passage.stun import Method
 from passage.turn.aio.edge import TurnEdge
 from passage.turn.auth import CredentialChain, CredentialSource, RestSecretUsers, StaticUsers
@@ -144,10 +144,11 @@ async def start(
             reserved_names=RESERVED_NAMES,
         )
         await hybrid_admin.ensure_root_rule()
+        ledger = UsageLedger(database, LedgerNode(datadir.node_id, secrets.token_hex(8)))
+        await _close_orphans(ledger, clock())
     except BaseException:
         await database.close()
         raise
-    ledger = UsageLedger(database)
     relays = relay_addresses(config)
     endpoint = advertised_endpoint(config, relays)
     alternates = nat_discovery(config)
@@ -198,6 +199,17 @@ async def start(
         await running.stop()
         raise
     return running
+
+
+async def _close_orphans(ledger: UsageLedger, now: float) -> None:
+    """End what an earlier run of this node could not (``kill -9``, a crash, power loss)."""
+    closed = await ledger.close_orphans(now)
+    if closed:
+        logger.warning(
+            "closed %d allocation%s left open by an earlier run of this node, which did not "
+            "stop cleanly (end reason %s; billed as the ledger had them)",
+            closed, "" if closed == 1 else "s", RESTART_END_REASON,
+        )  # fmt: skip
 
 
 async def _listen_turn(

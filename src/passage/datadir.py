@@ -13,6 +13,7 @@ Layout::
     server.pem    the server certificate the TLS listeners present
     server.key    its private key (0600)
     auth-secret   the REST credential secret when none is configured (0600)
+    node-id       this node's name in a shared usage ledger, random, made once
     passage.db    the embedded SQLite store
 """
 
@@ -53,6 +54,7 @@ __all__ = [
     "CA_CERT_FILE",
     "CA_KEY_FILE",
     "DATABASE_FILE",
+    "NODE_ID_FILE",
     "RENEW_BEFORE",
     "SERVER_CERT_FILE",
     "SERVER_KEY_FILE",
@@ -69,6 +71,7 @@ SERVER_CERT_FILE = "server.pem"
 SERVER_KEY_FILE = "server.key"
 AUTH_SECRET_FILE = "auth-secret"
 DATABASE_FILE = "passage.db"
+NODE_ID_FILE = "node-id"
 
 RENEW_BEFORE = datetime.timedelta(days=30)
 """A generated certificate expiring sooner than this is replaced at start."""
@@ -108,6 +111,9 @@ class DataDir:
 
     auth_secrets: tuple[str, ...] = field(repr=False)
     """Secrets accepted for ephemeral credentials: the configured ones, else the generated one."""
+
+    node_id: str = ""
+    """This node's name in a shared usage ledger (``node-id``): the same across restarts."""
 
     def server_ssl_context(self, alpn_protocols: Iterable[str] = ()) -> ssl.SSLContext:
         """A TLS 1.2+ server context presenting ``tls_cert``, for the TURN and API listeners."""
@@ -149,6 +155,7 @@ def prepare_data_dir(
         database=root / DATABASE_FILE,
         auth_secret_file=auth_secret_file,
         auth_secrets=auth_secrets,
+        node_id=_read_or_create_node_id(root / NODE_ID_FILE),
     )
 
 
@@ -225,6 +232,24 @@ def _read_or_create_secret(path: Path) -> str:
         _write_file(path, (secrets.token_urlsafe(32) + "\n").encode("ascii"), PRIVATE_FILE_MODE)
         logger.info("generated the auth secret in %s", path)
     return read_auth_secret(path.parent)
+
+
+def _read_or_create_node_id(path: Path) -> str:
+    """The node's id: 16 random hex digits, made at the first start and kept.
+
+    A node restarted after a crash closes the ledger's allocations that carry its
+    id and no others, so a copy of this file in another node's data directory
+    makes the two one node to the ledger: do not copy it.
+    """
+    if not path.exists():
+        _write_file(path, (secrets.token_hex(8) + "\n").encode("ascii"), PUBLIC_FILE_MODE)
+    try:
+        node_id = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataDirError(f"{path}: cannot read the node id: {exc}") from None
+    if not node_id or len(node_id) > 64 or not node_id.isprintable() or " " in node_id:
+        raise DataDirError(f"{path}: not a node id; delete it to make a new one")
+    return node_id
 
 
 # --- TLS material -------------------------------------------------------------

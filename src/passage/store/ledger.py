@@ -3,6 +3,12 @@
 The relay hands `UsageLedger.record` a batch of `UsageRecord` deltas about once a
 second; each batch is one transaction, so a crash loses at most the batch in flight.
 How a span is split across hours is documented in `rollup`.
+
+Each allocation row names the node that started it and the run (boot) of that node
+(`LedgerNode`). A crashed or killed run cannot record the end of its allocations, so
+the next run of the same node closes them at start (`UsageLedger.close_orphans`),
+with end reason ``server_restart``; on PostgreSQL the other nodes' rows are not its
+to close.
 """
 
 from __future__ import annotations
@@ -11,7 +17,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import BigInteger, ColumnElement, case, cast, func, literal_column, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    and_,
+    case,
+    cast,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from passage.store.database import Database, dialect_insert
@@ -29,7 +46,14 @@ from passage.store.rollup import (
 from passage.store.schema import allocations, usage_hourly
 from passage.usage import UsageRecord
 
-__all__ = ["AllocationUsage", "UsageBucket", "UsageLedger", "UsageRecord"]
+__all__ = [
+    "RESTART_END_REASON",
+    "AllocationUsage",
+    "LedgerNode",
+    "UsageBucket",
+    "UsageLedger",
+    "UsageRecord",
+]
 
 Granularity = Literal["hour", "day"]
 
@@ -39,6 +63,24 @@ _COUNTERS = ("bytes_to_peer", "packets_to_peer", "bytes_from_peer", "packets_fro
 
 _ID_CHUNK = 500
 """Allocation ids per ``IN (...)`` look-up, well under both databases' parameter limits."""
+
+RESTART_END_REASON = "server_restart"
+"""End reason of an allocation closed by the next start of the node whose run died."""
+
+LEGACY_STALE_AFTER = 600.0
+"""Seconds without a flush after which a row from before node ids (schema v4) is nobody's
+live allocation: every live one is written at least every 30 s. Only PostgreSQL needs
+it; a SQLite file belongs to one node, whose every open row is an orphan at its start."""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerNode:
+    """Who writes allocation rows: a node, stable across its restarts, and this run of it."""
+
+    node_id: str
+    """The node (``node-id`` in its data directory)."""
+    boot_id: str
+    """This run of the node, new at every start."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +124,10 @@ class UsageBucket:
 class UsageLedger:
     """Writes flushed deltas and answers usage queries, on SQLite or PostgreSQL alike."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, node: LedgerNode | None = None) -> None:
+        """``node`` is stamped on the allocations this ledger starts; readers need none."""
         self._database = database
+        self._node = node
 
     async def record(self, records: Sequence[UsageRecord]) -> None:
         """Add a batch of deltas to the allocation totals and hourly rollup, atomically.
@@ -102,9 +146,34 @@ class UsageLedger:
             started = [delta.first for key, delta in merged.items() if key not in known]
             hourly = hourly_deltas(records, started)
             await connection.execute(
-                _allocation_upsert(self._database.dialect), _allocation_rows(merged)
+                _allocation_upsert(self._database.dialect), _allocation_rows(merged, self._node)
             )
             await connection.execute(_hourly_upsert(self._database.dialect), _hourly_rows(hourly))
+
+    async def close_orphans(self, now: float) -> int:
+        """Close the allocations an earlier run of this node left open; return how many.
+
+        Call at start, before this run relays anything. An allocation of a killed
+        run ends where the ledger last saw it (``ended_at = last_seen_at``, end
+        reason ``server_restart``); its counters and hourly usage stay as recorded.
+        Rows from before node ids are closed too: all of them on SQLite, on
+        PostgreSQL those no flush touched for `LEGACY_STALE_AFTER` seconds.
+        """
+        if self._node is None:
+            raise ValueError("close_orphans needs the ledger's node")
+        column = allocations.c
+        mine = and_(column.node_id == self._node.node_id, column.boot_id != self._node.boot_id)
+        legacy: ColumnElement[bool] = column.node_id.is_(None)
+        if self._database.dialect != "sqlite":
+            legacy = and_(legacy, column.last_seen_at < now - LEGACY_STALE_AFTER)
+        statement = (
+            update(allocations)
+            .where(column.ended_at.is_(None), or_(mine, legacy))
+            .values(ended_at=column.last_seen_at, end_reason=RESTART_END_REASON)
+        )
+        async with self._database.write() as connection:
+            result = await connection.execute(statement)
+        return int(result.rowcount)
 
     async def allocations(
         self,
@@ -200,7 +269,10 @@ def _hourly_upsert(dialect: str) -> Any:
     )
 
 
-def _allocation_rows(merged: dict[str, AllocationDelta]) -> list[dict[str, Any]]:
+def _allocation_rows(
+    merged: dict[str, AllocationDelta], node: LedgerNode | None
+) -> list[dict[str, Any]]:
+    """Insert values; on conflict only counters, times and the end change (`_allocation_upsert`)."""
     rows: list[dict[str, Any]] = []
     for allocation_id, delta in merged.items():
         first = delta.first
@@ -218,6 +290,8 @@ def _allocation_rows(merged: dict[str, AllocationDelta]) -> list[dict[str, Any]]
                 "end_reason": delta.end_reason,
                 **dict(zip(_COUNTERS, delta.counters, strict=True)),
                 "duration_seconds": max(0.0, delta.period_end - first.started_at),
+                "node_id": node.node_id if node is not None else None,
+                "boot_id": node.boot_id if node is not None else None,
             }
         )
     return rows

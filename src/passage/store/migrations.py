@@ -155,10 +155,25 @@ def _v3_hybrid_connections(connection: Connection) -> None:
     v3.create_all(connection, checkfirst=False)
 
 
+def _v4_allocation_nodes(connection: Connection) -> None:
+    """Which node, and which run of it, started each allocation.
+
+    A node restarted after ``kill -9`` closes the allocations its earlier run
+    left open, and only those: on PostgreSQL other nodes' live allocations share
+    the table. Rows from before this step have NULL in both.
+    """
+    connection.execute(text("ALTER TABLE allocations ADD COLUMN node_id TEXT"))
+    connection.execute(text("ALTER TABLE allocations ADD COLUMN boot_id TEXT"))
+    connection.execute(
+        text("CREATE INDEX ix_allocations_node_id_ended_at ON allocations (node_id, ended_at)")
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "usage ledger", _v1_usage_ledger),
     Migration(2, "identities and access keys", _v2_identities),
     Migration(3, "hybrid connections and authorization rules", _v3_hybrid_connections),
+    Migration(4, "the node and run that started each allocation", _v4_allocation_nodes),
 )
 """The schema's history, oldest first. Append only."""
 

@@ -58,8 +58,11 @@ allocations = Table(
     Column("bytes_from_peer", BigInteger, nullable=False),
     Column("packets_from_peer", BigInteger, nullable=False),
     Column("duration_seconds", Double, nullable=False),  # last_seen_at - started_at
+    Column("node_id", Text, nullable=True),  # the node that started it; NULL before v4
+    Column("boot_id", Text, nullable=True),  # the run of that node; NULL before v4
     Index("ix_allocations_subject_started_at", "subject", "started_at"),
     Index("ix_allocations_started_at", "started_at"),
+    Index("ix_allocations_node_id_ended_at", "node_id", "ended_at"),
 )
 """Running totals per allocation, one row each, upserted on every flush."""
 
