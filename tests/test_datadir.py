@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 import ssl
 import stat
 from pathlib import Path
@@ -23,6 +24,7 @@ from passage.datadir import (
     read_auth_secret,
 )
 from passage.hostaddr import primary_ip
+from passage.store.database import open_database, sqlite_url
 from passage.tlsmaterial import ServerNames, generate_ca, issue_server_certificate, key_to_pem
 
 NOW = datetime.datetime(2025, 6, 1, 12, 0, tzinfo=datetime.UTC)
@@ -228,3 +230,34 @@ def test_node_id_is_made_once_and_kept(config: Config) -> None:
     (config.data_dir / "node-id").write_text("two words\n")
     with pytest.raises(DataDirError, match="not a node id"):
         prepare(config)
+
+
+def test_an_open_data_directory_and_loose_secret_files_are_made_private(
+    config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 10: a 0755 directory (systemd's StateDirectory=) and files an older Passage left."""
+    prepare(config)
+    config.data_dir.chmod(0o755)
+    database = config.data_dir / "passage.db"
+    database.write_bytes(b"")
+    for name in ("passage.db", "ca.key", "auth-secret"):
+        (config.data_dir / name).chmod(0o644)
+    prepare(config)
+    assert mode(config.data_dir) == 0o700
+    for name in ("passage.db", "ca.key", "auth-secret"):
+        assert mode(config.data_dir / name) == 0o600, name
+    assert mode(config.data_dir / "ca.pem") == 0o644  # what clients are given stays readable
+    assert "made the data directory" in caplog.text and "was 0755" in caplog.text
+
+
+async def test_the_sqlite_store_is_created_private_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        database = await open_database(sqlite_url(tmp_path))
+        await database.close()
+    finally:
+        os.umask(old)
+    assert mode(tmp_path / "passage.db") == 0o600
+    for suffix in ("-wal", "-shm"):
+        if (tmp_path / f"passage.db{suffix}").exists():
+            assert mode(tmp_path / f"passage.db{suffix}") == 0o600

@@ -1,10 +1,12 @@
 """The data directory: the files a Passage node keeps between starts.
 
 ``prepare_data_dir`` makes the directory usable: it creates it (mode 0700) on the
-first start, with a local CA, a server certificate signed by it, and a random
-secret for ephemeral TURN credentials; on later starts it reuses them, and
-re-issues the server certificate (same CA) when it is about to expire or no
-longer names every configured address. The embedded store lives here too.
+first start, or makes an existing one 0700 (it refuses, in one line, a directory
+other users can read that it cannot close), with a local CA, a server
+certificate signed by it, and a random secret for ephemeral TURN credentials;
+on later starts it reuses them, and re-issues the server certificate (same CA)
+when it is about to expire or no longer names every configured address. The
+embedded store lives here too.
 
 Layout::
 
@@ -14,7 +16,11 @@ Layout::
     server.key    its private key (0600)
     auth-secret   the REST credential secret when none is configured (0600)
     node-id       this node's name in a shared usage ledger, random, made once
-    passage.db    the embedded SQLite store
+    passage.db    the embedded SQLite store (0600, as its -wal and -shm):
+                  access keys and SAS rule keys are in it
+
+Every file that holds a secret is 0600 whatever the umask, and one found looser
+(copied in, or left by an older Passage) is made 0600 at start.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import os
 import secrets
 import socket
 import ssl
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +86,18 @@ RENEW_BEFORE = datetime.timedelta(days=30)
 PRIVATE_FILE_MODE = 0o600
 PUBLIC_FILE_MODE = 0o644
 PRIVATE_DIR_MODE = 0o700
+
+SECRET_FILES = (
+    CA_KEY_FILE,
+    SERVER_KEY_FILE,
+    AUTH_SECRET_FILE,
+    DATABASE_FILE,
+    f"{DATABASE_FILE}-wal",
+    f"{DATABASE_FILE}-shm",
+    f"{DATABASE_FILE}-journal",
+)
+"""Files that hold secrets: 0600, always (SQLite gives -wal, -shm and -journal the
+database file's mode, so a private passage.db keeps them private too)."""
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +156,7 @@ def prepare_data_dir(
     hostname = socket.gethostname() if hostname is None else hostname
     root = config.data_dir
     _make_private_dir(root)
+    _make_private_files(root)
     auth_secret_file = root / AUTH_SECRET_FILE
     auth_secrets = config.auth_secrets or (_read_or_create_secret(auth_secret_file),)
     if config.tls_cert is not None and config.tls_key is not None:
@@ -202,14 +222,43 @@ def server_names(config: Config, hostname: str) -> ServerNames:
 
 
 def _make_private_dir(path: Path) -> None:
-    if path.is_dir():
+    """Create ``path`` 0700, or shut an existing one that other users can enter or read."""
+    if not path.is_dir():
+        try:
+            path.mkdir(mode=PRIVATE_DIR_MODE, parents=True)
+            path.chmod(PRIVATE_DIR_MODE)  # mkdir's mode is filtered by the umask
+        except OSError as exc:
+            raise DataDirError(f"{path}: cannot create the data directory: {exc}") from None
+        logger.info("created data directory %s", path)
+        return
+    _make_private(path, PRIVATE_DIR_MODE, "the data directory", "or choose another --data-dir")
+
+
+def _make_private_files(root: Path) -> None:
+    """Make every secret-bearing file in ``root`` 0600, if one was left looser."""
+    for name in SECRET_FILES:
+        path = root / name
+        if path.exists():
+            _make_private(path, PRIVATE_FILE_MODE, "a file that holds secrets", "")
+
+
+def _make_private(path: Path, private: int, what: str, otherwise: str) -> None:
+    """Give ``path`` mode ``private`` if other users can reach it; refuse in one line if
+    that cannot be done (another owner, a read-only mount)."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if not mode & 0o077:
         return
     try:
-        path.mkdir(mode=PRIVATE_DIR_MODE, parents=True)
-        path.chmod(PRIVATE_DIR_MODE)  # mkdir's mode is filtered by the umask
+        path.chmod(private)
     except OSError as exc:
-        raise DataDirError(f"{path}: cannot create the data directory: {exc}") from None
-    logger.info("created data directory %s", path)
+        advice = f"run `chmod {private:o} {path}` as its owner" + (
+            f" {otherwise}" if otherwise else ""
+        )
+        raise DataDirError(
+            f"{path}: {what} is open to other users (mode {mode:04o}) and cannot be made "
+            f"private ({exc.strerror}): {advice}"
+        ) from None
+    logger.warning("made %s private: %s (mode %04o, was %04o)", what, path, private, mode)
 
 
 def _write_file(path: Path, data: bytes, mode: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 
 from passage.cli.command import Command
@@ -16,6 +17,9 @@ __all__ = ["COMMAND"]
 
 logger = logging.getLogger(__name__)
 
+PRIVATE_UMASK = 0o077
+"""The server's umask: files and directories it creates are its user's only."""
+
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
@@ -25,6 +29,9 @@ def _run(arguments: argparse.Namespace) -> int:
     config = config_from_arguments(arguments)
     configure_logging(config.log_level)
     logger.debug("configuration: %r", config)  # secrets are repr=False
+    # Whatever this process creates is its own alone unless it says otherwise
+    # (the CA and server certificates are made 0644 on purpose).
+    os.umask(PRIVATE_UMASK)
     datadir = prepare_data_dir(config)
     # Imported here so that other commands never load the server.
     from passage.app import serve

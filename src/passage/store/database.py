@@ -1,7 +1,9 @@
 """Open SQLite or PostgreSQL with one code path, and hand out transactions.
 
 SQLite is the embedded default: one file in the data directory, in WAL mode so that
-readers (the usage API) never wait for the ledger's writer. ``synchronous=NORMAL``
+readers (the usage API) never wait for the ledger's writer. It holds access keys, so
+it is created 0600 before SQLite opens it (SQLite gives its -wal and -shm files the
+database's mode), whatever the umask. ``synchronous=NORMAL``
 keeps every committed transaction across a crash of the process (``kill -9``); only
 an operating-system crash or power loss can lose the last commits. PostgreSQL serves
 several nodes from the same code.
@@ -10,6 +12,7 @@ several nodes from the same code.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -28,6 +31,9 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 SQLITE_FILE_NAME = "passage.db"
 """The database file inside the data directory."""
+
+SQLITE_FILE_MODE = 0o600
+"""Mode of a database file Passage creates: it holds access keys and SAS rule keys."""
 
 _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -112,6 +118,8 @@ async def open_database(url: str, *, schema: str | None = None) -> Database:
     on SQLite, and `migrations.SchemaTooNewError` if a newer Passage migrated the database.
     """
     parsed = async_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        _create_private_file(Path(parsed.database))
     engine = _create_engine(parsed, schema)
     try:
         if engine.dialect.name == "sqlite":
@@ -125,6 +133,11 @@ async def open_database(url: str, *, schema: str | None = None) -> Database:
         await engine.dispose()
         raise
     return Database(engine)
+
+
+def _create_private_file(path: Path) -> None:
+    """Create ``path`` empty and 0600 unless it exists: an empty file is an empty database."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, SQLITE_FILE_MODE))
 
 
 def _create_engine(url: URL, schema: str | None) -> AsyncEngine:
