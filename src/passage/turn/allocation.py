@@ -136,3 +136,5 @@ class Reservation:
     route: Route
     family: int
     expires_at: float
+    quota_key: str
+    """The maker's quota key: the kept port counts against it until taken or expired."""

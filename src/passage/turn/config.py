@@ -35,10 +35,11 @@ class TurnConfig:
     """How long a port reserved by EVEN-PORT(R) waits for its RESERVATION-TOKEN."""
 
     max_allocations_per_user: int = 100
-    """Allocations one username may hold at once; more get 486."""
+    """Allocations one user (``Credential.quota_key``) may hold at once, ports kept by
+    EVEN-PORT(R) included; more get 486."""
 
     max_allocations_total: int = 10_000
-    """Allocations the whole server holds at once; more get 486."""
+    """Allocations the whole server holds at once, kept ports included; more get 486."""
 
     max_permissions_per_allocation: int = 256
     """Distinct peer IPs one allocation may hold permissions for; more get 508."""

@@ -237,9 +237,11 @@ class TurnServer:
         extra_attributes: list[tuple[int, AttributeValue]] = []
         if reserved is not None:
             token = self._rng.randbytes(8)
+            quota_key = allocation.quota_key
             self._reservations[token] = Reservation(
-                reserved, pending.families[0], now + self.config.reservation_lifetime
+                reserved, pending.families[0], now + self.config.reservation_lifetime, quota_key
             )
+            self._per_user[quota_key] += 1  # the kept port is the maker's until taken
             extra_attributes.append((AttributeType.RESERVATION_TOKEN, token))
         return self._allocate_success(pending, allocation, extra_attributes)
 
@@ -280,6 +282,7 @@ class TurnServer:
         for token, reservation in list(self._reservations.items()):
             if reservation.expires_at <= now:
                 del self._reservations[token]
+                self._release_quota(reservation.quota_key)
                 actions.append(ReleaseRelay(reservation.route[0]))
         self._failures.forget_expired(now)
         self._unauthenticated.forget_full(now)
@@ -290,7 +293,9 @@ class TurnServer:
         actions: list[Action] = []
         for allocation in list(self.allocations.values()):
             actions += self._end(allocation, "shutdown", now)
-        actions += [ReleaseRelay(r.route[0]) for r in self._reservations.values()]
+        for reservation in self._reservations.values():
+            self._release_quota(reservation.quota_key)
+            actions.append(ReleaseRelay(reservation.route[0]))
         self._reservations.clear()
         return actions
 
@@ -328,12 +333,15 @@ class TurnServer:
         if transport != UDP_PROTOCOL:
             raise TurnError(ErrorCode.UNSUPPORTED_TRANSPORT_PROTOCOL)
         families, missing = self._allocation_families(message)
-        self._check_allocation_quota(request)
-        lifetime = self._allocate_lifetime(message)
         token = message.get(AttributeType.RESERVATION_TOKEN, bytes)
+        even_port = message.get(AttributeType.EVEN_PORT, bool)
+        # A kept port (EVEN-PORT R) counts like an allocation until its token is used;
+        # using a token turns a counted port into an allocation, adding none.
+        ports = 0 if token is not None else (2 if even_port is True else 1)
+        self._check_allocation_quota(request, ports, 1 if token is not None else ports)
+        lifetime = self._allocate_lifetime(message)
         if token is not None:
             return self._allocate_from_reservation(request, token, lifetime)
-        even_port = message.get(AttributeType.EVEN_PORT, bool)
         pending = _PendingAllocate(request, lifetime, families, even_port is True, missing)
         self._pending[request.five_tuple] = pending
         assert request.auth is not None
@@ -494,14 +502,17 @@ class TurnServer:
         if len(allocation.permissions) + len(new) > self.config.max_permissions_per_allocation:
             raise TurnError(ErrorCode.INSUFFICIENT_CAPACITY, "Too many permissions")
 
-    def _check_allocation_quota(self, request: _Request) -> None:
+    def _check_allocation_quota(self, request: _Request, ports: int, users: int) -> None:
+        """486 unless ``ports`` more relay ports fit the server, ``users`` more the user.
+
+        Allocations, those being bound and ports kept by EVEN-PORT(R) all count.
+        """
         assert request.auth is not None
-        if len(self.allocations) + len(self._pending) >= self.config.max_allocations_total:
+        held = len(self.allocations) + len(self._pending) + len(self._reservations)
+        if held + ports > self.config.max_allocations_total:
             raise TurnError(ErrorCode.ALLOCATION_QUOTA_REACHED, "Server allocation quota reached")
-        if (
-            self._per_user[request.auth.credential.quota_key]
-            >= self.config.max_allocations_per_user
-        ):
+        quota_key = request.auth.credential.quota_key
+        if self._per_user[quota_key] + users > self.config.max_allocations_per_user:
             raise TurnError(ErrorCode.ALLOCATION_QUOTA_REACHED)
 
     def _release_quota(self, quota_key: str) -> None:
@@ -551,9 +562,11 @@ class TurnServer:
         self, request: _Request, token: bytes, lifetime: int
     ) -> list[Action]:
         """Allocate the port an earlier EVEN-PORT(R) kept (RFC 8656 §7.2 step 5)."""
-        reservation = self._reservations.pop(token, None)
+        reservation = self._reservations.get(token)
         if reservation is None or reservation.expires_at <= request.now:
             raise TurnError(ErrorCode.INSUFFICIENT_CAPACITY, "Unknown reservation token")
+        del self._reservations[token]
+        self._release_quota(reservation.quota_key)
         assert request.auth is not None
         self._per_user[request.auth.credential.quota_key] += 1
         pending = _PendingAllocate(request, lifetime, (reservation.family,), False, None)
