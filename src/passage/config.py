@@ -467,6 +467,9 @@ OPTIONS: tuple[Option, ...] = (
     _turn("max_allocations_per_user", COUNT, "allocations one username may hold"),
     _turn("max_allocations_total", COUNT, "allocations on the server", "--max-allocations"),
     _turn("max_permissions_per_allocation", COUNT, "peer IPs per allocation", "--max-permissions"),
+    _turn(
+        "max_channels_per_allocation", COUNT, "channel bindings per allocation", "--max-channels"
+    ),
     _turn("max_bytes_per_second", BYTE_RATE, "bytes/s per allocation, 0: no cap", "--max-bps"),
     _turn("auth_failures_per_minute", COUNT, "failed authentications per source IP per minute"),
     _turn(

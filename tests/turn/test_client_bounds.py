@@ -4,6 +4,9 @@
   the server's, until its token is used or it expires: without that, Allocate
   (EVEN-PORT R) then Refresh 0, in a loop, held a relay socket per turn for
   30 seconds, past every quota.
+- Channel bindings per allocation (``max_channels_per_allocation``): one
+  permission covers every port of a peer IP, so without a cap one allocation
+  could bind all 16,384 channel numbers, and every bind rebuilt its tables.
 """
 
 from __future__ import annotations
@@ -55,3 +58,28 @@ def test_reserved_ports_count_against_the_server_total() -> None:
     assert error_code(new_client(server, clock, port=1).allocate(EVEN_PORT_RESERVE)) is None
     bob = new_client(server, clock, port=2, username="bob", password="builder")
     assert error_code(bob.allocate()) == 486
+
+
+def test_channel_bindings_per_allocation_are_capped_with_508() -> None:
+    server = make_server(
+        TurnConfig(realm=REALM, max_channels_per_allocation=3, allowed_peer_ranges=("0.0.0.0/0",))
+    )
+    client = new_client(server, Clock())
+    client.allocate()
+    codes = []
+    for index in range(4):
+        bind = (
+            (AttributeType.CHANNEL_NUMBER, 0x4000 + index),
+            (AttributeType.XOR_PEER_ADDRESS, ("203.0.113.1", 1000 + index)),
+        )
+        response, _ = client.request(Method.CHANNEL_BIND, bind)
+        assert response is not None
+        codes.append(error_code(response))
+    assert codes == [None, None, None, 508]
+    # Refreshing a channel it holds is no new binding.
+    again = (
+        (AttributeType.CHANNEL_NUMBER, 0x4000),
+        (AttributeType.XOR_PEER_ADDRESS, ("203.0.113.1", 1000)),
+    )
+    response, _ = client.request(Method.CHANNEL_BIND, again)
+    assert response is not None and error_code(response) is None

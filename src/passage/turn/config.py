@@ -44,6 +44,10 @@ class TurnConfig:
     max_permissions_per_allocation: int = 256
     """Distinct peer IPs one allocation may hold permissions for; more get 508."""
 
+    max_channels_per_allocation: int = 256
+    """Channel bindings one allocation may hold; more get 508. One permission covers
+    every port of a peer IP, so without this one allocation could bind 16,384 channels."""
+
     max_bytes_per_second: int = 0
     """Relayed bytes per second per allocation, both directions; 0 means no cap."""
 

@@ -408,6 +408,8 @@ class TurnServer:
             raise TurnError(ErrorCode.BAD_REQUEST, "Peer already bound to another channel")
         self._check_peer(allocation, peer[0], peer[1])
         self._check_permission_quota(allocation, {peer[0]})
+        if bound is None and len(allocation.bindings) >= self.config.max_channels_per_allocation:
+            raise TurnError(ErrorCode.INSUFFICIENT_CAPACITY, "Too many channels")
         allocation.install_permission(peer[0], request.now + self.config.permission_lifetime)
         allocation.bind_channel(channel, peer, request.now + self.config.channel_lifetime)
         return [self._answer(request, [])]
