@@ -48,4 +48,7 @@ class DropReason(enum.StrEnum):
     STREAM_GARBAGE = "stream_garbage"
     CLIENT_BACKLOG = "client_backlog"
     TOO_MANY_CONNECTIONS = "too_many_connections"
+    TOO_MANY_CONNECTIONS_FROM_SOURCE = "too_many_connections_from_source"
+    TLS_HANDSHAKE_FAILED = "tls_handshake_failed"
+    ACCEPT_FAILED = "accept_failed"
     IDLE_CONNECTION = "idle_connection_closed"

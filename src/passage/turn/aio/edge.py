@@ -14,14 +14,18 @@ import secrets
 import socket
 import ssl
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from typing import cast
 
 from passage.addresses import Address, Transport, format_address
 from passage.endpoint import RelayAddresses
+from passage.limiter import source_key
+from passage.turn.aio import listeners
 from passage.turn.aio.listeners import StreamClient, UdpListener
 from passage.turn.aio.relay_sockets import RelayBinder, RelayProtocol
 from passage.turn.allocation import Allocation, Route
+from passage.turn.errors import DropReason
 from passage.turn.events import (
     Action,
     AllocationEnded,
@@ -39,6 +43,9 @@ from passage.usage import UsageRecord
 logger = logging.getLogger("passage.turn")
 
 UsageSink = Callable[[list[UsageRecord]], Awaitable[None]]
+
+TLS_BACKLOG = 1024
+"""Connections the kernel queues on a TLS listener before the accept loop takes them."""
 
 STATS_INTERVAL = 60.0
 """Seconds between stats log lines (only written when something changed)."""
@@ -69,6 +76,11 @@ class TurnEdge:
         self.usage_interval = usage_interval
         self.udp: dict[Address, UdpListener] = {}
         self.streams: dict[FiveTuple, StreamClient] = {}
+        self.streams_per_source: Counter[str] = Counter()
+        """Open TCP/TLS connections per source (``passage.limiter.source_key``), TLS
+        handshakes in progress included."""
+        self._handshakes = 0
+        self._tls_listeners: list[socket.socket] = []
         self._servers: list[asyncio.Server] = []
         self._udp_transports: list[asyncio.DatagramTransport] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -106,13 +118,77 @@ class TurnEdge:
     ) -> Address:
         """Listen for STUN/TURN over TCP, or TLS when given a context; returns the address."""
         loop = asyncio.get_running_loop()
-        kind = Transport.TLS if tls is not None else Transport.TCP
+        if tls is not None:
+            return self._listen_tls(host, port, tls)
         server = await loop.create_server(
-            lambda: StreamClient(self, kind), host, port, ssl=tls, reuse_address=True
+            lambda: StreamClient(self, Transport.TCP), host, port, reuse_address=True
         )
         self._servers.append(server)
         self._start_background()
         return cast(Address, server.sockets[0].getsockname()[:2])
+
+    def _listen_tls(self, host: str, port: int, tls: ssl.SSLContext) -> Address:
+        """TLS: our own accept loop, so a connection counts from accept, not from its
+        finished handshake (asyncio's server hands it over only then, up to 60 s later)."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.create_server((host, port), family=family, backlog=TLS_BACKLOG)
+        listener.setblocking(False)
+        self._tls_listeners.append(listener)
+        self._spawn(self._accept_tls(listener, tls))
+        self._start_background()
+        return cast(Address, listener.getsockname()[:2])
+
+    def refuse_stream(self, source: str) -> DropReason | None:
+        """Why a new TCP/TLS connection from ``source`` must be closed at once, if it must."""
+        if len(self.streams) + self._handshakes >= listeners.MAX_STREAMS:
+            return DropReason.TOO_MANY_CONNECTIONS
+        if self.streams_per_source[source] >= listeners.MAX_STREAMS_PER_SOURCE:
+            return DropReason.TOO_MANY_CONNECTIONS_FROM_SOURCE
+        return None
+
+    def uncount_stream(self, source: str) -> None:
+        """A TCP/TLS connection from ``source`` is gone."""
+        self.streams_per_source[source] -= 1
+        if self.streams_per_source[source] <= 0:
+            del self.streams_per_source[source]
+
+    async def _accept_tls(self, listener: socket.socket, tls: ssl.SSLContext) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                connection, peer = await loop.sock_accept(listener)
+            except OSError as error:  # EMFILE, ENFILE: the other listeners carry on
+                if listener.fileno() == -1:  # closed: the edge is stopping
+                    return
+                self.core.metrics.drops[DropReason.ACCEPT_FAILED] += 1
+                logger.warning("TURN over TLS: accept failed: %s", error.strerror)
+                await asyncio.sleep(listeners.ACCEPT_PAUSE)
+                continue
+            source = source_key(peer[0])
+            refused = self.refuse_stream(source)
+            if refused is not None:
+                self.core.metrics.drops[refused] += 1
+                connection.close()
+                continue
+            self.streams_per_source[source] += 1
+            self._handshakes += 1
+            self._spawn(self._handshake(connection, source, tls))
+
+    async def _handshake(self, connection: socket.socket, source: str, tls: ssl.SSLContext) -> None:
+        """Run one TLS handshake, bounded in time; the StreamClient takes over when it is done."""
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.connect_accepted_socket(
+                lambda: StreamClient(self, Transport.TLS, counted_source=source),
+                connection,
+                ssl=tls,
+                ssl_handshake_timeout=listeners.TLS_HANDSHAKE_TIMEOUT,
+            )
+        except (OSError, TimeoutError):  # ssl.SSLError and ConnectionError are OSErrors
+            self.core.metrics.drops[DropReason.TLS_HANDSHAKE_FAILED] += 1
+            self.uncount_stream(source)
+        finally:
+            self._handshakes -= 1
 
     async def stop(self) -> None:
         """Stop listening, end every allocation, and flush all usage before returning."""
@@ -120,6 +196,8 @@ class TurnEdge:
             server.close()
         for transport in self._udp_transports:
             transport.close()
+        for listener in self._tls_listeners:
+            listener.close()
         if self._timer is not None:
             self._timer.cancel()
         for task in list(self._tasks):

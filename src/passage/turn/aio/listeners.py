@@ -14,6 +14,7 @@ from struct import error as struct_error
 from typing import TYPE_CHECKING, Any, cast
 
 from passage.addresses import Address, Transport
+from passage.limiter import source_key
 from passage.stun import StreamFramer, StunDecodeError
 from passage.turn.errors import DropReason
 from passage.turn.events import FiveTuple
@@ -32,7 +33,18 @@ STREAM_IDLE_TIMEOUT = 30.0
 """Seconds a TCP/TLS connection may stay open without an allocation."""
 
 MAX_STREAMS = 20_000
-"""TCP/TLS connections held at once; more are closed as soon as they open."""
+"""TCP/TLS connections held at once, TLS handshakes included; more are closed as they open."""
+
+MAX_STREAMS_PER_SOURCE = 2_000
+"""TCP/TLS connections one source (an IPv4 address, an IPv6 /64) may hold at once, so
+that one host cannot take all of ``MAX_STREAMS``; more are closed as soon as they open."""
+
+TLS_HANDSHAKE_TIMEOUT = 10.0
+"""Seconds a TLS client has to finish its handshake before the connection is closed."""
+
+ACCEPT_PAUSE = 0.1
+"""Seconds the TLS accept loop waits after accept() fails (out of descriptors) before
+trying again, so that a full descriptor table costs no CPU while other listeners serve."""
 
 
 class UdpListener(asyncio.DatagramProtocol):
@@ -67,9 +79,15 @@ class UdpListener(asyncio.DatagramProtocol):
 
 
 class StreamClient(asyncio.Protocol):
-    """One TCP or TLS client connection; it holds at most one allocation (RFC 8656 §3.1)."""
+    """One TCP or TLS client connection; it holds at most one allocation (RFC 8656 §3.1).
 
-    def __init__(self, edge: TurnEdge, transport_kind: Transport) -> None:
+    A TLS connection was counted by the edge's accept loop before its handshake
+    (``counted_source``); a TCP one is counted here, as it opens.
+    """
+
+    def __init__(
+        self, edge: TurnEdge, transport_kind: Transport, counted_source: str | None = None
+    ) -> None:
         self.edge = edge
         self.kind = transport_kind
         self.framer = StreamFramer()
@@ -77,14 +95,20 @@ class StreamClient(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.five_tuple: FiveTuple | None = None
         self._idle: asyncio.TimerHandle | None = None
+        self._source = counted_source
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        if len(self.edge.streams) >= MAX_STREAMS:
-            self.edge.core.metrics.drops[DropReason.TOO_MANY_CONNECTIONS] += 1
-            transport.close()
-            return
         peer = transport.get_extra_info("peername")
+        if self._source is None:
+            source = source_key(peer[0])
+            refused = self.edge.refuse_stream(source)
+            if refused is not None:
+                self.edge.core.metrics.drops[refused] += 1
+                transport.close()
+                return
+            self._source = source
+            self.edge.streams_per_source[source] += 1
         local = transport.get_extra_info("sockname")
         self.five_tuple = FiveTuple(self.kind, (peer[0], peer[1]), (local[0], local[1]))
         self.edge.streams[self.five_tuple] = self
@@ -135,9 +159,13 @@ class StreamClient(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._idle is not None:
             self._idle.cancel()
-        if self.five_tuple is not None:
-            self.edge.streams.pop(self.five_tuple, None)
-            self.edge.execute(self.edge.core.client_closed(self.five_tuple, self.edge.clock()))
+        five_tuple, self.five_tuple = self.five_tuple, None
+        if five_tuple is None:  # refused as it opened
+            return
+        self.edge.streams.pop(five_tuple, None)
+        if self._source is not None:
+            self.edge.uncount_stream(self._source)
+        self.edge.execute(self.edge.core.client_closed(five_tuple, self.edge.clock()))
 
     def write(self, frame: bytes) -> None:
         """Send a frame to this client, unless it is too far behind (then drop, counted)."""
