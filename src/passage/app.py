@@ -44,12 +44,12 @@ from passage.store.database import Database, open_database, sqlite_url
 from passage.store.hybrid import HybridStore
 from passage.store.identities import IdentityStore
 from passage.store.ledger import RESTART_END_REASON, LedgerNode, UsageLedger
-from passage.stun import Method
 from passage.turn.aio.edge import TurnEdge
+from passage.turn.aio.refusals import RefusalLog
 from passage.turn.auth import CredentialChain, CredentialSource, RestSecretUsers, StaticUsers
 from passage.turn.binding import AlternateAddresses
 from passage.turn.credentials import RestSecrets
-from passage.turn.server import Refused, TurnServer
+from passage.turn.server import TurnServer
 
 logger = logging.getLogger("passage")
 
@@ -158,7 +158,7 @@ async def start(
         nonce_key=secrets.token_bytes(32),
         rng=random.Random(secrets.randbits(64)),
         relay_families=relays.families,
-        on_refused=_log_refusal,
+        on_refused=RefusalLog(logging.getLogger("passage.turn")),
         alternates=alternates,
         own_addresses=own_addresses(config, relays),
     )
@@ -307,20 +307,3 @@ async def _poll_store(
                 await poll()
             except Exception:
                 logger.exception("could not read %s from the store", what)
-
-
-def _log_refusal(refused: Refused) -> None:
-    logger.info(
-        "refused %s from %s: %d %s",
-        _method_name(refused.method),
-        refused.five_tuple.describe(),
-        refused.code,
-        refused.detail,
-    )
-
-
-def _method_name(method: int) -> str:
-    try:
-        return Method(method).name.lower()
-    except ValueError:
-        return f"method 0x{method:03x}"
