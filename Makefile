@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: run test lint pytest bench system-deps services clean
+.PHONY: run test lint pytest bench offload system-deps services clean
 
 $(BIN)/passage: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,5 +37,17 @@ pytest: $(BIN)/passage
 bench: system-deps $(BIN)/passage
 	$(BIN)/python bench/turn_relay.py $(ARGS)
 
+## The kernel fast path for `passage serve --offload xdp` (docs/offload.md). Not part of
+## `make run`: it needs Debian's clang and libbpf-dev, which a default install does without.
+OFFLOAD_SRC := src/passage/offload/bpf/passage_xdp.c
+OFFLOAD_OBJ := src/passage/offload/bpf/passage_xdp.o
+BPF_CFLAGS := -O2 -g -Wall -Wextra -Werror -target bpf -I/usr/include/$(shell uname -m)-linux-gnu
+offload: $(OFFLOAD_OBJ)
+
+$(OFFLOAD_OBJ): $(OFFLOAD_SRC)
+	@command -v clang >/dev/null && [ -f /usr/include/bpf/bpf_helpers.h ] || \
+	  { echo "make offload needs clang and libbpf-dev: apt-get install clang libbpf-dev" >&2; exit 1; }
+	clang $(BPF_CFLAGS) -c $< -o $@
+
 clean:
-	rm -rf $(VENV) .passage build src/*.egg-info
+	rm -rf $(VENV) .passage build src/*.egg-info $(OFFLOAD_OBJ)
