@@ -9,6 +9,13 @@ command -v turnutils_uclient >/dev/null || missing+=(coturn)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v ip >/dev/null || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing+=(iproute2)
 command -v nft >/dev/null || [ -x /usr/sbin/nft ] || missing+=(nftables)
+# The kernel fast path (--offload xdp, tests/offload): clang and libbpf-dev build the
+# XDP program (make offload), bpftool measures it (bench), ethtool makes lab hosts
+# send finished checksums as packets off a wire have.
+command -v clang >/dev/null || missing+=(clang)
+[ -f /usr/include/bpf/bpf_helpers.h ] || missing+=(libbpf-dev)
+command -v bpftool >/dev/null || [ -x /usr/sbin/bpftool ] || missing+=(bpftool)
+command -v ethtool >/dev/null || [ -x /usr/sbin/ethtool ] || missing+=(ethtool)
 # Debian's Chromium for the WebRTC interop tests (Playwright's Python package
 # drives it and brings no browser of its own), and NSS's certutil, which makes
 # the trust store it checks Passage's TURN-over-TLS certificate against.

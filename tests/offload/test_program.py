@@ -108,10 +108,24 @@ def test_ethernet_trailer_bytes_are_not_relayed(xdp_program: XdpProgram) -> None
     assert parse(out).payload == channel_data(CHANNEL, b"cd")
 
 
-def test_no_udp_checksum_over_ipv4_stays_none(xdp_program: XdpProgram) -> None:
+def test_a_datagram_without_a_checksum_leaves_with_one(xdp_program: XdpProgram) -> None:
+    """IPv4 allows none (RFC 768); the relay computes one, as its own sockets would."""
     offload(xdp_program, V4)
     _, out, _ = xdp_program.test_run(from_client(V4, b"data", zero_checksum=True))
-    assert parse(out).udp_checksum == 0
+    assert parse(out).udp_checksum != 0
+
+
+@pytest.mark.parametrize("direction", ["from-client", "from-peer"])
+def test_a_bad_checksum_goes_to_userspace_untouched(
+    xdp_program: XdpProgram, direction: str
+) -> None:
+    """Corrupt, or left for checksum offload by a local sender: the kernel's UDP judges it."""
+    offload(xdp_program, V4)
+    good = from_client(V4, b"payload") if direction == "from-client" else from_peer(V4, b"payload")
+    bad = good[:-1] + bytes([good[-1] ^ 0x01])
+    assert xdp_program.test_run(bad)[:2] == (XDP_PASS, bad)
+    assert xdp_program.outcomes()[Outcome.BAD_CHECKSUM] == 1
+    assert xdp_program.meters([7]) == {7: Meter()}
 
 
 def test_an_unbound_peer_is_left_to_userspace(xdp_program: XdpProgram) -> None:

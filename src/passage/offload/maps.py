@@ -62,6 +62,7 @@ class Outcome(enum.IntEnum):
     TX = 5
     REDIRECT = 6
     ABORTED = 7
+    BAD_CHECKSUM = 8
 
 
 class Meter(NamedTuple):

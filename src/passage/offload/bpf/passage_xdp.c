@@ -47,7 +47,8 @@ enum outcome {
 	OUT_TX = 5,           /* forwarded out of the interface it came in on */
 	OUT_REDIRECT = 6,     /* forwarded out of another interface */
 	OUT_ABORTED = 7,      /* a helper failed after the packet was changed: dropped */
-	OUT_COUNT = 8,
+	OUT_BAD_CHECKSUM = 8, /* the UDP checksum does not hold (or is left for offload): passed */
+	OUT_COUNT = 9,
 };
 
 struct flow_key {
@@ -125,20 +126,23 @@ struct {
 	__type(value, __u64);
 } outcomes SEC(".maps");
 
-/* The fields whose checksum contribution changes, old and new, as the UDP
- * checksum (RFC 768, pseudo-header included) sees them. IPv4 addresses are
- * written v4-mapped: ::ffff: adds 0xffff, which is zero in ones' complement, so
- * one layout serves both families and any mix of them. */
+/* The UDP checksum (RFC 768) of one datagram is the sum of these fields, the
+ * ChannelData header where there is one, the padding and the relayed data.
+ * IPv4 addresses are written v4-mapped: ::ffff: adds 0xffff, which is zero in
+ * ones' complement, so one layout serves both families (RFC 8200 §8.1's
+ * pseudo-header sums to the same 16-bit words as RFC 768's). */
 struct csum_fields {
 	__u8 src[16];
 	__u8 dst[16];
+	__be16 protocol; /* pseudo-header: zero and the protocol number */
+	__be16 length;   /* pseudo-header: the UDP length */
 	__be16 src_port;
 	__be16 dst_port;
-	__be16 length; /* in the pseudo-header */
 	__be16 udp_length;
+	__be16 check;
 	__be16 channel; /* the ChannelData header, where there is one */
 	__be16 channel_length;
-	__u8 tail[4]; /* padding bytes removed from the end, in their word */
+	__u8 tail[4]; /* padding bytes after the data, in their 4-byte word */
 };
 
 struct parsed {
@@ -302,6 +306,43 @@ static __always_inline int tail_word(struct xdp_md *ctx, const struct parsed *p,
 	return 0;
 }
 
+#define MAX_DATA 9216 /* relayed bytes summed at most (jumbo frames); more are passed */
+#define CHUNK 128
+
+/* The ones'-complement sum of `len` bytes of the frame from `offset`; -1 if out of
+ * bounds. Whole chunks are summed in place; the rest is copied into a zeroed
+ * buffer, which pads the last word as the checksum does. `offset` is even relative
+ * to the UDP header, so the words line up with the checksum's. One loop, so the
+ * verifier walks it once per iteration count, not once per combination. */
+static __always_inline __s64 sum_data(struct xdp_md *ctx, __u32 offset, __u32 len)
+{
+	__u8 rest[CHUNK] = {};
+	__s64 sum = 0;
+	__u32 done = 0, left;
+
+	if (offset > 128 || len > MAX_DATA)
+		return -1;
+	for (int i = 0; i < MAX_DATA / CHUNK && done + CHUNK <= len; i++, done += CHUNK) {
+		void *data = (void *)(long)ctx->data;
+		void *end = (void *)(long)ctx->data_end;
+		__u32 at = offset + done;
+		__u8 *p;
+
+		asm volatile("" : "+r"(at)); /* keep the mask below: the verifier needs it */
+		p = data + (at & 0x3fff);
+		if ((void *)(p + CHUNK) > end)
+			return -1;
+		sum = bpf_csum_diff(0, 0, (__be32 *)p, CHUNK, (__u32)sum);
+	}
+	left = (len - done) & (CHUNK - 1);
+	if (left) {
+		if (bpf_xdp_load_bytes(ctx, offset + done, rest, left))
+			return -1;
+		sum = bpf_csum_diff(0, 0, (__be32 *)rest, CHUNK, (__u32)sum);
+	}
+	return sum;
+}
+
 static __always_inline void write_ipv4(struct iphdr *ip, const struct flow *f, __u16 total,
 				       __be16 id)
 {
@@ -342,7 +383,7 @@ static __always_inline int forward(struct xdp_md *ctx, const struct parsed *p,
 	int strip = f->action == ACTION_STRIP;
 	int out_v4 = is_v4_mapped(f->dst_ip);
 	__u32 data_len, pad = 0, old_head, new_head, new_l3, new_udp_len;
-	__s64 sum;
+	__s64 sum, data_sum;
 	void *data, *end;
 
 	if (out_v4 != is_v4_mapped(f->src_ip))
@@ -367,10 +408,6 @@ static __always_inline int forward(struct xdp_md *ctx, const struct parsed *p,
 		new.channel = f->channel;
 		new.channel_length = bpf_htons(data_len);
 	}
-	/* A UDP checksum of zero is "none" over IPv4 and kept so; IPv6 must have one,
-	 * which would mean summing the whole payload: leave that rare case to userspace. */
-	if (p->v4 && p->udp_check == 0 && !out_v4)
-		return count(OUT_IRREGULAR, XDP_PASS);
 
 	new_l3 = out_v4 ? sizeof(struct iphdr) : sizeof(struct ipv6hdr);
 	new_udp_len = 8 + (strip ? 0 : 4) + data_len;
@@ -379,18 +416,30 @@ static __always_inline int forward(struct xdp_md *ctx, const struct parsed *p,
 	if (new_l3 + new_udp_len > hop->mtu)
 		return count(OUT_TOO_BIG, XDP_PASS);
 
+	/* The relayed data is summed once: to check the checksum that came in (a bad one,
+	 * or one a local sender left for offload to finish, goes to the kernel's own UDP,
+	 * which judges it as it would without us) and to write the one that goes out. */
+	data_sum = sum_data(ctx, old_head, data_len);
+	if (data_sum < 0)
+		return count(OUT_IRREGULAR, XDP_PASS);
 	__builtin_memcpy(old.src, p->key.remote_ip, 16);
 	__builtin_memcpy(old.dst, p->key.local_ip, 16);
+	old.protocol = new.protocol = bpf_htons(IPPROTO_UDP);
 	old.src_port = p->key.remote_port;
 	old.dst_port = p->key.local_port;
 	old.length = old.udp_length = bpf_htons(p->udp_len);
+	old.check = p->udp_check;
+	if (p->udp_check != 0 || !p->v4) {
+		sum = bpf_csum_diff(0, 0, (__be32 *)&old, sizeof(old), (__u32)data_sum);
+		if (sum < 0 || fold((__u64)sum) != 0xffff)
+			return count(OUT_BAD_CHECKSUM, XDP_PASS);
+	}
 	__builtin_memcpy(new.src, f->src_ip, 16);
 	__builtin_memcpy(new.dst, f->dst_ip, 16);
 	new.src_port = f->src_port;
 	new.dst_port = f->dst_port;
 	new.length = new.udp_length = bpf_htons(new_udp_len);
-	sum = bpf_csum_diff((__be32 *)&old, sizeof(old), (__be32 *)&new, sizeof(new),
-			    (__u16)~p->udp_check);
+	sum = bpf_csum_diff(0, 0, (__be32 *)&new, sizeof(new), (__u32)data_sum);
 	if (sum < 0)
 		return count(OUT_IRREGULAR, XDP_PASS);
 
@@ -427,9 +476,7 @@ static __always_inline int forward(struct xdp_md *ctx, const struct parsed *p,
 	udp->source = f->src_port;
 	udp->dest = f->dst_port;
 	udp->len = bpf_htons(new_udp_len);
-	if (p->udp_check == 0) {
-		udp->check = 0;
-	} else {
+	{
 		__u16 check = ~fold((__u64)sum);
 		udp->check = check ? check : 0xffff;
 	}

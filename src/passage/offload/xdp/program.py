@@ -61,6 +61,9 @@ class Capacities:
     """Next hops remembered (least recently used ones are forgotten, then learned again)."""
 
 
+DEFAULT_CAPACITIES = Capacities()
+
+
 def default_object() -> Path:
     """Where ``make offload`` puts the compiled program."""
     return Path(str(resources.files("passage.offload") / "bpf" / OBJECT_NAME))
@@ -85,7 +88,9 @@ class Attachment:
 class XdpProgram:
     """The program loaded from ``object_path`` with its maps; closed with :meth:`close`."""
 
-    def __init__(self, object_path: Path | None = None, capacities: Capacities = Capacities()):
+    def __init__(
+        self, object_path: Path | None = None, capacities: Capacities = DEFAULT_CAPACITIES
+    ):
         path = object_path or default_object()
         if not path.exists():
             raise OffloadUnavailable(
