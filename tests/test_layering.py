@@ -93,8 +93,9 @@ LAYERS: dict[str, Layer] = {
     "hybrid": layer(CORE),
     "peer": layer(CORE),
     "doctor": layer(CORE, "stun", "turnclient"),
+    "offload": layer(CORE),
     # Adapters: asyncio and the network, over a core.
-    "turn.aio": layer(PRODUCT, core="turn"),
+    "turn.aio": layer(PRODUCT, "offload.xdp", core="turn"),
     "turnclient.aio": layer(ADAPTER, core="turnclient"),
     "hybrid.aio": layer(PRODUCT, "frontdoor", core="hybrid"),
     "hybrid.sdk": layer(ADAPTER, core="hybrid"),
@@ -103,6 +104,7 @@ LAYERS: dict[str, Layer] = {
     "doctor.aio": layer(ADAPTER, "turnclient.aio", core="doctor"),
     "api": layer(PRODUCT, "frontdoor", "store"),
     "frontdoor": layer(ADAPTER),
+    "offload.xdp": layer(ADAPTER, core="offload"),
     # Support: the store and what the process reads at start.
     "store": layer(SUPPORT),
     "config": layer(SUPPORT),

@@ -45,6 +45,7 @@ from passage.store.hybrid import HybridStore
 from passage.store.identities import IdentityStore
 from passage.store.ledger import RESTART_END_REASON, LedgerNode, UsageLedger
 from passage.turn.aio.edge import TurnEdge
+from passage.turn.aio.offload import start_kernel_channels
 from passage.turn.aio.refusals import RefusalLog
 from passage.turn.auth import CredentialChain, CredentialSource, RestSecretUsers, StaticUsers
 from passage.turn.binding import AlternateAddresses
@@ -189,6 +190,11 @@ async def start(
     running = Running(edge, database, door, api, hybrid, signaling, polling)
     try:
         await _listen_turn(config, datadir, edge, alternates, running)
+        edge.offload = start_kernel_channels(
+            config.offload,
+            [*config.listen_ips, *relays.bind.values()],
+            capped=config.turn.max_bytes_per_second > 0,
+        )
         for ip in config.listen_ips:  # the API last: once it accepts, every listener is bound
             if config.api_port:
                 tls = datadir.server_ssl_context(("http/1.1",))

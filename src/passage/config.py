@@ -38,6 +38,7 @@ CONFIG_ENV = "PASSAGE_CONFIG"
 """Environment variable naming the TOML file when ``--config`` is not given."""
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+OFFLOAD_MODES = ("off", "xdp", "auto")
 
 
 class ConfigError(Exception):
@@ -125,6 +126,9 @@ class Config:
 
     usage_flush_interval: float = 1.0
     """Seconds between writes of live usage counters to the ledger (the most a kill -9 loses)."""
+
+    offload: str = "off"
+    """Kernel fast path for UDP channels: off, xdp (fail if it cannot), auto (fall back)."""
 
     turn: TurnConfig = field(default_factory=TurnConfig)
     """Policy of the TURN core: realm, lifetimes, quotas, peer filtering (``[turn]`` table)."""
@@ -343,6 +347,13 @@ def _parse_log_level(text: str) -> str:
     return level
 
 
+def _parse_offload(text: str) -> str:
+    mode = text.strip().lower()
+    if mode not in OFFLOAD_MODES:
+        raise _expected("one of " + ", ".join(OFFLOAD_MODES), text)
+    return mode
+
+
 TEXT = _via_text("a string", _parse_text, "TEXT")
 PATH = _via_text("a path", _parse_path, "PATH")
 IP = _via_text("an IP address", _parse_ip, "IP")
@@ -356,6 +367,7 @@ CLIENT_REGION = _via_text("CIDR=REGION", _parse_pair("CIDR=REGION", _parse_cidr)
 WS_URL = _via_text("a ws:// or wss:// URL", _parse_ws_url, "URL")
 DATABASE_URL = _via_text("a database URL", _parse_text, "URL")
 LOG_LEVEL = _via_text("a log level", _parse_log_level, "LEVEL")
+OFFLOAD = _via_text("an offload mode", _parse_offload, "MODE")
 BOOL = ValueKind(_parse_bool, _check_bool, None)
 PORT = _integer("PORT", 1, 65535)
 PORT_OR_OFF = _integer("PORT", 0, 65535)
@@ -456,6 +468,7 @@ OPTIONS: tuple[Option, ...] = (
     _top("signal_room_size", COUNT, "members per signaling room"),
     _top("log_level", LOG_LEVEL, "debug, info, warning or error"),
     _top("usage_flush_interval", SECONDS, "seconds between usage ledger writes"),
+    _top("offload", OFFLOAD, "kernel fast path for UDP channels: off, xdp or auto"),
     _turn("realm", TEXT, "TURN realm"),
     _turn("software", TEXT, "SOFTWARE attribute in authenticated responses"),
     _turn("default_lifetime", LIFETIME, "allocation lifetime when the client asks none"),

@@ -9,7 +9,6 @@ end-to-end tests with ``passage serve --offload xdp`` are ``test_serve_offload.p
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from offload_lab import wire_checksums, xdp_of
 from packets import channel_data
 
 from natlab import Host, Lab
@@ -29,17 +29,6 @@ LISTENER = (SERVER_IP, 3478)
 RELAY = (SERVER_IP, 50000)
 CHANNEL = 0x4001
 HOLD = Path(__file__).with_name("hold_offload.py")
-
-
-def wire_checksums(lab: Lab, *hosts: Host) -> None:
-    """Make ``hosts`` send finished UDP checksums, as packets off a wire have.
-
-    A sender in another namespace of this machine leaves the checksum for
-    "hardware" to finish (checksum offload on its veth); the program sends such
-    packets to the kernel's UDP instead of relaying them (see docs/offload.md).
-    """
-    for host in hosts:
-        lab.run(host, ["ethtool", "-K", "eth0", "tx", "off"])
 
 
 def bound(lab: Lab, host: Host, port: int) -> socket.socket:
@@ -72,6 +61,12 @@ def resolved(offload: ChannelOffload) -> None:
         offload.tick()
 
 
+@pytest.fixture(autouse=True)
+def _built(xdp_program: object) -> None:
+    """The program builds and loads here (or the test skips, or fails in CI, saying why)."""
+    del xdp_program
+
+
 @pytest.fixture
 def offload(lab: Lab) -> Iterator[ChannelOffload]:
     # Made in the server's namespace: the interface lookups and the attachment happen there.
@@ -80,12 +75,6 @@ def offload(lab: Lab) -> Iterator[ChannelOffload]:
         yield started
     finally:
         started.close()
-
-
-def xdp_of(lab: Lab) -> dict[str, object] | None:
-    out = lab.run(lab.server, ["ip", "-j", "link", "show", "dev", "eth0"]).stdout
-    found: dict[str, object] | None = json.loads(out)[0].get("xdp")
-    return found
 
 
 def test_a_bound_channel_is_relayed_both_ways_without_userspace(

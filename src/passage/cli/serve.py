@@ -6,12 +6,14 @@ import argparse
 import asyncio
 import logging
 import os
+import sys
 from collections.abc import Callable
 
 from passage.cli.command import Command
 from passage.cli.logging import configure_logging
 from passage.cli.options import add_config_arguments, config_from_arguments
 from passage.datadir import prepare_data_dir
+from passage.offload.capabilities import OffloadUnavailable
 
 __all__ = ["COMMAND"]
 
@@ -42,7 +44,14 @@ def _run(arguments: argparse.Namespace) -> int:
             runner.run(serve(config, datadir))
     except KeyboardInterrupt:
         return 130
+    except OffloadUnavailable as exc:  # --offload xdp asked for what this host cannot give
+        print(f"passage: error: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     return 0
+
+
+EXIT_UNAVAILABLE = 69
+"""sysexits.h EX_UNAVAILABLE: a service the command needs is not available."""
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

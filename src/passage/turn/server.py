@@ -168,7 +168,10 @@ class TurnServer:
         self._reservations: dict[bytes, Reservation] = {}
         self._per_user: Counter[str] = Counter()
         """Allocations (live or binding) per quota key (``Credential.quota_key``)."""
-        self._ended_records: list[UsageRecord] = []
+        self._ended: list[tuple[Allocation, float, str, str]] = []
+        """Allocations ended since the last usage collection, with when and why: their final
+        records are built at collection, so bytes an adapter adds to their meters after the
+        end (a kernel fast path's last counts) are in them."""
         self._next_sweep: float | None = None
         self._rng = rng
         self._on_refused = on_refused
@@ -301,7 +304,8 @@ class TurnServer:
 
     def collect_usage(self, now: float) -> list[UsageRecord]:
         """Usage records since the last call: ended allocations, busy ones, idle heartbeats."""
-        records, self._ended_records = self._ended_records, []
+        ended, self._ended = self._ended, []
+        records = [self._record(a, at, reason, relayed) for a, at, reason, relayed in ended]
         for allocation in self.allocations.values():
             deltas = allocation.unflushed()
             if any(deltas) or now - allocation.flushed_at >= IDLE_RECORD_INTERVAL:
@@ -632,22 +636,29 @@ class TurnServer:
         del self.allocations[allocation.five_tuple]
         self._release_quota(allocation.quota_key)
         self.metrics.allocations_ended += 1
-        self._ended_records.append(self._record(allocation, now, reason))
+        self._ended.append((allocation, now, reason, _relayed_text(allocation)))
         releases: list[Action] = [ReleaseRelay(route[0]) for route in allocation.relays.values()]
         allocation.relays.clear()
         allocation.rebuild_routes()
         return [AllocationEnded(allocation, reason), *releases]
 
-    def _record(self, allocation: Allocation, now: float, end_reason: str | None) -> UsageRecord:
+    def _record(
+        self,
+        allocation: Allocation,
+        now: float,
+        end_reason: str | None,
+        relayed_address: str | None = None,
+    ) -> UsageRecord:
         b2p, p2p, bfp, pfp = allocation.unflushed()
-        relayed = next(iter(allocation.relays.values()), None)
         record = UsageRecord(
             allocation_id=allocation.id,
             username=allocation.username,
             subject=allocation.subject,
             transport=allocation.five_tuple.transport.value,
             client_address=format_address(allocation.five_tuple.client),
-            relayed_address=format_address(relayed[1]) if relayed else "",
+            relayed_address=(
+                _relayed_text(allocation) if relayed_address is None else relayed_address
+            ),
             started_at=allocation.started_at,
             period_start=allocation.flushed_at,
             period_end=now,
@@ -755,3 +766,9 @@ def _addresses(message: Message, attr_type: AttributeType) -> list[Address]:
         and isinstance(value[0], str)
         and isinstance(value[1], int)
     ]
+
+
+def _relayed_text(allocation: Allocation) -> str:
+    """The first relayed address of ``allocation``, as the usage record names it."""
+    relayed = next(iter(allocation.relays.values()), None)
+    return format_address(relayed[1]) if relayed else ""

@@ -23,6 +23,7 @@ from passage.endpoint import RelayAddresses
 from passage.limiter import source_key
 from passage.turn.aio import listeners
 from passage.turn.aio.listeners import StreamClient, UdpListener
+from passage.turn.aio.offload import KernelChannels
 from passage.turn.aio.relay_sockets import RelayBinder, RelayProtocol
 from passage.turn.allocation import Allocation, Route
 from passage.turn.errors import DropReason
@@ -92,6 +93,8 @@ class TurnEdge:
         self._last_stats: tuple[int, int, int, int] = (0, 0, 0, 0)
         self._own_addresses = own_addresses
         self._next_own_addresses = clock() + OWN_ADDRESSES_INTERVAL
+        self.offload: KernelChannels | None = None
+        """The kernel fast path for UDP channels, when ``--offload`` attached one."""
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -213,6 +216,9 @@ class TurnEdge:
             await self.flush_usage()
         for server in self._servers:
             await server.wait_closed()
+        if self.offload is not None:
+            self.offload.close()
+            logger.info("offload: XDP program detached")
 
     def _start_background(self) -> None:
         if self._usage_task is None:
@@ -295,6 +301,8 @@ class TurnEdge:
             protocol.allocation = allocation
             protocol.to_client = writer
             protocol.stream = padded  # a reserved port may be taken over another transport
+        if self.offload is not None:
+            self.offload.started(allocation)
         relayed = " ".join(format_address(route[1]) for route in allocation.relays.values())
         logger.info(
             "allocation %s started: user=%s subject=%s client=%s relayed=%s lifetime=%ds",
@@ -317,6 +325,8 @@ class TurnEdge:
             if stream is not None and stream.allocation is allocation:
                 stream.allocation = None
                 stream.watch_idle()  # the connection may allocate again, or go
+        if self.offload is not None:
+            self.offload.ended(allocation)
         logger.info(
             "allocation %s ended (%s): user=%s client=%s after %.1fs, to peer %d B/%d pkts, "
             "from peer %d B/%d pkts",
@@ -340,6 +350,8 @@ class TurnEdge:
     def _on_timer(self) -> None:
         now = self.clock()
         self.execute(self.core.handle_timer(now))
+        if self.offload is not None:
+            self.offload.tick()
         if now >= self._next_stats:
             self._next_stats = now + STATS_INTERVAL
             self._log_stats()
@@ -383,6 +395,8 @@ class TurnEdge:
 
     async def flush_usage(self) -> None:
         """Hand new usage records to the sink; keep them for the next try if it fails."""
+        if self.offload is not None:
+            self.offload.collect()  # kernel-relayed bytes into the meters, before the records
         records = self.core.collect_usage(self.clock())
         if self.usage_sink is None:
             return

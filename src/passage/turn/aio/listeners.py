@@ -73,6 +73,8 @@ class UdpListener(asyncio.DatagramProtocol):
             return
         five_tuple = FiveTuple(Transport.UDP, client, self.local)
         self.edge.execute(self.edge.core.receive(data, five_tuple, self.edge.clock()))
+        if self.edge.offload is not None:  # a ChannelBind or Refresh may have changed routes
+            self.edge.offload.request_done(self.allocations.get(client))
 
     def error_received(self, exc: Exception) -> None:
         pass  # ICMP from a client that went away: nothing to do

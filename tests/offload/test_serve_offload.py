@@ -1,0 +1,130 @@
+"""``passage serve --offload xdp`` in the NAT lab, with coturn's turnutils_uclient and _peer.
+
+uclient (a public host) binds channels on Passage and sends numbered messages to
+turnutils_peer (another public host), which echoes them. With the offload on,
+the kernel relays both directions: Passage's log says how many packets each
+allocation relayed in the kernel and how many in userspace (none), and the
+usage ledger counts every byte. Both hosts send finished UDP checksums
+(``wire_checksums``), as packets off a wire have.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from offload_lab import unavailable, wire_checksums, xdp_of
+
+from natlab import Host, Lab
+from natlab.serve import serve
+
+PEER_PORT = 3480
+CLIENTS, MESSAGES, SIZE = 2, 100, 160
+SPLIT = re.compile(
+    r"offload: allocation (\S+) relayed in the kernel: to peer (\d+) B/(\d+) pkts, from peer "
+    r"(\d+) B/(\d+) pkts; in userspace: to peer (\d+) pkts, from peer (\d+) pkts"
+)
+
+
+@pytest.fixture(autouse=True)
+def _tools(xdp_program: object) -> None:
+    """The program builds and loads here, and coturn's tools are installed (or skip/fail)."""
+    del xdp_program
+    if shutil.which("turnutils_uclient") is None:
+        unavailable("turnutils_uclient is not installed (Debian package: coturn)")
+
+
+def peer(lab: Lab, host: Host) -> subprocess.Popen[bytes]:
+    process = lab.popen(
+        host, ["turnutils_peer", "-L", host.ip, "-p", str(PEER_PORT)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(0.2)
+    return process
+
+
+def uclient(lab: Lab, host: Host, target: Host, *extra: str) -> str:
+    command = [
+        "turnutils_uclient", "-u", "alice", "-w", "wonderland", "-c",
+        "-m", str(CLIENTS), "-n", str(MESSAGES), "-l", str(SIZE), "-z", "2",
+        "-e", target.ip, "-r", str(PEER_PORT), "-p", "3478", *extra, lab.server.ip,
+    ]  # fmt: skip
+    done = lab.run(host, command, check=False, timeout=60)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    return output
+
+
+def ledger(lab: Lab, data_dir: Path) -> dict[str, int]:
+    done = subprocess.run(
+        [sys.executable, "-m", "passage", "usage", "--data-dir", str(data_dir), "--format", "json"],
+        capture_output=True, text=True, check=True, env=lab.env(),
+    )  # fmt: skip
+    rows = json.loads(done.stdout)["value"]
+    keys = ("bytesToPeer", "packetsToPeer", "bytesFromPeer", "packetsFromPeer")
+    return {key: sum(int(row[key]) for row in rows) for key in keys}
+
+
+def test_uclient_through_the_kernel_path_loses_nothing_and_is_metered_exactly(
+    lab: Lab, tmp_path: Path
+) -> None:
+    client, echo = lab.add_host("client"), lab.add_host("echo")
+    wire_checksums(lab, client, echo)
+    peer(lab, echo)
+    data_dir = tmp_path / "passage"
+    with serve(lab, data_dir, "--offload", "xdp") as passage:
+        assert xdp_of(lab) is not None
+        output = uclient(lab, client, echo)
+        passage.process.send_signal(signal.SIGTERM)
+        passage.process.wait(20)
+    log = passage.log.read_text()
+    sent = CLIENTS * MESSAGES
+    assert "Total lost packets 0 (0.000000%)" in output, output[-2000:]
+    assert re.search(rf"tot_send_msgs={sent}, tot_recv_msgs={sent}", output), output[-2000:]
+    splits = SPLIT.findall(log)  # uclient also makes allocations it sends nothing through
+    assert len([s for s in splits if s[2] != "0"]) == CLIENTS, log[-3000:]
+    kernel_to_peer = sum(int(s[2]) for s in splits)
+    kernel_from_peer = sum(int(s[4]) for s in splits)
+    assert (kernel_to_peer, kernel_from_peer) == (sent, sent), log[-3000:]
+    assert {(s[5], s[6]) for s in splits} == {("0", "0")}, "userspace relayed some"
+    assert ledger(lab, data_dir) == {
+        "bytesToPeer": sum(int(s[1]) for s in splits),
+        "packetsToPeer": sent,
+        "bytesFromPeer": sum(int(s[3]) for s in splits),
+        "packetsFromPeer": sent,
+    }
+    assert sum(int(s[1]) for s in splits) == sent * SIZE
+    assert "offload: XDP program detached" in log
+    assert xdp_of(lab) is None
+
+
+def test_offload_auto_falls_back_with_one_warning_when_it_cannot_attach(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """Another XDP program holds the interface: auto relays in userspace, xdp refuses to start."""
+    from natlab.lab import SERVER_IP
+    from passage.offload.xdp.control import ChannelOffload
+
+    holder = lab.call(lab.server, ChannelOffload.start, [SERVER_IP])
+    try:
+        with serve(lab, tmp_path / "auto", "--offload", "auto") as passage:
+            pass
+        warnings = [line for line in passage.log.read_text().splitlines() if "offload:" in line]
+        assert len(warnings) == 1 and "staying in userspace" in warnings[0], warnings
+        process = lab.python(
+            lab.server, "-m", "passage", "serve", "--data-dir", str(tmp_path / "xdp"),
+            "--listen-ip", SERVER_IP, "--offload", "xdp", "--api-port", "0",
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        _, errors = process.communicate(timeout=30)
+        assert process.returncode == 69, errors
+        assert "passage: error:" in errors and "another passage serve" in errors, errors
+    finally:
+        holder.close()
