@@ -24,6 +24,9 @@ from offload_lab import unavailable, wire_checksums, xdp_of
 
 from natlab import Host, Lab
 from natlab.serve import serve
+from passage.stun import MessageClass
+from turn_client import TurnClient
+from waiting import until
 
 PEER_PORT = 3480
 CLIENTS, MESSAGES, SIZE = 2, 100, 160
@@ -128,3 +131,76 @@ def test_offload_auto_falls_back_with_one_warning_when_it_cannot_attach(
         assert "passage: error:" in errors and "another passage serve" in errors, errors
     finally:
         holder.close()
+
+
+def flow_count(lab: Lab) -> int:
+    """Entries in the ``flows`` map of the program attached to the server's eth0."""
+    attached = xdp_of(lab)
+    assert attached is not None, "no XDP program on the server"
+    program = json.loads(
+        subprocess.run(
+            ["bpftool", "-j", "prog", "show", "id", str(attached["prog"]["id"])],  # type: ignore[index]
+            capture_output=True, text=True, check=True,
+        ).stdout
+    )  # fmt: skip
+    for map_id in program["map_ids"]:
+        shown = subprocess.run(
+            ["bpftool", "-j", "map", "show", "id", str(map_id)],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        if json.loads(shown)["name"] == "flows":
+            dumped = subprocess.run(
+                ["bpftool", "-j", "map", "dump", "id", str(map_id)],
+                capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
+            return len(json.loads(dumped))
+    raise AssertionError("the program has no flows map")
+
+
+async def test_channels_enter_at_bind_and_leave_at_expiry_and_denied_peers_never_enter(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """RFC 8656 §9: a permission lasts its lifetime (here 2 s); the kernel entry goes with it."""
+    client, echo = lab.add_host("client"), lab.add_host("echo")
+    wire_checksums(lab, client, echo)
+    peer_sock = lab.socket(echo)
+    peer_sock.bind((echo.ip, 6000))
+    peer_sock.settimeout(2.0)
+    with serve(
+        lab, tmp_path / "passage", "--offload", "xdp", "--permission-lifetime", "2",
+        "--deny-peer", "203.0.113.99/32",
+    ) as passage:  # fmt: skip
+        turn = await TurnClient.connect("udp", passage.stun, sock=lab.socket(client))
+        try:
+            assert (await turn.allocate()).message_class is MessageClass.SUCCESS
+            denied = await turn.channel_bind(0x4001, ("203.0.113.99", 6000))
+            assert denied.message_class is MessageClass.ERROR
+            assert flow_count(lab) == 0
+            bound = await turn.channel_bind(0x4000, (echo.ip, 6000))
+            assert bound.message_class is MessageClass.SUCCESS
+            assert flow_count(lab) == 2, "both directions, right after the ChannelBind answer"
+            turn.send_channel_data(0x4000, b"while bound")
+            assert peer_sock.recvfrom(64) == (b"while bound", turn.relayed)
+            await until(lambda: flow_count(lab) == 0, give_up_after=10, step=0.2)
+            turn.send_channel_data(0x4000, b"after expiry")
+            peer_sock.settimeout(0.5)
+            with pytest.raises(TimeoutError):
+                peer_sock.recvfrom(64)
+        finally:
+            await turn.close()
+
+
+def test_kill_9_leaves_no_program_and_the_next_start_attaches(lab: Lab, tmp_path: Path) -> None:
+    attached = detached = False
+    with pytest.raises(AssertionError):  # serve() checks the exit status: -9 is not 0
+        with serve(lab, tmp_path / "passage", "--offload", "xdp") as passage:
+            attached = xdp_of(lab) is not None
+            passage.process.kill()
+            passage.process.wait(10)
+            deadline = time.monotonic() + 5
+            while xdp_of(lab) is not None and time.monotonic() < deadline:
+                time.sleep(0.05)  # the link goes when the process's descriptors are closed
+            detached = xdp_of(lab) is None
+    assert attached and detached, "the program stayed attached after kill -9"
+    with serve(lab, tmp_path / "again", "--offload", "xdp"):
+        assert xdp_of(lab) is not None

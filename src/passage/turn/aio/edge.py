@@ -380,6 +380,8 @@ class TurnEdge:
             snapshot[0], metrics.allocations_started, metrics.allocations_ended,
             errors or "none", drops or "none",
         )  # fmt: skip
+        if self.offload is not None:
+            logger.info("%s", self.offload.stats_line())
 
     async def _flush_forever(self) -> None:
         """Flush every interval until ``stop``; the last pass runs after shutdown."""

@@ -126,6 +126,19 @@ class KernelChannels:
             allocation.packets_from_peer - kernel.packets_from_peer,
         )  # fmt: skip
 
+    def stats_line(self) -> str:
+        """What the program did since it was loaded, for the once-a-minute stats line."""
+        counted = self.control.outcomes()
+        forwarded = counted[Outcome.TX] + counted[Outcome.REDIRECT]
+        passed = ", ".join(
+            f"{outcome.name.lower()}={n}"
+            for outcome, n in counted.items()
+            if n and outcome not in (Outcome.TX, Outcome.REDIRECT)
+        )
+        return f"offload: {forwarded} packets relayed in the kernel; passed up or dropped: " + (
+            passed or "none"
+        )
+
     def kernel_meter(self, allocation: Allocation) -> Meter:
         return self.kernel_totals.get(allocation.id, Meter())
 
