@@ -28,8 +28,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, cast
 
+from passage.addresses import Transport
 from passage.offload.maps import ChannelPath, Meter, Outcome
-from passage.turn.events import Transport
 
 if TYPE_CHECKING:
     from passage.offload.table import Changes
