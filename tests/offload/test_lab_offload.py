@@ -20,7 +20,7 @@ import pytest
 from offload_lab import wire_checksums, xdp_of
 from packets import channel_data
 
-from natlab import Host, Lab
+from natlab import Host, Lab, Node
 from natlab.lab import SERVER_IP
 from passage.offload.maps import ChannelPath, Meter, Outcome
 from passage.offload.xdp.control import ChannelOffload
@@ -176,3 +176,54 @@ def test_a_second_offload_on_the_same_interface_is_refused_with_a_reason(
     with pytest.raises(OffloadUnavailable, match="another passage serve"):
         lab.call(lab.server, ChannelOffload.start, [SERVER_IP])
     assert sys.platform == "linux"
+
+
+SERVER_V6, CLIENT_V6, PEER_V6 = "2001:db8::10", "2001:db8::20", "2001:db8::21"
+
+
+def add_ipv6(lab: Lab, node: Node, ip: str) -> None:
+    """An IPv6 address on ``node``'s eth0, on the lab's data-centre segment (one link)."""
+    lab.run(node, ["ip", "-6", "addr", "add", f"{ip}/64", "dev", "eth0", "nodad"])
+
+
+def bound6(lab: Lab, node: Node, ip: str, port: int) -> socket.socket:
+    sock = lab.socket(node, family=socket.AF_INET6)
+    sock.bind((ip, port))
+    sock.settimeout(2.0)
+    return sock
+
+
+@pytest.mark.parametrize("families", ["ipv6", "ipv4-client-ipv6-peer"])
+def test_ipv6_and_mixed_channels_cross_real_interfaces(
+    lab: Lab, offload: ChannelOffload, families: str
+) -> None:
+    """RFC 8656 §3.6 lets the relayed address be of the other family; NDP finds the next hops."""
+    client, peer = lab.add_host("client"), lab.add_host("peer")
+    wire_checksums(lab, client, peer)
+    add_ipv6(lab, lab.server, SERVER_V6)
+    add_ipv6(lab, peer, PEER_V6)
+    if families == "ipv6":
+        add_ipv6(lab, client, CLIENT_V6)
+        client_sock = bound6(lab, client, CLIENT_V6, 40000)
+        listener: tuple[str, int] = (SERVER_V6, 3478)
+        userspace_listener = bound6(lab, lab.server, SERVER_V6, 3478)
+    else:
+        client_sock = bound(lab, client, 40000)
+        listener = LISTENER
+        userspace_listener = bound(lab, lab.server, LISTENER[1])
+    relay = (SERVER_V6, 50000)
+    userspace_relay = bound6(lab, lab.server, SERVER_V6, 50000)
+    peer_sock = bound6(lab, peer, PEER_V6, 6000)
+    client_address = client_sock.getsockname()[:2]
+    path = ChannelPath(client_address, listener, relay, (PEER_V6, 6000), CHANNEL)
+    offload.sync("allocation-1", [path])
+    resolved(offload)
+
+    client_sock.sendto(channel_data(CHANNEL, b"to the peer"), listener)
+    data, source = peer_sock.recvfrom(2048)
+    assert (data, source[:2]) == (b"to the peer", relay)
+    peer_sock.sendto(b"to the client", relay)
+    data, source = client_sock.recvfrom(2048)
+    assert (data, source[:2]) == (channel_data(CHANNEL, b"to the client"), listener)
+    assert [quiet(sock) for sock in (userspace_listener, userspace_relay)] == [0, 0]
+    assert offload.collect() == {"allocation-1": Meter(11, 1, 13, 1)}
