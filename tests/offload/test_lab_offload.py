@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from offload_lab import wire_checksums, xdp_of
+from offload_lab import build_object, wire_checksums, xdp_of
 from packets import channel_data
 
 from natlab import Host, Lab, Node
@@ -227,3 +227,22 @@ def test_ipv6_and_mixed_channels_cross_real_interfaces(
     assert (data, source[:2]) == (channel_data(CHANNEL, b"to the client"), listener)
     assert [quiet(sock) for sock in (userspace_listener, userspace_relay)] == [0, 0]
     assert offload.collect() == {"allocation-1": Meter(11, 1, 13, 1)}
+
+
+def test_a_passage_program_left_attached_the_old_way_is_replaced(lab: Lab) -> None:
+    """One attached through netlink (``ip link set ... xdpgeneric``) outlives its loader: the
+    next start takes it off and attaches its own, through a link that dies with it."""
+    lab.run(
+        lab.server,
+        ["ip", "link", "set", "dev", "eth0", "xdpgeneric", "obj", str(build_object()),
+         "sec", "xdp"],
+    )  # fmt: skip
+    left = xdp_of(lab)
+    assert left is not None
+    started = lab.call(lab.server, ChannelOffload.start, [SERVER_IP])
+    try:
+        now = xdp_of(lab)
+        assert now is not None and now != left
+    finally:
+        started.close()
+    assert xdp_of(lab) is None
