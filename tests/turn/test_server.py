@@ -761,6 +761,24 @@ def test_usage_records_carry_deltas_and_the_final_flush(
     assert last.period_start == first.period_end
 
 
+def test_a_final_record_counts_bytes_added_after_the_end_and_keeps_its_end_time(
+    client: Client, server: TurnServer, clock: Clock
+) -> None:
+    """A kernel fast path reports an ended allocation's last bytes at the next collection:
+    the final record is built then, with the end's time and relayed address."""
+    client.allocate()
+    allocation = server.allocations[client.five_tuple]
+    relayed = f"{allocation.relays[next(iter(allocation.relays))][1][0]}"
+    clock.advance(1)
+    client.request(Method.REFRESH, ((AttributeType.LIFETIME, 0),))
+    ended_at = clock.now
+    allocation.bytes_to_peer, allocation.packets_to_peer = 320, 2  # after the end, before flush
+    clock.advance(0.5)
+    (last,) = server.collect_usage(clock.now)
+    assert (last.bytes_to_peer, last.packets_to_peer, last.ended) == (320, 2, True)
+    assert last.period_end == ended_at and last.relayed_address.startswith(relayed)
+
+
 def test_idle_allocation_writes_a_heartbeat_record(
     client: Client, server: TurnServer, clock: Clock
 ) -> None:
