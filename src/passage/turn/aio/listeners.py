@@ -73,8 +73,11 @@ class UdpListener(asyncio.DatagramProtocol):
             return
         five_tuple = FiveTuple(Transport.UDP, client, self.local)
         self.edge.execute(self.edge.core.receive(data, five_tuple, self.edge.clock()))
-        if self.edge.offload is not None:  # a ChannelBind or Refresh may have changed routes
-            self.edge.offload.request_done(self.allocations.get(client))
+        offload = self.edge.offload
+        # A request (class bits C1 C0 = 0 0, RFC 8489 §5), a ChannelBind or Refresh among them,
+        # may have changed the routes; Send indications, per-packet, cannot.
+        if offload is not None and len(data) > 1 and not (data[0] & 0x01 or data[1] & 0x10):
+            offload.request_done(self.allocations.get(client))
 
     def error_received(self, exc: Exception) -> None:
         pass  # ICMP from a client that went away: nothing to do
