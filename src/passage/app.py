@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import logging
+import os
 import random
 import secrets
 import signal
@@ -22,12 +24,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from passage.addresses import Address, Transport
+from passage import __version__
+from passage.addresses import Address, Transport, format_address
 from passage.api.server import ApiServer
 from passage.api.service import IdentityService, load_state, new_key_text
 from passage.api.sync import POLL_INTERVAL, IdentitySync
 from passage.config import Config
-from passage.datadir import DataDir
+from passage.datadir import DataDir, DataDirError
 from passage.endpoint import AdvertisedEndpoint
 from passage.frontdoor import FrontDoor
 from passage.hostaddr import advertised_endpoint, own_addresses, relay_addresses
@@ -38,6 +41,15 @@ from passage.identity.ice_servers import RelayTopology
 from passage.identity.relay_credentials import IdentityRelayUsers
 from passage.identity.state import IdentityState
 from passage.mounts import RESERVED_NAMES, front_door
+from passage.runtime import (
+    RuntimeRecord,
+    RuntimeRecordError,
+    host_boot_id,
+    new_boot_id,
+    process_start,
+    remove_record,
+    write_record,
+)
 from passage.signal import SignalLimits
 from passage.signal.aio import SignalingServer
 from passage.store.database import Database, open_database, sqlite_url
@@ -240,8 +252,17 @@ async def _listen_turn(
 
 
 async def serve(config: Config, datadir: DataDir) -> None:
-    """Run until SIGINT or SIGTERM, then shut down cleanly (all usage flushed)."""
+    """Run until SIGINT or SIGTERM, then shut down cleanly (all usage flushed).
+
+    While it runs, ``DATA_DIR/server.json`` (:mod:`passage.runtime`) says where.
+    """
     running = await start(config, datadir)
+    record = runtime_record(config, datadir, running)
+    try:
+        write_record(datadir.path, record)
+    except RuntimeRecordError as error:
+        await running.stop()
+        raise DataDirError(str(error)) from None
     sys.stderr.write(banner(config, datadir, running) + "\n")
     sys.stderr.flush()
     stop = asyncio.Event()
@@ -252,8 +273,43 @@ async def serve(config: Config, datadir: DataDir) -> None:
         await stop.wait()
         logger.info("shutting down: ending %d allocations", len(running.edge.core.allocations))
     finally:
+        remove_record(datadir.path, record.boot_id)
         await running.stop()
         logger.info("stopped; usage ledger flushed")
+
+
+def runtime_record(config: Config, datadir: DataDir, running: Running) -> RuntimeRecord:
+    """What ``server.json`` says of this start: the process, and where clients reach it."""
+    endpoint = advertised_endpoint(config, relay_addresses(config))
+    if not running.tls:
+        endpoint = dataclasses.replace(endpoint, tls_ports=())
+    pid = os.getpid()
+    return RuntimeRecord(
+        pid=pid,
+        boot_id=new_boot_id(),
+        started_at=time.time(),
+        version=__version__,
+        endpoint=endpoint,
+        local_api_url=_local_api_url(config, datadir, endpoint),
+        public_url=config.public_url or endpoint.websocket_url(),
+        ca_file=str(datadir.ca_cert.resolve()) if datadir.ca_cert is not None else None,
+        process_start=process_start(pid),
+        host_boot=host_boot_id(),
+    )
+
+
+def _local_api_url(config: Config, datadir: DataDir, endpoint: AdvertisedEndpoint) -> str | None:
+    """Where a command on this host calls the API: a listen IP (loopback for a wildcard),
+    which the generated certificate names; the advertised host with an operator's one."""
+    port, scheme = (config.api_port, "https") if config.api_port else (config.http_port, "http")
+    if not port:
+        return None
+    if scheme == "https" and datadir.ca_cert is None:
+        return endpoint.api_url()
+    ip = config.listen_ips[0]
+    if ipaddress.ip_address(ip).is_unspecified:
+        ip = "::1" if ":" in ip else "127.0.0.1"
+    return f"{scheme}://{format_address((ip, port))}/"
 
 
 def banner(config: Config, datadir: DataDir, running: Running) -> str:

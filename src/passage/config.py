@@ -32,6 +32,7 @@ __all__ = [
     "Option",
     "ValueKind",
     "load_config",
+    "settings_given",
 ]
 
 CONFIG_ENV = "PASSAGE_CONFIG"
@@ -515,13 +516,24 @@ def load_config(flags: Mapping[str, object], environ: Mapping[str, str]) -> Conf
     flags, or a bool for switches; ``vars(namespace)`` fits. Keys it lacks count as
     not given. Raises :class:`ConfigError` naming the source and key of any bad value.
     """
+    return _build(_gather(flags, environ))
+
+
+def settings_given(flags: Mapping[str, object], environ: Mapping[str, str]) -> frozenset[str]:
+    """The :attr:`Option.dest` of every setting a source names (a flag, a variable, the
+    TOML file), as opposed to those left at their defaults. Raises :class:`ConfigError`
+    as :func:`load_config` does."""
+    return frozenset(_gather(flags, environ))
+
+
+def _gather(flags: Mapping[str, object], environ: Mapping[str, str]) -> Values:
     values: Values = {}
     config_file = flags.get("config") or environ.get(CONFIG_ENV) or None
     if config_file is not None:
         values.update(_from_toml_file(Path(str(config_file)).expanduser()))
     values.update(_from_environ(environ))
     values.update(_from_flags(flags))
-    return _build(values)
+    return values
 
 
 def _from_toml_file(path: Path) -> Values:

@@ -1,9 +1,10 @@
 """``passage connection-string``: the string ACS SDKs take, for this deployment.
 
 It reads the access key from the store (``--data-dir`` or ``--database-url``)
-and names the API as clients should reach it: ``--public-host``, else the
-address ``passage serve`` advertises, on ``--api-port`` (or the plain
-``--http-port`` with ``--http``).
+and names the API as clients should reach it: the address the server running
+on the data directory advertises (:mod:`passage.cli.running`), else the one
+``passage serve`` would advertise with these settings; ``--public-host`` and
+``--api-port`` (or the plain ``--http-port`` with ``--http``) override it.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from passage.cli.options import (
     add_config_arguments,
     config_from_arguments,
 )
+from passage.cli.running import served_endpoint
 from passage.config import ConfigError
-from passage.hostaddr import advertised_endpoint
 from passage.identity.keys import KeyName
 
 __all__ = ["COMMAND"]
@@ -34,7 +35,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run(arguments: argparse.Namespace) -> int:
     config = config_from_arguments(arguments)
-    url = advertised_endpoint(config).api_url(plain_http=arguments.http)
+    endpoint, _ = served_endpoint(arguments, config)
+    url = endpoint.api_url(plain_http=arguments.http)
     if url is None:
         scheme, flag = ("http", "--http-port") if arguments.http else ("https", "--api-port")
         raise ConfigError(f"the {scheme} API port is off; set {flag}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from typing import TextIO
 
@@ -21,7 +22,8 @@ from passage.cli.command import Command
 from passage.cli.doctor_access import Access, add_access_arguments, doctor_access
 from passage.cli.management import CA_FILE_ENV, client_tls
 from passage.cli.options import add_config_arguments, config_from_arguments
-from passage.config import Config, ConfigError
+from passage.cli.running import served_endpoint
+from passage.config import Config, ConfigError, settings_given
 from passage.doctor.aio import DoctorPlan, run_doctor
 from passage.doctor.render import render_report
 from passage.doctor.report import report_json
@@ -32,7 +34,8 @@ from passage.doctor.targets import (
     default_targets,
     targets_from_urls,
 )
-from passage.hostaddr import advertised_endpoint
+from passage.endpoint import AdvertisedEndpoint, advertised_host
+from passage.hostaddr import relay_addresses
 
 __all__ = ["COMMAND", "DEFAULT_DURATION", "DEFAULT_TIMEOUT"]
 
@@ -91,8 +94,9 @@ def _run(arguments: argparse.Namespace) -> int:
     config = config_from_arguments(arguments)
     tls = client_tls(arguments.ca_file, config)
     access = doctor_access(arguments, config, tls)
-    host = arguments.host or _default_host(access, config)
-    stun, targets = _targets(arguments, access, host)
+    served = None if arguments.host else _served(arguments, config)
+    host = arguments.host or _default_host(access, served)
+    stun, targets = _targets(arguments, access, host, served)
     plan = DoctorPlan(
         server=host, stun=stun, targets=targets, credentials=access.credentials,
         credentials_report=access.report, tls=tls, duration=arguments.duration,
@@ -125,7 +129,16 @@ def _check(arguments: argparse.Namespace) -> None:
             raise ConfigError(f"port {port} is not 1 to 65535")
 
 
-def _default_host(access: Access, config: Config) -> str:
+def _served(arguments: argparse.Namespace, config: Config) -> AdvertisedEndpoint | None:
+    """The local server to probe: the one running on the data directory, else the one a
+    ``--config`` or ``PASSAGE_*`` setting describes; None to probe the defaults."""
+    endpoint, record = served_endpoint(arguments, config)
+    if record is not None or settings_given(vars(arguments), os.environ) - {"data_dir"}:
+        return endpoint
+    return None
+
+
+def _default_host(access: Access, served: AdvertisedEndpoint | None) -> str:
     """The host a relay configuration names, else its endpoint's, else the local server's."""
     if access.urls:
         stun, targets = targets_from_urls(access.urls)
@@ -134,19 +147,25 @@ def _default_host(access: Access, config: Config) -> str:
             return found.host
     if access.endpoint_host:
         return access.endpoint_host
-    return advertised_endpoint(config).host  # the server's own notion of its address
+    if served is not None:
+        return served.host
+    return advertised_host(None, None, relay_addresses(Config()))
 
 
 def _targets(
-    arguments: argparse.Namespace, access: Access, host: str
+    arguments: argparse.Namespace, access: Access, host: str, served: AdvertisedEndpoint | None
 ) -> tuple[Target | None, tuple[Target, ...]]:
-    """From the relay configuration when there is one (``--port``/``--tls-port`` do not apply)."""
+    """From the relay configuration when there is one (``--port``/``--tls-port`` do not apply),
+    else the flags, else the local server's ports, else the usual ones."""
     if access.urls:
         stun, targets = targets_from_urls(access.urls, arguments.host)
         if targets:
             return stun, targets
-    tls_ports = tuple(arguments.tls_port) if arguments.tls_port else DEFAULT_TLS_PORTS
-    return default_targets(host, arguments.port or DEFAULT_TURN_PORT, tls_ports)
+    turn_port = served.turn_port if served is not None else DEFAULT_TURN_PORT
+    tls_ports = served.tls_ports if served is not None else DEFAULT_TLS_PORTS
+    if arguments.tls_port:
+        tls_ports = tuple(arguments.tls_port)
+    return default_targets(host, arguments.port or turn_port, tls_ports)
 
 
 class _Progress:

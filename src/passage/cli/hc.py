@@ -31,8 +31,8 @@ from passage.cli.management import (
     remote_target,
     with_hybrid_admin,
 )
+from passage.cli.running import served_endpoint
 from passage.config import Config, ConfigError
-from passage.hostaddr import advertised_endpoint
 from passage.hybrid.admin import AdminError, HybridAdmin, parse_rights, rights_names, sas_token
 from passage.hybrid.admin_json import authorization_rule_body, hybrid_connection_body
 from passage.hybrid.endpoint import ConnectionStringError, RelayConnectionString, RelayEndpoint
@@ -148,7 +148,7 @@ def _seconds(text: str) -> int:
 def _run(arguments: argparse.Namespace) -> int:
     config = management_config(arguments)
     target = remote_target(arguments, config)
-    namespace: _Namespace = _Remote(target) if target is not None else _Local(config)
+    namespace: _Namespace = _Remote(target) if target is not None else _Local(config, arguments)
     action: Callable[[argparse.Namespace, _Namespace], int] = arguments.hc_action
     return action(arguments, namespace)
 
@@ -180,8 +180,9 @@ class _Namespace(Protocol):
 class _Local:
     """The store itself, through :class:`HybridAdmin`; refusals exit with status 2."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, arguments: argparse.Namespace) -> None:
         self.config = config
+        self.arguments = arguments
 
     def _with_admin(self, work: Callable[[HybridAdmin], Awaitable[T]]) -> T:
         return with_hybrid_admin(self.config, work)
@@ -238,7 +239,7 @@ class _Local:
         self._with_admin(lambda admin: admin.delete_rule(entity, rule))
 
     def token(self, name: str, rule: str, ttl: int, base_url: str | None) -> str:
-        url = base_url or _advertised_url(self.config)
+        url = base_url or _advertised_url(self.arguments, self.config)
         return self._with_admin(lambda admin: admin.token(name, rule, ttl=ttl, base_url=url))
 
     def connection_string(self, name: str, rule: str, endpoint: str | None) -> str:
@@ -250,7 +251,9 @@ class _Local:
             return connection.name, signing
 
         entity, signing = self._with_admin(work)
-        return _relay_connection_string(endpoint or _advertised_url(self.config), entity, signing)
+        return _relay_connection_string(
+            endpoint or _advertised_url(self.arguments, self.config), entity, signing
+        )
 
 
 class _Remote:
@@ -326,6 +329,9 @@ class _Remote:
 
     def _base_url(self) -> str:
         """The server's own address: ``sb://`` for its TLS port, ``ws://`` for a plain one."""
+        if self.target.advertised is not None:
+            url = self.target.advertised.websocket_url() or ""
+            return url.replace("wss://", "sb://", 1)
         endpoint = urllib.parse.urlsplit(self.target.connection.endpoint)
         return f"{'sb' if endpoint.scheme == 'https' else 'ws'}://{endpoint.netloc}"
 
@@ -354,9 +360,10 @@ def _entity_query(entity: str | None) -> dict[str, str] | None:
     return {"entity": entity} if entity is not None else None
 
 
-def _advertised_url(config: Config) -> str:
+def _advertised_url(arguments: argparse.Namespace, config: Config) -> str:
     """``http://HOST[:PORT]`` for the address ``passage serve`` advertises, on the API port."""
-    return advertised_endpoint(config).token_url()
+    endpoint, _ = served_endpoint(arguments, config)
+    return endpoint.token_url()
 
 
 # --- actions --------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """``passage keys``: rotate the access keys, or show which ones are current.
 
-``rotate primary|secondary`` replaces one key with a new random one, either in
-the local store (``--data-dir``/``--database-url``; a running server picks the
-change up with its next poll, within a second) or through a running server
-(``--connection-string``, ``POST /keys/{name}/:rotate``). Whatever the old key
+``rotate primary|secondary`` replaces one key with a new random one, through a
+running server (``--connection-string``, or the server running on
+``--data-dir``: ``POST /keys/{name}/:rotate``), else in the local store
+(``--data-dir``/``--database-url``; a server on a shared store picks the change
+up with its next poll, within a second). Whatever the old key
 minted (user tokens, relay credentials) stops working at once, as in ACS.
 
 ``show`` prints each key's public fingerprint (:attr:`AccessKey.key_id`), and the
@@ -70,7 +71,10 @@ def _rotate(arguments: argparse.Namespace) -> int:
         ]
     else:
         reply = call_remote(target, "POST", f"/keys/{name.value}/:rotate")
-        rotated = ConnectionString(target.connection.endpoint, str(reply["key"]))
+        endpoint = target.connection.endpoint
+        if target.advertised is not None:  # the local server, called on loopback
+            endpoint = target.advertised.api_url() or endpoint
+        rotated = ConnectionString(endpoint, str(reply["key"]))
         lines = [f"connection string: {rotated}"]
     print(f"{name.value} key rotated")
     print("\n".join(lines))
@@ -91,7 +95,7 @@ async def _rotate_in_store(store: IdentityStore, config: Config, name: KeyName) 
 
 def _show(arguments: argparse.Namespace) -> int:
     config = management_config(arguments)
-    if remote_target(arguments, config) is not None:
+    if remote_target(arguments, config, running=False) is not None:
         raise ConfigError(
             "keys show reads the local store: pass --data-dir or --database-url, "
             "not --connection-string"

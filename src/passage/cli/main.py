@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from passage import __version__
@@ -40,6 +41,9 @@ COMMANDS: tuple[Command, ...] = (
 EXIT_USAGE = 2
 """Exit status for a bad command line or configuration, as argparse uses."""
 
+EXIT_BROKEN_PIPE = 141
+"""Exit status when stdout's reader has gone: 128 + SIGPIPE, as a shell reports it."""
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser for ``passage`` and every subcommand in :data:`COMMANDS`."""
@@ -68,3 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"passage: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader went away (``| head``): as other Unix tools, stop quietly.
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush raises nothing."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

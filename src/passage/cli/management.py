@@ -1,11 +1,15 @@
 """Where a management command acts: the local store, or a running server over HTTPS.
 
 Every management command (``passage keys``, ``passage usage``, ``passage hc``)
-takes the same flags: ``--data-dir``/``--database-url``/``--config`` to open the
-store directly, or ``--connection-string`` (env ``PASSAGE_CONNECTION_STRING``)
+takes the same flags: ``--connection-string`` (env ``PASSAGE_CONNECTION_STRING``)
 to call a running server, signed with the key in the string as the ACS SDKs
-sign (HMAC-SHA256). ``--ca-file`` (env ``PASSAGE_CA_FILE``) names the CA to trust
-for that server; by default the system's CAs plus the data directory's ``ca.pem``.
+sign (HMAC-SHA256); else ``--data-dir``/``--database-url``/``--config``. With a
+data directory that a ``passage serve`` is running on (its ``server.json``),
+the command calls that server's API with the store's primary key, so the server
+sees the change at once (a hybrid connection created is usable by the next
+listener); with no server running, it opens the store directly. ``--ca-file``
+(env ``PASSAGE_CA_FILE``) names the CA to trust for that server; by default the
+system's CAs plus the data directory's ``ca.pem``.
 """
 
 from __future__ import annotations
@@ -26,12 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from passage.api.service import new_key_text
+from passage.api.service import load_state, new_key_text
 from passage.cli.options import add_config_arguments, config_from_arguments
+from passage.cli.running import running_record, served_endpoint
 from passage.config import Config, ConfigError
+from passage.endpoint import AdvertisedEndpoint
 from passage.hybrid.admin import AdminError, HybridAdmin
 from passage.identity.hmac_auth import sign_request
-from passage.identity.keys import decode_key
+from passage.identity.keys import KeyName, decode_key
 from passage.mounts import RESERVED_NAMES
 from passage.store.database import Database, open_database, sqlite_url
 from passage.store.hybrid import HybridStore
@@ -48,6 +54,7 @@ __all__ = [
     "management_config",
     "open_json",
     "remote_target",
+    "running_target",
     "with_hybrid_admin",
     "with_store",
 ]
@@ -119,17 +126,41 @@ class RemoteTarget:
 
     connection: ConnectionString
     tls: ssl.SSLContext | None
+    advertised: AdvertisedEndpoint | None = None
+    """How the server names itself to clients, when it differs from where we call it
+    (the local server, called on loopback); None: the connection string's endpoint."""
 
 
-def remote_target(arguments: argparse.Namespace, config: Config) -> RemoteTarget | None:
-    """The server to call, or None to act on the local store."""
+def remote_target(
+    arguments: argparse.Namespace, config: Config, *, running: bool = True
+) -> RemoteTarget | None:
+    """The server to call: the connection string's, else (with ``running``) the one running
+    on the data directory; None to act on the local store."""
     text = arguments.connection_string or os.environ.get(CONNECTION_STRING_ENV)
     if not text:
-        return None
+        return running_target(arguments, config) if running else None
     connection = ConnectionString.parse(text)
     if not connection.endpoint.startswith("https://"):
         return RemoteTarget(connection, None)
     return RemoteTarget(connection, client_tls(arguments.ca_file, config))
+
+
+def running_target(arguments: argparse.Namespace, config: Config) -> RemoteTarget | None:
+    """The server running on the data directory, called at its local API URL with the
+    store's primary key; None when none runs there (or the store is not the directory's)."""
+    if config.database_url is not None:
+        return None
+    record = running_record(config)
+    if record is None or record.local_api_url is None:
+        return None
+    region = config.region
+    state = with_store(config, lambda _db, store: load_state(store, region, time.time()))
+    connection = ConnectionString(record.local_api_url, state.keys.named(KeyName.PRIMARY).text)
+    tls = (
+        client_tls(arguments.ca_file, config) if record.local_api_url.startswith("https") else None
+    )
+    endpoint, _ = served_endpoint(arguments, config)
+    return RemoteTarget(connection, tls, endpoint)
 
 
 def client_tls(ca_file: str | None, config: Config) -> ssl.SSLContext:

@@ -23,8 +23,8 @@ from passage.cli.options import (
     add_config_arguments,
     config_from_arguments,
 )
+from passage.cli.running import served_endpoint
 from passage.config import Config, ConfigError
-from passage.hostaddr import advertised_endpoint
 from passage.hybrid.admin import HybridAdmin
 from passage.hybrid.endpoint import ConnectionStringError, RelayConnectionString, RelayEndpoint
 from passage.hybrid.entities import ROOT_RULE
@@ -97,7 +97,8 @@ def relay_access(arguments: argparse.Namespace, name: str) -> RelayAccess:
 def _local_endpoint(arguments: argparse.Namespace, config: Config) -> RelayEndpoint:
     if arguments.relay_url:
         return RelayEndpoint.parse(arguments.relay_url)
-    url = advertised_endpoint(config).websocket_url()  # the server's own notion of itself
+    endpoint, _ = served_endpoint(arguments, config)  # the running server's notion of itself
+    url = endpoint.websocket_url()
     if url is None:
         raise ConfigError("the API port and the plain-HTTP port are both off; pass --relay-url")
     return RelayEndpoint.parse(url)

@@ -12,8 +12,10 @@ from collections.abc import Callable
 from passage.cli.command import Command
 from passage.cli.logging import configure_logging
 from passage.cli.options import add_config_arguments, config_from_arguments
+from passage.config import Config, ConfigError
 from passage.datadir import prepare_data_dir
 from passage.offload.capabilities import OffloadUnavailable
+from passage.runtime import running_server
 
 __all__ = ["COMMAND"]
 
@@ -31,6 +33,7 @@ def _run(arguments: argparse.Namespace) -> int:
     config = config_from_arguments(arguments)
     configure_logging(config.log_level)
     logger.debug("configuration: %r", config)  # secrets are repr=False
+    _refuse_a_second_server(config)
     # Whatever this process creates is its own alone unless it says otherwise
     # (the CA and server certificates are made 0644 on purpose).
     os.umask(PRIVATE_UMASK)
@@ -52,6 +55,16 @@ def _run(arguments: argparse.Namespace) -> int:
 
 EXIT_UNAVAILABLE = 69
 """sysexits.h EX_UNAVAILABLE: a service the command needs is not available."""
+
+
+def _refuse_a_second_server(config: Config) -> None:
+    """One data directory, one server: its store, its record, its certificate are one node's."""
+    record = running_server(config.data_dir)
+    if record is not None:
+        raise ConfigError(
+            f"--data-dir {config.data_dir}: a passage serve already runs on it "
+            f"({record.describe()}); stop it, or give this one another --data-dir"
+        )
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

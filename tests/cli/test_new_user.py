@@ -1,0 +1,135 @@
+"""The new user's path, end to end: ``passage serve`` on ports of its own, then every helper
+given nothing but ``--data-dir``. Each must talk to that server (not to the defaults,
+which on a shared host may be somebody else's) and say so in one line on stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from passage_server import ServerInfo, passage_process
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("PASSAGE_")}
+
+
+def passage(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "passage", *argv], capture_output=True, text=True, env=clean_env()
+    )
+
+
+@contextlib.contextmanager
+def running(*argv: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """A ``passage`` process that printed its first line, and that line; then SIGTERM."""
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "passage", *argv],
+            stdout=subprocess.PIPE, stderr=log, text=True,
+            env=clean_env() | {"PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        assert process.stdout is not None
+        try:
+            first = process.stdout.readline()
+            if not first:
+                process.wait(timeout=10)
+                log.seek(0)
+                raise AssertionError(f"passage {argv[0]} exited: {log.read()[-2000:]}")
+            yield process, first
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            process.stdout.close()
+
+
+async def echo_once(port: int, payload: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(payload)
+    await writer.drain()
+    writer.write_eof()
+    received = await reader.read()
+    writer.close()
+    return received
+
+
+def announced(info: ServerInfo) -> str:
+    return f"passage: using the server running on {info.data_dir} (pid "
+
+
+async def test_serve_then_every_helper_with_only_the_data_dir(tmp_path: Path) -> None:
+    with passage_process(tmp_path) as (info, _log):
+        only = ("--data-dir", str(info.data_dir))
+        api = f"https://127.0.0.1:{info.api_port}/"
+
+        printed = passage("connection-string", *only)
+        assert printed.returncode == 0, printed.stderr
+        assert printed.stdout.startswith(f"endpoint={api};accesskey=")
+        assert printed.stderr.startswith(announced(info))
+        assert printed.stderr.count("\n") == 1  # one line says which server
+
+        credentials = passage("turn-credentials", "--user", "alice", "--json", *only)
+        assert json.loads(credentials.stdout)["username"].endswith(":alice")
+
+        # Created through the running server: a listener right after it is accepted.
+        created = passage("hc", "create", "echo", *only)
+        assert created.stdout == "created hybrid connection echo (senders need a token)\n"
+        string = passage("hc", "connection-string", "echo", *only).stdout
+        assert string.startswith(f"Endpoint=sb://127.0.0.1:{info.api_port}/;")
+        token = passage("hc", "token", "echo", *only).stdout
+        assert token.startswith("SharedAccessSignature sr=http%3A%2F%2F127.0.0.1%3A")
+
+        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(await reader.read())
+            writer.write_eof()
+            await writer.drain()
+            writer.close()
+
+        service = await asyncio.start_server(echo, "127.0.0.1", 0)
+        service_port = service.sockets[0].getsockname()[1]
+        async with service:
+            with (
+                running("expose", "echo", "--to", f"127.0.0.1:{service_port}", *only) as (_, up),
+                running("connect", "echo", "--listen", "127.0.0.1:0", *only) as (_, listening),
+            ):
+                assert f"on wss://127.0.0.1:{info.api_port}" in up
+                local_port = int(listening.split(":")[1].split()[0])
+                assert await echo_once(local_port, b"through the relay") == b"through the relay"
+
+        doctor = passage("doctor", "--duration", "0", "--json", *only)
+        assert doctor.returncode == 0, doctor.stderr
+        probed = {(t["transport"], t["port"]) for t in json.loads(doctor.stdout)["transports"]}
+        assert probed == {("udp", info.turn_port), ("tcp", info.turn_port),
+                          ("tls", info.turns_port)}  # fmt: skip
+
+        usage = passage("usage", "--format", "json", *only)
+        assert usage.returncode == 0 and "value" in json.loads(usage.stdout)
+        keys = passage("keys", "show", *only)
+        assert keys.returncode == 0 and keys.stdout.startswith("primary ")
+
+        second = passage("serve", *only, "--turn-port", "1", "--api-port", "0")
+        assert second.returncode == 2
+        assert second.stderr.startswith(
+            f"passage: error: --data-dir {info.data_dir}: a passage serve already runs on it (pid "
+        )
+        assert (info.data_dir / "server.json").exists()
+    assert not (info.data_dir / "server.json").exists()  # removed at a clean stop
+    after = passage("connection-string", *only)
+    assert after.stderr == ""  # no server runs: the configuration's defaults, silently
