@@ -197,7 +197,7 @@ def test_operator_certificate_and_key_that_do_not_match_are_a_clear_error(
     cert_path, _ = write_pair(tmp_path, "first")
     _, other_key = write_pair(tmp_path, "second")
     mismatched = Config(data_dir=config.data_dir, tls_cert=cert_path, tls_key=other_key)
-    with pytest.raises(DataDirError, match="is not the private key of the certificate"):
+    with pytest.raises(DataDirError, match="not the private key of the certificate"):
         prepare(mismatched)
 
 

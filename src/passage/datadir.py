@@ -67,6 +67,7 @@ __all__ = [
     "SERVER_KEY_FILE",
     "DataDir",
     "DataDirError",
+    "check_operator_pair",
     "prepare_data_dir",
     "read_auth_secret",
     "server_names",
@@ -160,7 +161,7 @@ def prepare_data_dir(
     auth_secret_file = root / AUTH_SECRET_FILE
     auth_secrets = config.auth_secrets or (_read_or_create_secret(auth_secret_file),)
     if config.tls_cert is not None and config.tls_key is not None:
-        _check_operator_pair(config.tls_cert, config.tls_key)
+        check_operator_pair(config.tls_cert, config.tls_key)
         tls_cert, tls_key, ca_cert = config.tls_cert, config.tls_key, None
     else:
         names = server_names(config, hostname)
@@ -304,11 +305,14 @@ def _read_or_create_node_id(path: Path) -> str:
 # --- TLS material -------------------------------------------------------------
 
 
-def _check_operator_pair(cert_path: Path, key_path: Path) -> None:
+def check_operator_pair(cert_path: Path, key_path: Path) -> None:
+    """``--tls-cert`` and ``--tls-key`` load, and belong together; else :class:`DataDirError`
+    naming the flag and the file at fault."""
     try:
         load_key_pair(cert_path, key_path)
     except TlsMaterialError as exc:
-        raise DataDirError(f"--tls-cert/--tls-key: {exc}") from None
+        flag, path = ("--tls-cert", cert_path) if exc.which == "cert" else ("--tls-key", key_path)
+        raise DataDirError(f"{flag} {path}: {exc.message}") from None
 
 
 def _ensure_generated_tls(
@@ -351,7 +355,9 @@ def _load_ca(
         chain, key = load_key_pair(cert_path, key_path)
     except TlsMaterialError as exc:
         raise DataDirError(
-            f"the local CA cannot be used: {exc}; delete {cert_path} to create a new CA "
+            f"the local CA cannot be used: "
+            f"{cert_path if exc.which == 'cert' else key_path}: {exc.message}; "
+            f"delete {cert_path} to create a new CA "
             "(clients that trusted the old one must then trust the new one)"
         ) from None
     if not isinstance(key, ec.EllipticCurvePrivateKey):

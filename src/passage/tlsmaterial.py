@@ -49,6 +49,13 @@ CLOCK_SKEW = datetime.timedelta(hours=1)
 class TlsMaterialError(Exception):
     """A certificate or key cannot be loaded, or the two do not belong together."""
 
+    def __init__(self, message: str, which: str) -> None:
+        super().__init__(message)
+        self.message = message
+        """What is wrong with the file, without its name."""
+        self.which = which
+        """The file at fault: "cert" or "key"."""
+
 
 @dataclass(frozen=True, slots=True)
 class ServerNames:
@@ -179,23 +186,23 @@ def load_key_pair(
 ) -> tuple[list[x509.Certificate], PrivateKeyTypes]:
     """Load a PEM certificate chain and its unencrypted private key, and check they match.
 
-    Raises :class:`TlsMaterialError` saying which file is unreadable or that the
-    key is not the one the first certificate was issued for.
+    Raises :class:`TlsMaterialError` saying which file (``which``: "cert" or "key")
+    is unreadable, or that the key is not the one the first certificate was issued for.
     """
     try:
         chain = x509.load_pem_x509_certificates(cert_path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise TlsMaterialError(f"{cert_path}: not a readable PEM certificate: {exc}") from None
+    except OSError as exc:
+        raise TlsMaterialError(f"cannot read it: {exc.strerror}", "cert") from None
+    except ValueError:
+        raise TlsMaterialError("not a PEM certificate", "cert") from None
     try:
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as exc:
-        raise TlsMaterialError(
-            f"{key_path}: not a readable unencrypted PEM private key: {exc}"
-        ) from None
+    except OSError as exc:
+        raise TlsMaterialError(f"cannot read it: {exc.strerror}", "key") from None
+    except (ValueError, TypeError):
+        raise TlsMaterialError("not an unencrypted PEM private key", "key") from None
     if _public_der(key.public_key()) != _public_der(chain[0].public_key()):
-        raise TlsMaterialError(
-            f"{key_path} is not the private key of the certificate in {cert_path}"
-        )
+        raise TlsMaterialError(f"not the private key of the certificate in {cert_path}", "key")
     return chain, key
 
 
@@ -214,7 +221,9 @@ def server_ssl_context(
     try:
         context.load_cert_chain(cert_path, key_path)
     except (OSError, ssl.SSLError) as exc:
-        raise TlsMaterialError(f"{cert_path}, {key_path}: cannot load for TLS: {exc}") from None
+        raise TlsMaterialError(
+            f"{cert_path}, {key_path}: cannot load for TLS: {exc}", "cert"
+        ) from None
     protocols = list(alpn_protocols)
     if protocols:
         context.set_alpn_protocols(protocols)

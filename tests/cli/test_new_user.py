@@ -27,10 +27,11 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("PASSAGE_")}
 
 
-def passage(*argv: str) -> subprocess.CompletedProcess[str]:
+def passage(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "passage", *argv], capture_output=True, text=True, env=clean_env()
-    )
+        [sys.executable, "-m", "passage", *argv],
+        capture_output=True, text=True, env=clean_env() | (env or {}),
+    )  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -119,6 +120,15 @@ async def test_serve_then_every_helper_with_only_the_data_dir(tmp_path: Path) ->
         assert probed == {("udp", info.turn_port), ("tcp", info.turn_port),
                           ("tls", info.turns_port)}  # fmt: skip
 
+        minted = passage("token", *only)
+        assert minted.returncode == 0, minted.stderr
+        assert minted.stderr.splitlines()[1].startswith("passage: token for user 8:acs:")
+        with_token = passage(
+            "doctor", "--duration", "0", "--json", "--endpoint", api,
+            "--ca-file", str(info.ca_cert), env={"PASSAGE_TOKEN": minted.stdout.strip()},
+        )  # fmt: skip
+        assert json.loads(with_token.stdout)["credentials"] == {"source": "token", "error": None}
+
         usage = passage("usage", "--format", "json", *only)
         assert usage.returncode == 0 and "value" in json.loads(usage.stdout)
         keys = passage("keys", "show", *only)
@@ -133,3 +143,5 @@ async def test_serve_then_every_helper_with_only_the_data_dir(tmp_path: Path) ->
     assert not (info.data_dir / "server.json").exists()  # removed at a clean stop
     after = passage("connection-string", *only)
     assert after.stderr == ""  # no server runs: the configuration's defaults, silently
+    offline = passage("token", "--json", *only)  # minted from the store itself
+    assert json.loads(offline.stdout)["token"].count(".") == 2

@@ -1,4 +1,5 @@
-"""What a subcommand of ``passage`` is: a row in :data:`passage.cli.main.COMMANDS`."""
+"""What a subcommand of ``passage`` is: the ``COMMAND`` of a module that
+:data:`passage.cli.main.COMMANDS` names."""
 
 from __future__ import annotations
 
@@ -24,3 +25,6 @@ class Command:
 
     run: Callable[[argparse.Namespace], int]
     """Does the work and returns the exit status. May raise ``ConfigError`` (exit 2)."""
+
+    example: str = ""
+    """One command line that shows it in use, for the end of ``--help``."""

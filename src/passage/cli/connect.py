@@ -74,4 +74,5 @@ COMMAND = Command(
     help="a local TCP port whose connections reach a service exposed through the relay",
     add_arguments=_add_arguments,
     run=_run,
+    example="passage connect ssh --listen 127.0.0.1:2222 --data-dir .passage",
 )

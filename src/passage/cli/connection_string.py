@@ -52,4 +52,5 @@ COMMAND = Command(
     help="print the connection string ACS SDKs use to reach this deployment",
     add_arguments=_add_arguments,
     run=_run,
+    example="passage connection-string --data-dir .passage",
 )

@@ -20,9 +20,10 @@ from typing import TextIO
 
 from passage.cli.command import Command
 from passage.cli.doctor_access import Access, add_access_arguments, doctor_access
-from passage.cli.management import CA_FILE_ENV, client_tls
+from passage.cli.management import client_tls
 from passage.cli.options import add_config_arguments, config_from_arguments
 from passage.cli.running import served_endpoint
+from passage.cli.variables import CA_FILE_ENV
 from passage.config import Config, ConfigError, settings_given
 from passage.doctor.aio import DoctorPlan, run_doctor
 from passage.doctor.render import render_report
@@ -199,4 +200,5 @@ COMMAND = Command(
     help="measure what the network lets through to the relay, and the media path to expect",
     add_arguments=_add_arguments,
     run=_run,
+    example="passage doctor --data-dir .passage --duration 5",
 )

@@ -5,7 +5,7 @@ The first of these that is given is used:
 1. ``--connection-string`` (env ``PASSAGE_CONNECTION_STRING``): a relay
    configuration from ``POST /networkTraversal/:issueRelayConfiguration``,
    signed with the string's key (HMAC-SHA256, as the ACS SDKs sign);
-2. ``--token`` (env ``PASSAGE_USER_TOKEN``) with ``--endpoint`` (env
+2. ``--token`` (env ``PASSAGE_TOKEN``, formerly ``PASSAGE_USER_TOKEN``) with ``--endpoint`` (env
    ``PASSAGE_ENDPOINT``): the same call with ``Authorization: Bearer``, as a
    client app makes it with its user token (voip scope);
 3. ``--turn-user`` and ``--turn-password`` (env ``PASSAGE_TURN_PASSWORD``):
@@ -38,6 +38,8 @@ from passage.cli.management import (
     call_remote,
     open_json,
 )
+from passage.cli.parsing import env_value
+from passage.cli.variables import ENDPOINT_ENV, TOKEN_ENV, TURN_PASSWORD_ENV
 from passage.config import Config, ConfigError
 from passage.datadir import AUTH_SECRET_FILE, read_auth_secret
 from passage.doctor.report import CredentialsReport
@@ -46,9 +48,6 @@ from passage.turnclient import Credentials
 
 __all__ = ["Access", "add_access_arguments", "doctor_access"]
 
-TOKEN_ENV = "PASSAGE_USER_TOKEN"
-ENDPOINT_ENV = "PASSAGE_ENDPOINT"
-TURN_PASSWORD_ENV = "PASSAGE_TURN_PASSWORD"
 RELAY_PATH = "/networkTraversal/:issueRelayConfiguration"
 MINTED_TTL = 600
 """Seconds the TURN REST credentials minted from a secret stay valid."""
@@ -91,7 +90,7 @@ def add_access_arguments(parser: argparse.ArgumentParser) -> None:
 def doctor_access(arguments: argparse.Namespace, config: Config, tls: ssl.SSLContext) -> Access:
     """Credentials by the first source given; ``ConfigError`` for flags that do not fit."""
     connection_string = arguments.connection_string or os.environ.get(CONNECTION_STRING_ENV)
-    token = arguments.token or os.environ.get(TOKEN_ENV)
+    token = arguments.token or env_value(TOKEN_ENV, os.environ)
     if connection_string:
         connection = ConnectionString.parse(connection_string)
         target = RemoteTarget(connection, tls if connection.endpoint.startswith("https") else None)

@@ -116,4 +116,5 @@ COMMAND = Command(
     help="make a local TCP or HTTP service reachable through a hybrid connection",
     add_arguments=_add_arguments,
     run=_run,
+    example="passage expose ssh --to 127.0.0.1:22 --data-dir .passage",
 )

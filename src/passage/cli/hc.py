@@ -454,4 +454,5 @@ COMMAND = Command(
     help="manage Hybrid Connections: connections, authorization rules, SAS tokens",
     add_arguments=_add_arguments,
     run=_run,
+    example="passage hc create ssh --data-dir .passage",
 )

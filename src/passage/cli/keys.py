@@ -118,4 +118,5 @@ COMMAND = Command(
     help="rotate or show the access keys",
     add_arguments=_add_arguments,
     run=_run,
+    example="passage keys rotate secondary --data-dir .passage",
 )

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 from passage.api.service import load_state, new_key_text
 from passage.cli.options import add_config_arguments, config_from_arguments
 from passage.cli.running import running_record, served_endpoint
+from passage.cli.variables import CA_FILE_ENV, CONNECTION_STRING_ENV
 from passage.config import Config, ConfigError
 from passage.endpoint import AdvertisedEndpoint
 from passage.hybrid.admin import AdminError, HybridAdmin
@@ -59,8 +60,6 @@ __all__ = [
     "with_store",
 ]
 
-CONNECTION_STRING_ENV = "PASSAGE_CONNECTION_STRING"
-CA_FILE_ENV = "PASSAGE_CA_FILE"
 REQUEST_TIMEOUT = 30.0
 
 T = TypeVar("T")

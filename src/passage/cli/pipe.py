@@ -36,8 +36,6 @@ from typing import BinaryIO
 
 from passage.cli.command import Command
 from passage.cli.management import (
-    CA_FILE_ENV,
-    CONNECTION_STRING_ENV,
     ConnectionString,
     RemoteError,
     RemoteTarget,
@@ -45,14 +43,13 @@ from passage.cli.management import (
     client_tls,
 )
 from passage.cli.options import add_config_arguments, config_from_arguments
+from passage.cli.variables import CA_FILE_ENV, CONNECTION_STRING_ENV, ENDPOINT_ENV, TOKEN_ENV
 from passage.config import ConfigError
 from passage.peer.sdk import Peer, PeerError, PeerStream
 from passage.signal import SignalError, parse_room_name
 
 __all__ = ["COMMAND"]
 
-TOKEN_ENV = "PASSAGE_TOKEN"
-ENDPOINT_ENV = "PASSAGE_ENDPOINT"
 IDENTITY_API_VERSION = "2023-10-01"
 TOKEN_MINUTES = 60
 CHUNK = 64 * 1024
@@ -185,4 +182,5 @@ COMMAND = Command(
     help="stdin/stdout to the other side of a room, over the most direct path (like nc)",
     add_arguments=_add_arguments,
     run=_run,
+    example="passage pipe --room 7f3c2e9a --data-dir .passage < file",
 )

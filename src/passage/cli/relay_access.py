@@ -17,13 +17,14 @@ import os
 import ssl
 from dataclasses import dataclass
 
-from passage.cli.management import CA_FILE_ENV, client_tls, with_hybrid_admin
+from passage.cli.management import client_tls, with_hybrid_admin
 from passage.cli.options import (
     ADVERTISED_ADDRESS_OPTIONS,
     add_config_arguments,
     config_from_arguments,
 )
 from passage.cli.running import served_endpoint
+from passage.cli.variables import CA_FILE_ENV, RELAY_CONNECTION_STRING_ENV
 from passage.config import Config, ConfigError
 from passage.hybrid.admin import HybridAdmin
 from passage.hybrid.endpoint import ConnectionStringError, RelayConnectionString, RelayEndpoint
@@ -31,8 +32,6 @@ from passage.hybrid.entities import ROOT_RULE
 from passage.hybrid.sdk import KeyTokenProvider, TokenProvider, token_provider
 
 __all__ = ["RELAY_CONNECTION_STRING_ENV", "RelayAccess", "add_relay_arguments", "relay_access"]
-
-RELAY_CONNECTION_STRING_ENV = "PASSAGE_RELAY_CONNECTION_STRING"
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from passage.cli.command import Command
 from passage.cli.logging import configure_logging
 from passage.cli.options import add_config_arguments, config_from_arguments
+from passage.cli.preflight import preflight
 from passage.config import Config, ConfigError
 from passage.datadir import prepare_data_dir
 from passage.offload.capabilities import OffloadUnavailable
@@ -34,6 +35,7 @@ def _run(arguments: argparse.Namespace) -> int:
     configure_logging(config.log_level)
     logger.debug("configuration: %r", config)  # secrets are repr=False
     _refuse_a_second_server(config)
+    preflight(config)
     # Whatever this process creates is its own alone unless it says otherwise
     # (the CA and server certificates are made 0644 on purpose).
     os.umask(PRIVATE_UMASK)
@@ -82,4 +84,5 @@ COMMAND = Command(
     help="run the STUN/TURN relay, the API, Hybrid Connections and signaling",
     add_arguments=_add_arguments,
     run=_run,
+    example="passage serve --data-dir .passage --turn-port 3478 --api-port 8443",
 )

@@ -67,4 +67,5 @@ COMMAND = Command(
     help="print an ephemeral TURN username and password",
     add_arguments=_add_arguments,
     run=_run,
+    example="passage turn-credentials --data-dir .passage --user alice --ttl 3600 --json",
 )

@@ -176,4 +176,5 @@ COMMAND = Command(
     help="print relayed usage per identity and hour or day",
     add_arguments=_add_arguments,
     run=_run,
+    example="passage usage --data-dir .passage --granularity day --format csv",
 )

@@ -1,0 +1,258 @@
+"""Errors a person can act on: each is one line, ``passage: error: ...``, naming the flag and its
+value, exit status 2, found before anything starts (no traceback, no half-started server)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from passage.cli.main import main
+from passage.endpoint import AdvertisedEndpoint
+from passage.runtime import RuntimeRecord, new_boot_id, process_start, write_record
+from passage_server import free_port
+
+NOT_OURS = "203.0.113.77"
+"""A documentation address (RFC 5737) that no test host has."""
+
+
+@pytest.fixture(autouse=True)
+def restore_root_logger() -> Iterator[None]:
+    """``passage serve`` configures the root logger; put it back for the next test."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def no_passage_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("PASSAGE_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def ports() -> dict[str, int]:
+    return {
+        "turn": free_port(),
+        "turns": free_port((socket.SOCK_STREAM,)),
+        "api": free_port((socket.SOCK_STREAM,)),
+    }
+
+
+def serve_flags(tmp_path: Path, ports: dict[str, int]) -> list[str]:
+    return [
+        "serve", "--data-dir", str(tmp_path / "data"), "--listen-ip", "127.0.0.1",
+        "--turn-port", str(ports["turn"]), "--turns-port", str(ports["turns"]),
+        "--api-port", str(ports["api"]),
+    ]  # fmt: skip
+
+
+def fails(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """Run ``passage argv`` in-process; it must exit 2. Its first stderr line."""
+    try:
+        status = main(list(argv))
+    except SystemExit as exited:
+        status = int(exited.code or 0)
+    captured = capsys.readouterr()
+    assert status == 2, captured.err
+    assert captured.out == ""
+    assert "Traceback" not in captured.err
+    return captured.err.splitlines()[0]
+
+
+@pytest.fixture
+def held() -> Iterator[list[socket.socket]]:
+    sockets: list[socket.socket] = []
+    yield sockets
+    for sock in sockets:
+        sock.close()
+
+
+def hold(held: list[socket.socket], kind: socket.SocketKind, port: int) -> None:
+    sock = socket.socket(socket.AF_INET, kind)
+    sock.bind(("127.0.0.1", port))
+    if kind == socket.SOCK_STREAM:
+        sock.listen(1)
+    held.append(sock)
+
+
+# --- ports --------------------------------------------------------------------
+
+
+def test_a_udp_turn_port_in_use(
+    tmp_path: Path,
+    ports: dict[str, int],
+    held: list[socket.socket],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    hold(held, socket.SOCK_DGRAM, ports["turn"])
+    line = fails(capsys, *serve_flags(tmp_path, ports))
+    turn = ports["turn"]
+    assert line == (
+        f"passage: error: --turn-port {turn}: UDP port {turn} on 127.0.0.1 is already in use "
+        "by another process; stop it or choose another --turn-port"
+    )
+    assert not (tmp_path / "data").exists()  # checked before anything was made
+
+
+def test_a_tcp_api_port_in_use(
+    tmp_path: Path,
+    ports: dict[str, int],
+    held: list[socket.socket],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    hold(held, socket.SOCK_STREAM, ports["api"])
+    line = fails(capsys, *serve_flags(tmp_path, ports))
+    api = ports["api"]
+    assert line == (
+        f"passage: error: --api-port {api}: TCP port {api} on 127.0.0.1 is already in use "
+        "by another process; stop it or choose another --api-port"
+    )
+
+
+def test_a_tls_port_in_use(
+    tmp_path: Path,
+    ports: dict[str, int],
+    held: list[socket.socket],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    hold(held, socket.SOCK_STREAM, ports["turns"])
+    line = fails(capsys, *serve_flags(tmp_path, ports))
+    assert line.startswith(f"passage: error: --turns-port {ports['turns']}: TCP port ")
+
+
+# --- addresses ----------------------------------------------------------------
+
+ELSEWHERE = (
+    " not an address of this host (`ip address` lists them; behind 1:1 NAT, bind the "
+    "private address and give the public one as --public-ip)"
+)
+
+
+def test_a_listen_ip_not_on_this_host(
+    tmp_path: Path, ports: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = serve_flags(tmp_path, ports)
+    argv[argv.index("127.0.0.1")] = NOT_OURS
+    line = fails(capsys, *argv)
+    assert line == f"passage: error: --listen-ip {NOT_OURS}:{ELSEWHERE}"
+
+
+def test_a_relay_ip_not_on_this_host(
+    tmp_path: Path, ports: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before, this started and then failed every Allocate with 508."""
+    line = fails(capsys, *serve_flags(tmp_path, ports), "--relay-ip", NOT_OURS)
+    assert line == f"passage: error: --relay-ip {NOT_OURS}:{ELSEWHERE}"
+
+
+def test_an_alt_ip_not_on_this_host(
+    tmp_path: Path, ports: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = fails(capsys, *serve_flags(tmp_path, ports), "--alt-ip", NOT_OURS)
+    assert line == f"passage: error: --alt-ip {NOT_OURS}:{ELSEWHERE}"
+
+
+# --- certificates -------------------------------------------------------------
+
+
+def openssl_pair(folder: Path, name: str) -> tuple[Path, Path]:
+    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-subj", "/CN=test", "-days", "2"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_a_certificate_that_does_not_exist(
+    tmp_path: Path, ports: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, key = openssl_pair(tmp_path, "real")
+    missing = tmp_path / "missing.pem"
+    argv = [*serve_flags(tmp_path, ports), "--tls-cert", str(missing), "--tls-key", str(key)]
+    line = fails(capsys, *argv)
+    assert (
+        line == f"passage: error: --tls-cert {missing}: cannot read it: No such file or directory"
+    )
+
+
+def test_a_certificate_that_is_not_pem(
+    tmp_path: Path, ports: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, key = openssl_pair(tmp_path, "real")
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    argv = [*serve_flags(tmp_path, ports), "--tls-cert", str(junk), "--tls-key", str(key)]
+    assert fails(capsys, *argv) == f"passage: error: --tls-cert {junk}: not a PEM certificate"
+
+
+def test_a_key_that_is_not_the_certificate_s(
+    tmp_path: Path, ports: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cert, _ = openssl_pair(tmp_path, "first")
+    _, other = openssl_pair(tmp_path, "second")
+    argv = [*serve_flags(tmp_path, ports), "--tls-cert", str(cert), "--tls-key", str(other)]
+    assert fails(capsys, *argv) == (
+        f"passage: error: --tls-key {other}: not the private key of the certificate in {cert}"
+    )
+
+
+# --- one data directory, one server ---------------------------------------------
+
+
+def test_a_second_server_on_a_data_directory(
+    tmp_path: Path, ports: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    endpoint = AdvertisedEndpoint("127.0.0.1", 23478, (), api_port=28443)
+    alive = RuntimeRecord(
+        os.getpid(), new_boot_id(), 0.0, "0", endpoint, process_start=process_start(os.getpid())
+    )
+    write_record(data, alive)
+    assert fails(capsys, *serve_flags(tmp_path, ports)) == (
+        f"passage: error: --data-dir {data}: a passage serve already runs on it "
+        f"(pid {os.getpid()}, https://127.0.0.1:28443/); stop it, or give this one "
+        "another --data-dir"
+    )
+
+
+# --- the command line -----------------------------------------------------------
+
+
+def test_an_unknown_flag_gets_the_command_s_usage_and_the_closest_flag(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["hc", "create", "web", "--data-dri", "x"])
+    assert exited.value.code == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("usage: passage hc create ")
+    assert lines[-1] == (
+        "passage hc create: error: unrecognized arguments: --data-dri x (did you mean --data-dir?)"
+    )
+
+
+def test_a_misspelled_variable_is_named_with_the_closest_one(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PASSAGE_")}
+    env |= {"PASSAGE_TRUN_PORT": "4000", "PASSAGE_SOMETHING_ELSE_ENTIRELY": "1"}
+    printed = subprocess.run(
+        [sys.executable, "-m", "passage", "turn-credentials", "--auth-secret", "s"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert printed.returncode == 0
+    assert printed.stderr.splitlines() == [
+        "passage: warning: PASSAGE_TRUN_PORT is not a Passage variable and is ignored "
+        "(did you mean PASSAGE_TURN_PORT?)"
+    ]
