@@ -160,7 +160,7 @@ def test_token_is_one_line_that_verifies(passage: Passage, data_dir: Path) -> No
         "listener",
         "--ttl",
         "90",
-        "--base-url",
+        "--endpoint",
         "http://relay.test:9090",
     )
     assert len(out) == 1
@@ -172,7 +172,7 @@ def test_token_is_one_line_that_verifies(passage: Passage, data_dir: Path) -> No
     check = {"hosts": ("relay.test",), "entity": "orders", "now": time.time()}
     assert verify_sas_token(out[0], rules, needed=Rights.LISTEN, **check).name == "listener"
 
-    root = passage.ok("token", "orders", "--base-url", "http://relay.test")
+    root = passage.ok("token", "orders", "--endpoint", "http://relay.test")
     assert SasToken.parse(root[0]).key_name == ROOT_RULE
     assert verify_sas_token(root[0], rules, needed=Rights.SEND, **check).name == ROOT_RULE
 
@@ -207,7 +207,7 @@ def test_refusals_exit_2_with_what_is_wrong(passage: Passage) -> None:
     assert "no authorization rule 'nope' on hybrid connection 'orders' or the namespace" in (
         passage.fails("token", "orders", "--rule", "nope")
     )
-    assert "expected http://HOST" in passage.fails("token", "orders", "--base-url", "relay")
+    assert "expected http://HOST" in passage.fails("token", "orders", "--endpoint", "relay")
     assert passage.ok("list") == ["orders  senders need a token"]
 
 

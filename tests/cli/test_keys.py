@@ -133,12 +133,20 @@ def test_rotate_in_the_store_replaces_only_that_key(
     assert after["secondary"][1] != before["secondary"][1]
 
 
-def test_show_needs_the_local_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_show_reads_the_local_store_and_does_not_offer_a_connection_string(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its --help listed --connection-string and then refused it; now it does not list it."""
     key = base64.b64encode(bytes(KEY_BYTES)).decode()
     connection = f"endpoint=https://127.0.0.1:1/;accesskey={key}"
     argv = ["keys", "show", "--data-dir", str(tmp_path), "--connection-string", connection]
-    assert main(argv) == 2
-    assert "--data-dir" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert "unrecognized arguments: --connection-string" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["keys", "show", "--help"])
+    assert "--connection-string" not in capsys.readouterr().out
 
 
 def test_unreachable_server_is_an_error_and_prints_no_key(

@@ -25,7 +25,10 @@ def pipe(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
     [
         (["--room", "a b", "--token", "t", "--endpoint", "https://x/"], "--room: room names"),
         (["--room", "r", "--token", "t"], "--token needs --endpoint"),
-        (["--room", "r"], "pass --token and --endpoint, or --connection-string"),
+        (
+            ["--room", "r"],
+            "pass --token (env PASSAGE_TOKEN) and --endpoint, or --connection-string",
+        ),
         (["--room", "r", "--connection-string", "nonsense"], "a connection string is"),
     ],
 )
@@ -35,9 +38,12 @@ def test_a_bad_command_line_exits_2(args: list[str], message: str) -> None:
     assert message in done.stderr
 
 
-def test_an_unreachable_api_exits_1_and_says_so() -> None:
+def test_an_unreachable_api_is_found_before_waiting_for_the_other_side() -> None:
     port = free_port()  # nothing listens there
     done = pipe("--room", "r", "--token", "t", "--endpoint", f"https://127.0.0.1:{port}/")
-    assert done.returncode == 1, done
-    assert "passage pipe: relay configuration from" in done.stderr
+    assert done.returncode == 2, done
+    assert done.stderr == (
+        f"passage: error: --endpoint https://127.0.0.1:{port}/: cannot reach "
+        f"127.0.0.1:{port}: [Errno 111] Connection refused\n"
+    )
     assert done.stdout == ""

@@ -86,7 +86,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     output.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     add_config_arguments(
         parser,
-        only={"data_dir", "auth_secrets", "public_host", "public_ip", "listen_ips", "relay_ips"},
+        only={"data_dir", "auth_secrets"},
+        hidden={"public_host", "public_ip", "listen_ips", "relay_ips"},
+        instead="HOST",
     )
 
 

@@ -46,7 +46,7 @@ from passage.doctor.report import CredentialsReport
 from passage.turn.credentials import make_rest_credentials
 from passage.turnclient import Credentials
 
-__all__ = ["Access", "add_access_arguments", "doctor_access"]
+__all__ = ["Access", "add_access_arguments", "bearer_call", "doctor_access"]
 
 RELAY_PATH = "/networkTraversal/:issueRelayConfiguration"
 MINTED_TTL = 600
@@ -105,7 +105,7 @@ def doctor_access(arguments: argparse.Namespace, config: Config, tls: ssl.SSLCon
         endpoint = arguments.endpoint or os.environ.get(ENDPOINT_ENV)
         if not endpoint:
             raise ConfigError(f"--token needs --endpoint (env {ENDPOINT_ENV}): the API's URL")
-        return _fetched("token", endpoint, lambda: _bearer(endpoint, token, tls))
+        return _fetched("token", endpoint, lambda: bearer_call(endpoint, token, tls))
     if arguments.turn_user:
         password = arguments.turn_password or os.environ.get(TURN_PASSWORD_ENV)
         if password is None:
@@ -123,7 +123,8 @@ def _fetched(source: str, endpoint: str, fetch: Any) -> Access:
     return Access(Credentials(username, password), CredentialsReport(source), urls, host)
 
 
-def _bearer(endpoint: str, token: str, tls: ssl.SSLContext) -> Any:
+def bearer_call(endpoint: str, token: str, tls: ssl.SSLContext) -> Any:
+    """A relay configuration for user ``token`` from the API at ``endpoint``."""
     if not endpoint.startswith(("https://", "http://")):
         raise ConfigError(f"--endpoint: expected https://HOST:PORT/, got {endpoint!r}")
     query = urllib.parse.urlencode({"api-version": RELAY_API_VERSIONS[-1]})

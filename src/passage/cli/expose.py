@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import ssl
 
 from passage import addresses
 from passage.addresses import Address, format_address
@@ -51,6 +52,27 @@ def parse_host_port(text: str, *, lowest_port: int = 1) -> Address:
     return host, port
 
 
+REFUSALS = {
+    401: "the token was refused: {message}",
+    403: "the rule lacks the right, or the connection has all its listeners: {message}",
+    404: "no hybrid connection named {name!r} (create it: passage hc create {name})",
+}
+"""What a relay's refusal means to the person running expose or connect, by HTTP status."""
+
+
+def refusal(error: HybridConnectionError, name: str, verb: str) -> str:
+    """One line saying why the relay refused to let us ``verb`` hybrid connection ``name``."""
+    cause = error.__cause__ or error.__context__
+    if isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(error):
+        return (
+            f"cannot {verb} {name!r}: the relay's TLS certificate is not trusted; pass "
+            "--ca-file DATA_DIR/ca.pem (e.g. .passage/ca.pem) or set PASSAGE_CA_FILE"
+        )
+    template = REFUSALS.get(error.status, "the relay refused: {message}")
+    text = template.format(message=error.message, name=name)
+    return f"cannot {verb} {name!r}: {text}" + (f" ({error.status})" if error.status else "")
+
+
 def _service_url(text: str) -> str:
     if text.startswith(("http://", "https://")):
         return text.rstrip("/")
@@ -67,9 +89,7 @@ def _run(arguments: argparse.Namespace) -> int:
     try:
         asyncio.run(_expose(access, arguments.name, target, http=arguments.http))
     except HybridConnectionError as error:
-        raise ConfigError(
-            f"the relay refused to let us listen on {arguments.name!r}: {error}"
-        ) from None
+        raise ConfigError(refusal(error, arguments.name, "listen on")) from None
     return 0
 
 

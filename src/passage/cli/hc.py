@@ -8,7 +8,8 @@ server (``--connection-string``, the ``/hybridConnections`` and
 
 ``token NAME`` prints a ``SharedAccessSignature`` for ``http://HOST[:PORT]/NAME``
 signed with the rule's primary key (the root rule by default): pass it to
-hyco-ws/hyco-https or the .NET client. ``HOST`` is ``--base-url``, else the
+hyco-ws/hyco-https or the .NET client. ``HOST`` is ``--endpoint``'s (formerly
+``--base-url``), else the
 address the server advertises (``--public-host``, as ``passage
 connection-string``) or the connection string's.
 """
@@ -31,6 +32,7 @@ from passage.cli.management import (
     remote_target,
     with_hybrid_admin,
 )
+from passage.cli.parsing import deprecated_alias
 from passage.cli.running import served_endpoint
 from passage.config import Config, ConfigError
 from passage.hybrid.admin import AdminError, HybridAdmin, parse_rights, rights_names, sas_token
@@ -95,7 +97,16 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"how long the token is valid (default {DEFAULT_TTL})",
     )
     token.add_argument(
-        "--base-url", metavar="URL", help="http://HOST[:PORT] the clients dial (default: ours)"
+        "--endpoint",
+        dest="base_url",
+        metavar="URL",
+        help="https://HOST:PORT/ the clients dial (default: the server's own)",
+    )
+    token.add_argument(
+        "--base-url",
+        dest="base_url",
+        action=deprecated_alias("--endpoint"),
+        help=argparse.SUPPRESS,
     )
 
     string = _action(

@@ -28,7 +28,7 @@ from passage.cli.management import (
     remote_target,
     with_store,
 )
-from passage.config import Config, ConfigError
+from passage.config import Config
 from passage.identity.ice_servers import RelayTopology
 from passage.identity.keys import AccessKey, KeyName
 from passage.store.identities import IdentityStore
@@ -46,7 +46,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     rotate.set_defaults(key_action=_rotate)
     show = actions.add_parser("show", help="print each key's fingerprint (local store only)")
     show.add_argument("--reveal", action="store_true", help="also print the secret keys")
-    add_management_arguments(show)
+    add_management_arguments(show, remote=False)
     show.set_defaults(key_action=_show)
 
 
@@ -95,11 +95,6 @@ async def _rotate_in_store(store: IdentityStore, config: Config, name: KeyName) 
 
 def _show(arguments: argparse.Namespace) -> int:
     config = management_config(arguments)
-    if remote_target(arguments, config, running=False) is not None:
-        raise ConfigError(
-            "keys show reads the local store: pass --data-dir or --database-url, "
-            "not --connection-string"
-        )
     region = config.region
     state = with_store(config, lambda _database, store: _load_keys(store, region))
     for key in state:

@@ -55,6 +55,7 @@ __all__ = [
     "management_config",
     "open_json",
     "remote_target",
+    "untrusted",
     "running_target",
     "with_hybrid_admin",
     "with_store",
@@ -103,7 +104,12 @@ class ConnectionString:
         return f"endpoint={self.endpoint};accesskey={self.access_key}"
 
 
-def add_management_arguments(parser: argparse.ArgumentParser) -> None:
+def add_management_arguments(parser: argparse.ArgumentParser, *, remote: bool = True) -> None:
+    """``--connection-string`` and ``--ca-file`` (unless the command reads only the local
+    store: ``remote=False``), then ``--config``, ``--data-dir``, ``--database-url``."""
+    if not remote:
+        add_config_arguments(parser, only={"data_dir", "database_url"})
+        return
     parser.add_argument(
         "--connection-string",
         metavar="TEXT",
@@ -226,9 +232,20 @@ def open_json(request: urllib.request.Request, tls: ssl.SSLContext | None) -> An
         ) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            raise RemoteError(f"cannot reach {netloc}: {untrusted(reason)}") from None
         raise RemoteError(f"cannot reach {netloc}: {reason}") from None
     except ValueError as exc:  # a reply that is not JSON
         raise RemoteError(f"{netloc} answered something that is not JSON: {exc}") from None
+
+
+def untrusted(error: ssl.SSLCertVerificationError) -> str:
+    """A certificate refusal, and the fix: trust the CA ``passage serve`` generated."""
+    return (
+        f"its TLS certificate is not trusted ({error.verify_message}); pass --ca-file "
+        "DATA_DIR/ca.pem (the CA passage serve made, e.g. .passage/ca.pem) or set "
+        f"{CA_FILE_ENV}"
+    )
 
 
 def _error_text(error: urllib.error.HTTPError) -> tuple[str | None, str]:

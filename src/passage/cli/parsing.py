@@ -81,8 +81,9 @@ class PassageParser(argparse.ArgumentParser):
         ]
 
 
-def deprecated_alias(new_flag: str) -> type[argparse.Action]:
-    """An action for an old spelling of ``new_flag``: stores as it did, and warns once."""
+def deprecated_alias(new_flag: str, *, append: bool = False) -> type[argparse.Action]:
+    """An action for an old spelling of ``new_flag``: stores (or, with ``append``, appends)
+    as it did, and warns."""
 
     class DeprecatedAlias(argparse.Action):
         def __call__(
@@ -96,6 +97,8 @@ def deprecated_alias(new_flag: str) -> type[argparse.Action]:
                 f"passage: warning: {option_string} is deprecated; use {new_flag}",
                 file=sys.stderr,
             )
+            if append:
+                values = [*(getattr(namespace, self.dest, None) or []), values]
             setattr(namespace, self.dest, values)
 
     return DeprecatedAlias

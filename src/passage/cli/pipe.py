@@ -35,16 +35,19 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from passage.cli.command import Command
+from passage.cli.doctor_access import bearer_call
 from passage.cli.management import (
     ConnectionString,
     RemoteError,
     RemoteTarget,
     call_remote,
     client_tls,
+    running_target,
 )
 from passage.cli.options import add_config_arguments, config_from_arguments
+from passage.cli.parsing import env_value
 from passage.cli.variables import CA_FILE_ENV, CONNECTION_STRING_ENV, ENDPOINT_ENV, TOKEN_ENV
-from passage.config import ConfigError
+from passage.config import Config, ConfigError
 from passage.peer.sdk import Peer, PeerError, PeerStream
 from passage.signal import SignalError, parse_room_name
 
@@ -87,8 +90,9 @@ def _run(arguments: argparse.Namespace) -> int:
         parse_room_name(arguments.room)
     except SignalError as error:
         raise ConfigError(f"--room: {error.reason}") from None
-    tls = client_tls(arguments.ca_file, config_from_arguments(arguments))
-    identity = _identity(arguments, tls)
+    config = config_from_arguments(arguments)
+    tls = client_tls(arguments.ca_file, config)
+    identity = _identity(arguments, config, tls)
     try:
         asyncio.run(_pipe(identity, arguments.room, tls))
     except PeerError as error:
@@ -102,25 +106,44 @@ def _run(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _identity(arguments: argparse.Namespace, tls: ssl.SSLContext) -> _Identity:
-    token = arguments.token or os.environ.get(TOKEN_ENV)
+def _identity(arguments: argparse.Namespace, config: Config, tls: ssl.SSLContext) -> _Identity:
+    token = arguments.token or env_value(TOKEN_ENV, os.environ)
     text = arguments.connection_string or os.environ.get(CONNECTION_STRING_ENV)
     if token:
         endpoint = arguments.endpoint or os.environ.get(ENDPOINT_ENV)
         if not endpoint:
             raise ConfigError(f"--token needs --endpoint (env {ENDPOINT_ENV}), the API's URL")
+        _check_token(endpoint, token, tls)
         return _Identity(endpoint, token, None)
-    if not text:
-        raise ConfigError(f"pass --token and --endpoint, or --connection-string (env {TOKEN_ENV})")
-    connection = ConnectionString.parse(text)
-    target = RemoteTarget(connection, tls if connection.endpoint.startswith("https") else None)
+    if text:
+        connection = ConnectionString.parse(text)
+        target = RemoteTarget(connection, tls if connection.endpoint.startswith("https") else None)
+    else:
+        found = running_target(arguments, config)
+        if found is None:
+            raise ConfigError(
+                f"pass --token (env {TOKEN_ENV}) and --endpoint, or --connection-string, "
+                f"or the --data-dir of a running server (no server runs on {config.data_dir})"
+            )
+        target = found
     body = {"createTokenWithScopes": ["voip"], "expiresInMinutes": TOKEN_MINUTES}
     created = call_remote(
         target, "POST", "/identities", {"api-version": IDENTITY_API_VERSION}, body
     )
     identity, token = created["identity"]["id"], created["accessToken"]["token"]
     print(f"passage pipe: created user {identity} for this run", file=sys.stderr)
-    return _Identity(connection.endpoint, token, (target, identity))
+    return _Identity(target.connection.endpoint, token, (target, identity))
+
+
+def _check_token(endpoint: str, token: str, tls: ssl.SSLContext) -> None:
+    """Ask the API for a relay configuration with ``token``: a refusal is reported now, not
+    after "waiting for the other side"."""
+    try:
+        bearer_call(endpoint, token, tls)
+    except RemoteError as error:
+        if error.status == 401:
+            raise ConfigError(f"--token: the token was refused: {error}") from None
+        raise ConfigError(f"--endpoint {endpoint}: {error}") from None
 
 
 def _delete(target: RemoteTarget, identity: str) -> None:

@@ -5,9 +5,10 @@ connection-string`` prints (``--relay-connection-string``, env
 ``PASSAGE_RELAY_CONNECTION_STRING``), or the local data directory: the key of
 ``--rule`` (the root rule by default) read from its store, and the address
 ``passage serve`` advertises, on the API port (``wss://``, or ``ws://`` on
-the plain ``--http-port`` when the API port is off). ``--relay-url`` names
-another address. ``--ca-file`` (env ``PASSAGE_CA_FILE``) is the CA to trust;
-by default the system's CAs plus the data directory's ``ca.pem``.
+the plain ``--http-port`` when the API port is off). ``--endpoint`` (env
+``PASSAGE_ENDPOINT``; formerly ``--relay-url``) names another address.
+``--ca-file`` (env ``PASSAGE_CA_FILE``) is the CA to trust; by default the
+system's CAs plus the data directory's ``ca.pem``.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from dataclasses import dataclass
 
 from passage.cli.management import client_tls, with_hybrid_admin
 from passage.cli.options import (
-    ADVERTISED_ADDRESS_OPTIONS,
+    SERVER_ADDRESS_OPTIONS,
     add_config_arguments,
     config_from_arguments,
 )
+from passage.cli.parsing import deprecated_alias
 from passage.cli.running import served_endpoint
-from passage.cli.variables import CA_FILE_ENV, RELAY_CONNECTION_STRING_ENV
+from passage.cli.variables import CA_FILE_ENV, ENDPOINT_ENV, RELAY_CONNECTION_STRING_ENV
 from passage.config import Config, ConfigError
 from passage.hybrid.admin import HybridAdmin
 from passage.hybrid.endpoint import ConnectionStringError, RelayConnectionString, RelayEndpoint
@@ -51,9 +53,17 @@ def add_relay_arguments(parser: argparse.ArgumentParser) -> None:
         f"(env {RELAY_CONNECTION_STRING_ENV}); without it, the local data directory's",
     )
     relay.add_argument(
-        "--relay-url",
+        "--endpoint",
+        dest="relay_url",
         metavar="URL",
-        help="wss://HOST:PORT (or ws://) of the relay, when the data directory's is not it",
+        help=f"the relay, https://HOST:PORT/ (or wss://, sb://, ws://) (env {ENDPOINT_ENV}); "
+        "default: the connection string's, else the server running on --data-dir",
+    )
+    relay.add_argument(
+        "--relay-url",
+        dest="relay_url",
+        action=deprecated_alias("--endpoint"),
+        help=argparse.SUPPRESS,
     )
     relay.add_argument(
         "--rule",
@@ -63,12 +73,15 @@ def add_relay_arguments(parser: argparse.ArgumentParser) -> None:
     relay.add_argument(
         "--ca-file", metavar="PATH", help=f"CA certificate to trust for wss:// (env {CA_FILE_ENV})"
     )
-    add_config_arguments(parser, only=ADVERTISED_ADDRESS_OPTIONS)
+    add_config_arguments(
+        parser, only={"data_dir"}, hidden=SERVER_ADDRESS_OPTIONS, instead="--endpoint"
+    )
 
 
 def relay_access(arguments: argparse.Namespace, name: str) -> RelayAccess:
     """Where and how to reach hybrid connection ``name``; ``ConfigError`` says what is missing."""
     config = config_from_arguments(arguments)
+    arguments.relay_url = arguments.relay_url or os.environ.get(ENDPOINT_ENV)
     text = arguments.relay_connection_string or os.environ.get(RELAY_CONNECTION_STRING_ENV)
     try:
         if text:
@@ -99,7 +112,7 @@ def _local_endpoint(arguments: argparse.Namespace, config: Config) -> RelayEndpo
     endpoint, _ = served_endpoint(arguments, config)  # the running server's notion of itself
     url = endpoint.websocket_url()
     if url is None:
-        raise ConfigError("the API port and the plain-HTTP port are both off; pass --relay-url")
+        raise ConfigError("the API port and the plain-HTTP port are both off; pass --endpoint")
     return RelayEndpoint.parse(url)
 
 
