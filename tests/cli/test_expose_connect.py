@@ -50,11 +50,8 @@ def store(info: ServerInfo) -> list[str]:
 
 
 def local_flags(info: ServerInfo) -> list[str]:
-    """What expose/connect need to find the relay from its data directory."""
-    return [
-        "--data-dir", str(info.data_dir), "--listen-ip", info.host,
-        "--api-port", str(info.api_port),
-    ]  # fmt: skip
+    """What expose/connect need to find the relay: the data directory of the running server."""
+    return ["--data-dir", str(info.data_dir)]
 
 
 @contextlib.contextmanager
@@ -169,7 +166,9 @@ async def test_an_http_service_exposed_with_http_and_reached_with_curl(
     try:
         with running(
             "expose", "web", "--to", f"127.0.0.1:{http_port}", "--http", *local_flags(server)
-        ):
+        ) as exposing:
+            assert exposing.stdout is not None
+            assert exposing.stdout.readline() == f"open https://127.0.0.1:{server.api_port}/web/\n"
             curl = await asyncio.to_thread(
                 subprocess.run,
                 ["curl", "-sS", "--cacert", str(server.ca_cert), "-H", f"Authorization: {token}",

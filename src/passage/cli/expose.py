@@ -109,6 +109,8 @@ async def _expose(access: RelayAccess, name: str, target: str, *, http: bool) ->
             f"({kind}); Ctrl-C stops",
             flush=True,
         )
+        if http:
+            print(f"open {public_url(access, name)}", flush=True)
         serving = asyncio.create_task(
             _refuse_streams(listener)
             if http
@@ -118,6 +120,11 @@ async def _expose(access: RelayAccess, name: str, target: str, *, http: bool) ->
     await serving
     if forward is not None:
         await forward.aclose()
+
+
+def public_url(access: RelayAccess, name: str) -> str:
+    """The URL a browser (or curl) opens to reach the exposed HTTP service."""
+    return f"{access.endpoint.http_base_url}/{name.strip('/')}/"
 
 
 def _log(stream: HybridStream) -> None:
