@@ -6,18 +6,31 @@ ARGS ?=
 
 .PHONY: run test lint pytest bench offload system-deps services clean
 
-$(BIN)/passage: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $@
+# The runtime alone (what `make run` needs), then the test toolchain on top (`make test`).
+# Each step says what it does: the first install downloads and builds for a while.
+RUNTIME := $(VENV)/.runtime-installed
+DEV := $(VENV)/.dev-installed
+
+$(RUNTIME): pyproject.toml
+	@echo "make: creating $(VENV) with $(PYTHON)"
+	@$(PYTHON) -m venv $(VENV)
+	@echo "make: installing Passage and its runtime dependencies into $(VENV) (about 120 MB)"
+	@$(BIN)/pip install --quiet --upgrade pip
+	@$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(DEV): $(RUNTIME)
+	@echo "make: installing the test toolchain into $(VENV) (pytest, ruff, mypy, aiortc, Azure SDKs, Playwright, asyncpg)"
+	@$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
 
 ## Start Passage on its embedded defaults (data in ./.passage).
-run: $(BIN)/passage
+run: $(RUNTIME)
+	@echo "make: starting $(BIN)/passage serve $(ARGS)"
 	$(BIN)/passage serve $(ARGS)
 
 ## Install everything the tests need, then lint, type-check and test.
-test: system-deps services $(BIN)/passage lint pytest
+test: system-deps services $(DEV) lint pytest
 
 system-deps:
 	scripts/install-test-deps.sh
@@ -25,16 +38,16 @@ system-deps:
 services:
 	scripts/start-test-services.sh
 
-lint: $(BIN)/passage
+lint: $(DEV)
 	$(BIN)/ruff format --no-cache --check src tests bench
 	$(BIN)/ruff check --no-cache src tests bench
 	$(BIN)/mypy
 
-pytest: $(BIN)/passage
+pytest: $(DEV)
 	$(BIN)/pytest -q -p no:cacheprovider $(ARGS)
 
 ## Passage and coturn side by side under the same turnutils_uclient load.
-bench: system-deps $(BIN)/passage
+bench: system-deps $(DEV)
 	$(BIN)/python bench/turn_relay.py $(ARGS)
 
 ## The kernel fast path for `passage serve --offload xdp` (docs/offload.md). Not part of

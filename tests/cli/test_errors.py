@@ -228,6 +228,24 @@ def test_a_second_server_on_a_data_directory(
     )
 
 
+# --- the store ------------------------------------------------------------------
+
+
+def test_a_postgresql_store_without_its_driver(
+    tmp_path: Path,
+    ports: dict[str, int],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """asyncpg is the ``postgres`` extra: a default install has none, and is told so."""
+    monkeypatch.setitem(sys.modules, "asyncpg", None)  # as if it were not installed
+    argv = [*serve_flags(tmp_path, ports), "--database-url", "postgresql://127.0.0.1/test"]
+    assert fails(capsys, *argv) == (
+        "passage: error: --database-url postgresql://...: the PostgreSQL driver is not "
+        "installed; pip install 'passage-relay[postgres]' (or pip install asyncpg)"
+    )
+
+
 # --- the command line -----------------------------------------------------------
 
 

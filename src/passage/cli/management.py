@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 from passage.api.service import load_state, new_key_text
 from passage.cli.options import add_config_arguments, config_from_arguments
+from passage.cli.preflight import check_database_driver
 from passage.cli.running import running_record, served_endpoint
 from passage.cli.variables import CA_FILE_ENV, CONNECTION_STRING_ENV
 from passage.config import Config, ConfigError
@@ -268,6 +269,7 @@ def with_store(config: Config, work: Callable[[Database, IdentityStore], Awaitab
         finally:
             await database.close()
 
+    check_database_driver(config)
     if config.database_url is None and not config.data_dir.is_dir():
         raise ConfigError(
             f"{config.data_dir} does not exist: start `passage serve --data-dir "

@@ -39,10 +39,25 @@ class Listener:
 def preflight(config: Config) -> None:
     """Every check, addresses first (a port cannot be free on an address we do not have),
     then the operator's certificate, before the data directory is made or touched."""
+    check_database_driver(config)
     check_addresses(config)
     check_ports(config)
     if config.tls_cert is not None and config.tls_key is not None:
         check_operator_pair(config.tls_cert, config.tls_key)
+
+
+def check_database_driver(config: Config) -> None:
+    """A PostgreSQL store needs asyncpg, which the ``postgres`` extra installs."""
+    url = config.database_url
+    if url is None or not url.startswith(("postgres://", "postgresql")):
+        return
+    try:
+        import asyncpg  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "--database-url postgresql://...: the PostgreSQL driver is not installed; "
+            "pip install 'passage-relay[postgres]' (or pip install asyncpg)"
+        ) from None
 
 
 def check_addresses(config: Config) -> None:
