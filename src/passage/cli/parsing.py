@@ -11,10 +11,12 @@
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NoReturn
+
+TYPE_CHECKING = False  # typing costs ~10 ms at start: passage --help does without it
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 __all__ = [
     "ENV_ALIASES",
@@ -59,6 +61,8 @@ class PassageParser(argparse.ArgumentParser):
 
     def unknown_arguments(self, unknown: Sequence[str]) -> NoReturn:
         """Usage, then one line naming the first unknown argument and the closest flag."""
+        import difflib  # only a mistake needs it
+
         first = unknown[0]
         hint = ""
         if first.startswith("-"):
@@ -118,6 +122,8 @@ def env_value(name: str, environ: Mapping[str, str]) -> str | None:
 
 def misspelled_variables(environ: Mapping[str, str], known: Iterable[str]) -> list[str]:
     """A warning for each ``PASSAGE_*`` variable that is not one we read but is close to one."""
+    import difflib
+
     names = sorted(set(known) | set(ENV_ALIASES))
     warnings = []
     for variable in sorted(environ):
