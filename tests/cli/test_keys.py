@@ -17,7 +17,6 @@ from passage.config import Config
 from passage.identity.keys import KEY_BYTES, AccessKey, KeyName, decode_key
 from passage_server import free_port, passage_process
 
-
 pytestmark = pytest.mark.usefixtures("no_passage_environment")
 
 
