@@ -117,9 +117,7 @@ async def _expose(access: RelayAccess, name: str, target: str, *, http: bool) ->
             else expose_tcp(listener, *parse_host_port(target), _log)
         )
         await stop.wait()
-    await serving
-    if forward is not None:
-        await forward.aclose()
+    await serving  # the listener closed the forwarding handler's session as it closed
 
 
 def public_url(access: RelayAccess, name: str) -> str:

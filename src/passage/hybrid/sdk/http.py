@@ -103,7 +103,9 @@ class ForwardingHandler:
 
     The path the local service sees is the sender's, without the hybrid
     connection's name; the client's address goes in ``X-Forwarded-For``. A
-    local service that cannot be reached gives the sender 503.
+    local service that cannot be reached gives the sender 503. A
+    :class:`HybridConnectionListener` closes the handler it was given when it
+    closes (any handler with an ``aclose()``), so no session is left open.
     """
 
     def __init__(
@@ -148,7 +150,13 @@ class ForwardingHandler:
             logger.warning("could not reach %s: %s", self.base_url, error or type(error).__name__)
             return _error(503, "the service behind this hybrid connection is unreachable")
 
+    @property
+    def closed(self) -> bool:
+        """True while it holds no HTTP session (before the first request, after ``aclose``)."""
+        return self._session is None
+
     async def aclose(self) -> None:
+        """Close its HTTP session; the listener it was given to does this when it closes."""
         if self._session is not None:
             await self._session.close()
             self._session = None

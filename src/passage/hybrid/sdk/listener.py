@@ -149,6 +149,10 @@ class HybridConnectionListener:
         self._accepted.put_nowait(None)
         if self._session is not None:
             await self._session.close()
+        # A handler that holds resources (ForwardingHandler's HTTP session) ends with us.
+        aclose = getattr(self.http_handler, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
     async def __aenter__(self) -> Self:
         await self.open()
