@@ -133,9 +133,11 @@ class ServerInfo:
         ]  # fmt: skip
 
 
-def server_info(tmp_path: Path, *extra_args: str, host: str = "127.0.0.1") -> ServerInfo:
+def server_info(
+    tmp_path: Path, *extra_args: str, host: str = "127.0.0.1", data_dir: str = "passage-data"
+) -> ServerInfo:
     return ServerInfo(
-        data_dir=tmp_path / "passage-data",
+        data_dir=tmp_path / data_dir,
         turn_port=free_port(host=host),
         turns_port=free_port((socket.SOCK_STREAM,), host=host),
         relay_ports=relay_range(),
@@ -166,13 +168,14 @@ def wait_until_listening(
 
 @contextmanager
 def passage_process(
-    tmp_path: Path, *extra_args: str, host: str = "127.0.0.1"
+    tmp_path: Path, *extra_args: str, host: str = "127.0.0.1", data_dir: str = "passage-data"
 ) -> Iterator[tuple[ServerInfo, Path]]:
     """``passage serve`` on ``host`` in a subprocess; yields its info and its log file.
 
-    On exit it is stopped with SIGTERM (a clean shutdown) and must exit 0.
+    Its data directory is ``tmp_path / data_dir``. On exit it is stopped with SIGTERM
+    (a clean shutdown) and must exit 0.
     """
-    info = server_info(tmp_path, *extra_args, host=host)
+    info = server_info(tmp_path, *extra_args, host=host, data_dir=data_dir)
     log = tmp_path / "passage.log"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with log.open("wb") as out:

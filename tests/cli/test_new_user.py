@@ -75,6 +75,24 @@ def announced(info: ServerInfo) -> str:
     return f"passage: using the server running on {info.data_dir} (pid "
 
 
+def pipe_waits_for_the_other_side(info: ServerInfo, only: tuple[str, ...]) -> None:
+    """pipe with only the data directory: the running server makes it a user, and it checks
+    the user's token before it says it waits."""
+    pipe = subprocess.Popen(
+        [sys.executable, "-m", "passage", "pipe", "--room", "newuser-room", *only],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True, env=clean_env() | {"PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    assert pipe.stderr is not None
+    said = [pipe.stderr.readline() for _ in range(3)]
+    assert said[0].startswith(announced(info))
+    assert said[1].startswith("passage pipe: created user 8:acs:")
+    assert said[2] == "passage pipe: waiting for the other side in room 'newuser-room'\n"
+    pipe.send_signal(signal.SIGINT)
+    assert pipe.wait(timeout=15) == 130
+    pipe.stderr.close()
+
+
 async def test_serve_then_every_helper_with_only_the_data_dir(tmp_path: Path) -> None:
     with passage_process(tmp_path) as (info, _log):
         only = ("--data-dir", str(info.data_dir))
@@ -128,6 +146,8 @@ async def test_serve_then_every_helper_with_only_the_data_dir(tmp_path: Path) ->
             "--ca-file", str(info.ca_cert), env={"PASSAGE_TOKEN": minted.stdout.strip()},
         )  # fmt: skip
         assert json.loads(with_token.stdout)["credentials"] == {"source": "token", "error": None}
+
+        pipe_waits_for_the_other_side(info, only)
 
         usage = passage("usage", "--format", "json", *only)
         assert usage.returncode == 0 and "value" in json.loads(usage.stdout)
