@@ -228,6 +228,18 @@ def test_expose_says_plainly_what_is_wrong(server: ServerInfo) -> None:
         "expose", "named", "--to", "127.0.0.1:9", "--rule", "nope", *local_flags(server)
     )
     assert bad_rule.returncode == 2 and "no authorization rule 'nope'" in bad_rule.stderr
+    # connect checks its rule's rights at start, not at the first connection
+    added = passage("hc", "rule", "add", "listener", "--rights", "listen", "--entity", "named",
+                    *store(server))  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    listen_only = passage(
+        "connect", "named", "--listen", "127.0.0.1:0", "--rule", "listener", *local_flags(server)
+    )
+    assert listen_only.returncode == 2
+    assert listen_only.stderr.splitlines()[-1] == (
+        "passage: error: --rule listener: the rule does not grant send on 'named' "
+        "(passage hc rule add listener --rights send --entity named)"
+    )
     bad_target = passage("expose", "named", "--to", "localhost", *local_flags(server))
     assert bad_target.returncode == 2 and "is not HOST:PORT" in bad_target.stderr
     wrong_entity = passage(

@@ -18,6 +18,7 @@ from passage.cli.expose import parse_host_port
 from passage.cli.logging import configure_logging
 from passage.cli.relay_access import RelayAccess, add_relay_arguments, relay_access
 from passage.config import ConfigError
+from passage.hybrid.sas import Rights
 from passage.hybrid.sdk.tunnel import forward_tcp
 
 __all__ = ["COMMAND"]
@@ -42,7 +43,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 def _run(arguments: argparse.Namespace) -> int:
     configure_logging("info")
     host, port = parse_host_port(arguments.listen, lowest_port=0)  # 0: any free port
-    access = relay_access(arguments, arguments.name)
+    needed = Rights(0) if arguments.anonymous else Rights.SEND
+    access = relay_access(arguments, arguments.name, needed)
     try:
         asyncio.run(_connect(access, arguments.name, host, port, anonymous=arguments.anonymous))
     except OSError as error:

@@ -21,6 +21,7 @@ from passage.cli.command import Command
 from passage.cli.logging import configure_logging
 from passage.cli.relay_access import RelayAccess, add_relay_arguments, relay_access
 from passage.config import ConfigError
+from passage.hybrid.sas import Rights
 from passage.hybrid.sdk import ForwardingHandler, HybridConnectionError, HybridConnectionListener
 from passage.hybrid.sdk.stream import HybridStream
 from passage.hybrid.sdk.tunnel import expose_tcp
@@ -81,7 +82,7 @@ def _service_url(text: str) -> str:
 
 def _run(arguments: argparse.Namespace) -> int:
     configure_logging("info")
-    access = relay_access(arguments, arguments.name)
+    access = relay_access(arguments, arguments.name, Rights.LISTEN)
     if arguments.http:
         target = _service_url(arguments.to)
     else:

@@ -31,6 +31,7 @@ from passage.config import Config, ConfigError
 from passage.hybrid.admin import HybridAdmin
 from passage.hybrid.endpoint import ConnectionStringError, RelayConnectionString, RelayEndpoint
 from passage.hybrid.entities import ROOT_RULE
+from passage.hybrid.sas import Rights
 from passage.hybrid.sdk import KeyTokenProvider, TokenProvider, token_provider
 
 __all__ = ["RELAY_CONNECTION_STRING_ENV", "RelayAccess", "add_relay_arguments", "relay_access"]
@@ -78,8 +79,11 @@ def add_relay_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def relay_access(arguments: argparse.Namespace, name: str) -> RelayAccess:
-    """Where and how to reach hybrid connection ``name``; ``ConfigError`` says what is missing."""
+def relay_access(arguments: argparse.Namespace, name: str, needed: Rights) -> RelayAccess:
+    """Where and how to reach hybrid connection ``name``; ``ConfigError`` says what is missing.
+
+    With the data directory, the rule is checked here, before anything starts, to exist
+    and to grant ``needed`` (Listen for expose, Send for connect)."""
     config = config_from_arguments(arguments)
     arguments.relay_url = arguments.relay_url or os.environ.get(ENDPOINT_ENV)
     text = arguments.relay_connection_string or os.environ.get(RELAY_CONNECTION_STRING_ENV)
@@ -99,7 +103,7 @@ def relay_access(arguments: argparse.Namespace, name: str) -> RelayAccess:
             tokens = token_provider(parsed)
         else:
             endpoint = _local_endpoint(arguments, config)
-            tokens = _local_tokens(config, name, arguments.rule)
+            tokens = _local_tokens(config, name, arguments.rule, needed)
     except ConnectionStringError as error:
         raise ConfigError(str(error)) from None
     tls = client_tls(arguments.ca_file, config) if endpoint.scheme == "wss" else None
@@ -116,7 +120,7 @@ def _local_endpoint(arguments: argparse.Namespace, config: Config) -> RelayEndpo
     return RelayEndpoint.parse(url)
 
 
-def _local_tokens(config: Config, name: str, rule: str) -> KeyTokenProvider:
+def _local_tokens(config: Config, name: str, rule: str, needed: Rights) -> KeyTokenProvider:
     """The key of ``rule`` (on ``name``, else on the namespace, as the relay looks it up)."""
 
     async def read(admin: HybridAdmin) -> KeyTokenProvider:
@@ -127,6 +131,12 @@ def _local_tokens(config: Config, name: str, rule: str) -> KeyTokenProvider:
         signing = namespace.rules_for(resolved.connection).get(rule)
         if signing is None:
             raise ConfigError(f"no authorization rule {rule!r} on {name!r} or on the namespace")
+        if not signing.rights.allows(needed):
+            right = "listen" if needed & Rights.LISTEN else "send"
+            raise ConfigError(
+                f"--rule {rule}: the rule does not grant {right} on {name!r} "
+                f"(passage hc rule add {rule} --rights {right} --entity {name})"
+            )
         return KeyTokenProvider(signing.name, signing.primary_key)
 
     return with_hybrid_admin(config, read)
