@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import json
 import os
 import signal
@@ -17,7 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
+from passage.tlsmaterial import generate_ca
 from passage_server import ServerInfo, passage_process
 
 pytestmark = pytest.mark.timeout(180)
@@ -151,6 +154,20 @@ async def test_serve_then_every_helper_with_only_the_data_dir(tmp_path: Path) ->
 
         usage = passage("usage", "--format", "json", *only)
         assert usage.returncode == 0 and "value" in json.loads(usage.stdout)
+        # An untrusted certificate names the fix.
+        _, other_ca = generate_ca("another CA", datetime.datetime.now(datetime.UTC))
+        (tmp_path / "elsewhere.pem").write_bytes(other_ca.public_bytes(Encoding.PEM))
+        untrusted = passage(
+            "usage", "--connection-string", printed.stdout.strip(),
+            "--ca-file", str(tmp_path / "elsewhere.pem"), "--data-dir", str(tmp_path / "none"),
+        )  # fmt: skip
+        assert untrusted.returncode == 2
+        assert untrusted.stderr.startswith(
+            f"passage: error: cannot reach 127.0.0.1:{info.api_port}: its TLS certificate "
+            "is not trusted (unable to get local issuer certificate); pass --ca-file "
+            "DATA_DIR/ca.pem (the CA passage serve made, e.g. .passage/ca.pem) or set "
+            "PASSAGE_CA_FILE"
+        ), untrusted.stderr
         keys = passage("keys", "show", *only)
         assert keys.returncode == 0 and keys.stdout.startswith("primary ")
 
