@@ -166,6 +166,23 @@ def test_where_nothing_listens_nothing_gets_through_exit_1(
     assert report["path"] is None
 
 
+def test_a_config_file_s_ports_are_the_ones_probed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """doctor --config probed 3478 whatever the file said; it probes the file's server."""
+    closed, tls = free_port(), free_port()
+    config = tmp_path / "passage.toml"
+    config.write_text(
+        f'listen_ips = ["127.0.0.1"]\nturn_port = {closed}\nturns_port = {tls}\n'
+        f'data_dir = "{tmp_path}"\n'
+    )
+    status, report = doctor(capsys, "--config", str(config), "--timeout", "0.3")
+    assert status == 1
+    assert [(t["host"], t["port"]) for t in report["transports"]] == [
+        ("127.0.0.1", closed), ("127.0.0.1", closed), ("127.0.0.1", tls)
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
