@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import subprocess
 import sys
 import types
 from collections.abc import Iterator
@@ -80,3 +81,37 @@ def test_serve_config_error_exits_2_with_message(
     err = capsys.readouterr().err
     assert err.startswith("passage: error: --relay-ports: expected LOW-HIGH")
     assert not (tmp_path / "ca.pem").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[entry.name] for entry in COMMANDS]
+    + [["hc", action] for action in ("create", "list", "delete", "token", "connection-string")]
+    + [["hc", "rule", "add"], ["keys", "rotate"], ["keys", "show"]],
+)
+def test_every_help_has_a_description_and_an_example(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    paragraphs = out.split("\n\n")
+    assert paragraphs[1].strip().endswith("."), out  # one line saying what it does
+    if argv[0] != "keys":  # keys' actions share the command's example
+        assert "\nexample:\n  passage " in out, out
+
+
+def test_help_loads_no_command_module() -> None:
+    """passage --help lists every command without importing one (bench/cli_startup.py
+    measures the time; this keeps the import graph from growing back)."""
+    code = (
+        "import sys\n"
+        "from passage.cli.main import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('passage.cli.') "
+        "and m not in ('passage.cli.main', 'passage.cli.parsing')))\n"
+        "print('passage.config' in sys.modules, 'typing' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.splitlines()[-2:] == ["[]", "False False"], done.stderr

@@ -126,6 +126,20 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+_EXAMPLES = {
+    "_create": "passage hc create ssh --data-dir .passage",
+    "_list": "passage hc list --data-dir .passage",
+    "_delete": "passage hc delete ssh --data-dir .passage",
+    "_rule_add": "passage hc rule add sender --rights send --entity ssh --data-dir .passage",
+    "_rule_list": "passage hc rule list --entity ssh --data-dir .passage",
+    "_rule_show": "passage hc rule show sender --entity ssh --data-dir .passage",
+    "_rule_delete": "passage hc rule delete sender --entity ssh --data-dir .passage",
+    "_token": "passage hc token ssh --ttl 3600 --data-dir .passage",
+    "_connection_string": "passage hc connection-string ssh --data-dir .passage",
+}
+"""One command line per action, for the end of its ``--help``."""
+
+
 def _action(
     actions: Any,
     name: str,
@@ -134,7 +148,13 @@ def _action(
     *,
     entity: bool = False,
 ) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = actions.add_parser(name, help=help_text)
+    parser: argparse.ArgumentParser = actions.add_parser(
+        name,
+        help=help_text,
+        description=f"{help_text[0].upper()}{help_text[1:]}.",
+        epilog=f"example:\n  {_EXAMPLES[run.__name__]}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     if entity:
         parser.add_argument(
             "--entity",

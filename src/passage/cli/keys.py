@@ -38,13 +38,21 @@ __all__ = ["COMMAND"]
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
-    rotate = actions.add_parser("rotate", help="replace a key with a new random one")
+    rotate = actions.add_parser(
+        "rotate",
+        help="replace a key with a new random one",
+        description="Replace a key with a new random one (through the running server, if any).",
+    )
     rotate.add_argument(
         "key_name", choices=[name.value for name in KeyName], help="the key to replace"
     )
     add_management_arguments(rotate)
     rotate.set_defaults(key_action=_rotate)
-    show = actions.add_parser("show", help="print each key's fingerprint (local store only)")
+    show = actions.add_parser(
+        "show",
+        help="print each key's fingerprint (local store only)",
+        description="Print each key's fingerprint, and with --reveal the key (local store only).",
+    )
     show.add_argument("--reveal", action="store_true", help="also print the secret keys")
     add_management_arguments(show, remote=False)
     show.set_defaults(key_action=_show)

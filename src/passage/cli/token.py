@@ -154,5 +154,5 @@ COMMAND = Command(
     help="mint a user access token (for pipe, doctor --token and signaling)",
     add_arguments=_add_arguments,
     run=_run,
-    example="PASSAGE_TOKEN=$(passage token --data-dir .passage --scopes voip --ttl 7200)",
+    example="passage token --data-dir .passage --scopes voip --ttl 7200 > token.txt",
 )
