@@ -111,6 +111,7 @@ LAYERS: dict[str, Layer] = {
     "datadir": layer(SUPPORT),
     "tlsmaterial": layer(SUPPORT),
     "hostaddr": layer(SUPPORT),
+    "runtime": layer(SUPPORT),
     # Assembly.
     "app": layer(ASSEMBLY),
     "cli": layer(ASSEMBLY),
