@@ -29,7 +29,7 @@ from passage.addresses import Address, Transport, format_address
 from passage.api.server import ApiServer
 from passage.api.service import IdentityService, load_state, new_key_text
 from passage.api.sync import POLL_INTERVAL, IdentitySync
-from passage.config import Config
+from passage.config import Config, ConfigError
 from passage.datadir import DataDir, DataDirError
 from passage.endpoint import AdvertisedEndpoint
 from passage.frontdoor import FrontDoor
@@ -256,7 +256,14 @@ async def serve(config: Config, datadir: DataDir) -> None:
 
     While it runs, ``DATA_DIR/server.json`` (:mod:`passage.runtime`) says where.
     """
-    running = await start(config, datadir)
+    try:
+        running = await start(config, datadir)
+    except OSError as error:
+        # The CLI checked every port and address before; another process got there since.
+        raise ConfigError(
+            f"could not start listening: {error.strerror or error} (a port or address "
+            "was taken after passage serve checked it; try again)"
+        ) from None
     record = runtime_record(config, datadir, running)
     try:
         write_record(datadir.path, record)

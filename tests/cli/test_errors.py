@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from passage.app import serve
 from passage.cli.main import main
+from passage.config import Config, ConfigError
+from passage.datadir import prepare_data_dir
 from passage.endpoint import AdvertisedEndpoint
 from passage.runtime import RuntimeRecord, new_boot_id, process_start, write_record
 from passage_server import free_port
@@ -128,6 +131,25 @@ def test_a_tls_port_in_use(
     hold(held, socket.SOCK_STREAM, ports["turns"])
     line = fails(capsys, *serve_flags(tmp_path, ports))
     assert line.startswith(f"passage: error: --turns-port {ports['turns']}: TCP port ")
+
+
+async def test_a_port_taken_between_the_check_and_the_bind_is_one_line_too(
+    tmp_path: Path, ports: dict[str, int], held: list[socket.socket]
+) -> None:
+    """The checks cannot hold the ports: a port taken in between is still no traceback."""
+    config = Config(
+        data_dir=tmp_path / "data", listen_ips=("127.0.0.1",), turn_port=ports["turn"],
+        turns_port=ports["turns"], api_port=ports["api"],
+    )  # fmt: skip
+    datadir = prepare_data_dir(config)
+    hold(held, socket.SOCK_DGRAM, ports["turn"])
+    with pytest.raises(ConfigError) as refused:
+        await serve(config, datadir)
+    assert str(refused.value) == (
+        "could not start listening: Address already in use (a port or address was taken "
+        "after passage serve checked it; try again)"
+    )
+    assert not (tmp_path / "data" / "server.json").exists()
 
 
 # --- addresses ----------------------------------------------------------------

@@ -31,7 +31,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from passage.api.service import load_state, new_key_text
-from passage.cli.options import add_config_arguments, config_from_arguments
+from passage.cli.options import (
+    SERVER_ADDRESS_OPTIONS,
+    add_config_arguments,
+    config_from_arguments,
+)
 from passage.cli.preflight import check_database_driver
 from passage.cli.running import running_record, served_endpoint
 from passage.cli.variables import CA_FILE_ENV, CONNECTION_STRING_ENV
@@ -123,7 +127,14 @@ def add_management_arguments(parser: argparse.ArgumentParser, *, remote: bool = 
         default=None,
         help=f"CA certificate to trust for --connection-string (env {CA_FILE_ENV})",
     )
-    add_config_arguments(parser, only={"data_dir", "database_url"})
+    # The server's address flags are hidden: the running server on --data-dir says it, and
+    # --endpoint overrides it where a command prints an address.
+    add_config_arguments(
+        parser,
+        only={"data_dir", "database_url"},
+        hidden=SERVER_ADDRESS_OPTIONS - {"database_url"},
+        instead="--endpoint",
+    )
 
 
 @dataclass(frozen=True, slots=True)

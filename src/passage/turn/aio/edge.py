@@ -105,9 +105,13 @@ class TurnEdge:
         sock = socket.socket(socket.AF_INET6 if ipv6 else socket.AF_INET, socket.SOCK_DGRAM)
         if ipv6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-        sock.bind((host, port))
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+            sock.bind((host, port))
+        except OSError:
+            sock.close()  # a port in use must not leak the socket
+            raise
         local = cast(Address, sock.getsockname()[:2])
         listener = UdpListener(self, local, ipv6)
         transport, _ = await loop.create_datagram_endpoint(lambda: listener, sock=sock)
