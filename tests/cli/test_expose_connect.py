@@ -256,6 +256,7 @@ def test_expose_says_plainly_what_is_wrong(server: ServerInfo) -> None:
     )  # fmt: skip
     assert forged.returncode == 2
     assert forged.stderr.startswith(
-        "passage: error: cannot listen on 'named': the token was refused: "
+        "passage: error: cannot listen on 'named': the token was refused (bad signature, "
+        "expired, or for another hybrid connection)"
     ), forged.stderr
     assert forged.stderr.endswith(" (401)\n")

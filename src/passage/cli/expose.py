@@ -54,11 +54,9 @@ def parse_host_port(text: str, *, lowest_port: int = 1) -> Address:
 
 
 REFUSALS = {
-    401: "the token was refused: {message}",
-    403: "the rule lacks the right, or the connection has all its listeners: {message}",
     404: "no hybrid connection named {name!r} (create it: passage hc create {name})",
 }
-"""What a relay's refusal means to the person running expose or connect, by HTTP status."""
+"""Where the CLI knows more than the SDK's words for a refusal, by HTTP status."""
 
 
 def refusal(error: HybridConnectionError, name: str, verb: str) -> str:
@@ -69,7 +67,7 @@ def refusal(error: HybridConnectionError, name: str, verb: str) -> str:
             f"cannot {verb} {name!r}: the relay's TLS certificate is not trusted; pass "
             "--ca-file DATA_DIR/ca.pem (e.g. .passage/ca.pem) or set PASSAGE_CA_FILE"
         )
-    template = REFUSALS.get(error.status, "the relay refused: {message}")
+    template = REFUSALS.get(error.status, "{message}")
     text = template.format(message=error.message, name=name)
     return f"cannot {verb} {name!r}: {text}" + (f" ({error.status})" if error.status else "")
 

@@ -210,6 +210,8 @@ async def test_refusals_raise_with_the_relays_status(relay: Api) -> None:
     with pytest.raises(HybridConnectionError) as refused:
         await HybridConnectionListener(endpoint(relay), "echo", forged).open()
     assert refused.value.status == 401
+    # not the WebSocket client's "Invalid response status": what it means
+    assert refused.value.message.startswith("the token was refused")
     admin = relay.running.api.hybrid_admin
     assert admin is not None
     sender_rule = await admin.get_rule(None, "sender")
@@ -223,6 +225,7 @@ async def test_refusals_raise_with_the_relays_status(relay: Api) -> None:
     with pytest.raises(HybridConnectionError) as refused:
         await connect(endpoint(relay), "echo", send_only)  # no listener
     assert refused.value.status == 404
+    assert refused.value.message == "no such hybrid connection, or nobody listens on it"
     unreachable = RelayEndpoint.parse(f"ws://127.0.0.1:{free_port()}")
     with pytest.raises(HybridConnectionError) as refused:
         await connect(unreachable, "echo", tokens)

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-__all__ = ["HybridConnectionError", "ListenerClosed"]
+__all__ = ["HybridConnectionError", "ListenerClosed", "handshake_refusal"]
+
+REFUSALS = {
+    401: "the token was refused (bad signature, expired, or for another hybrid connection)",
+    403: "the token's rule lacks the right, or the hybrid connection has all its listeners",
+    404: "no such hybrid connection, or nobody listens on it",
+    429: "too many failed attempts from this address; wait a minute",
+}
+"""What a refused WebSocket handshake means, by the relay's status: the WebSocket client
+sees only "Invalid response status", not the relay's JSON error body."""
 
 
 class HybridConnectionError(Exception):
@@ -17,6 +26,12 @@ class HybridConnectionError(Exception):
         super().__init__(f"{status} {message}" if status else message)
         self.status = status
         self.message = message
+
+
+def handshake_refusal(status: int, message: str) -> HybridConnectionError:
+    """The error for a refused handshake, in words a person can act on."""
+    generic = not message or message == "Invalid response status"
+    return HybridConnectionError(status, REFUSALS.get(status, message) if generic else message)
 
 
 class ListenerClosed(Exception):

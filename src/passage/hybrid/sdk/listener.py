@@ -46,7 +46,11 @@ from passage.hybrid.framing import (
     Unreadable,
     listener_reader,
 )
-from passage.hybrid.sdk.errors import HybridConnectionError, ListenerClosed
+from passage.hybrid.sdk.errors import (
+    HybridConnectionError,
+    ListenerClosed,
+    handshake_refusal,
+)
 from passage.hybrid.sdk.http import (
     HttpHandler,
     RelayedRequest,
@@ -205,7 +209,7 @@ class HybridConnectionListener:
                 max_msg_size=0,
             )
         except aiohttp.WSServerHandshakeError as error:
-            raise HybridConnectionError(error.status, error.message) from None
+            raise handshake_refusal(error.status, error.message) from None
         except (aiohttp.ClientError, OSError) as error:
             raise HybridConnectionError(
                 0, f"cannot reach {self.endpoint.base_url}: {error}"

@@ -16,7 +16,7 @@ import aiohttp
 import yarl
 
 from passage.hybrid.endpoint import RelayEndpoint
-from passage.hybrid.sdk.errors import HybridConnectionError
+from passage.hybrid.sdk.errors import HybridConnectionError, handshake_refusal
 from passage.hybrid.sdk.stream import HybridStream
 from passage.hybrid.sdk.tokens import TokenProvider
 
@@ -58,7 +58,7 @@ async def connect(
         )
     except aiohttp.WSServerHandshakeError as error:
         await session.close()
-        raise HybridConnectionError(error.status, error.message) from None
+        raise handshake_refusal(error.status, error.message) from None
     except (aiohttp.ClientError, OSError) as error:
         await session.close()
         raise HybridConnectionError(0, f"cannot reach {endpoint.base_url}: {error}") from None
