@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -14,3 +16,14 @@ def no_passage_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("PASSAGE_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def restore_root_logger() -> Iterator[None]:
+    """``passage serve`` run in-process configures the root logger (its handler writes to
+    the test's captured stderr); put it back for the next test."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

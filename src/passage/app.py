@@ -30,7 +30,7 @@ from passage.api.server import ApiServer
 from passage.api.service import IdentityService, load_state, new_key_text
 from passage.api.sync import POLL_INTERVAL, IdentitySync
 from passage.config import Config, ConfigError
-from passage.datadir import DataDir, DataDirError
+from passage.datadir import DataDir
 from passage.endpoint import AdvertisedEndpoint
 from passage.frontdoor import FrontDoor
 from passage.hostaddr import advertised_endpoint, own_addresses, relay_addresses
@@ -43,7 +43,6 @@ from passage.identity.state import IdentityState
 from passage.mounts import RESERVED_NAMES, front_door
 from passage.runtime import (
     RuntimeRecord,
-    RuntimeRecordError,
     host_boot_id,
     new_boot_id,
     process_start,
@@ -266,10 +265,10 @@ async def serve(config: Config, datadir: DataDir) -> None:
         ) from None
     record = runtime_record(config, datadir, running)
     try:
-        write_record(datadir.path, record)
-    except RuntimeRecordError as error:
+        write_record(datadir.path, record)  # RuntimeRecordError: one line, exit 2
+    except BaseException:
         await running.stop()
-        raise DataDirError(str(error)) from None
+        raise
     sys.stderr.write(banner(config, datadir, running) + "\n")
     sys.stderr.flush()
     stop = asyncio.Event()

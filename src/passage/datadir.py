@@ -70,6 +70,7 @@ __all__ = [
     "check_operator_pair",
     "prepare_data_dir",
     "read_auth_secret",
+    "replace_file",
     "server_names",
 ]
 
@@ -262,7 +263,7 @@ def _make_private(path: Path, private: int, what: str, otherwise: str) -> None:
     logger.warning("made %s private: %s (mode %04o, was %04o)", what, path, private, mode)
 
 
-def _write_file(path: Path, data: bytes, mode: int) -> None:
+def replace_file(path: Path, data: bytes, mode: int) -> None:
     """Replace ``path`` atomically: a crash leaves the old file or the new one, never half."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -279,7 +280,7 @@ def _write_file(path: Path, data: bytes, mode: int) -> None:
 
 def _read_or_create_secret(path: Path) -> str:
     if not path.exists():
-        _write_file(path, (secrets.token_urlsafe(32) + "\n").encode("ascii"), PRIVATE_FILE_MODE)
+        replace_file(path, (secrets.token_urlsafe(32) + "\n").encode("ascii"), PRIVATE_FILE_MODE)
         logger.info("generated the auth secret in %s", path)
     return read_auth_secret(path.parent)
 
@@ -292,7 +293,7 @@ def _read_or_create_node_id(path: Path) -> str:
     makes the two one node to the ledger: do not copy it.
     """
     if not path.exists():
-        _write_file(path, (secrets.token_hex(8) + "\n").encode("ascii"), PUBLIC_FILE_MODE)
+        replace_file(path, (secrets.token_hex(8) + "\n").encode("ascii"), PUBLIC_FILE_MODE)
     try:
         node_id = path.read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError) as exc:
@@ -323,8 +324,8 @@ def _ensure_generated_tls(
     if reason is None:
         return
     key, certificate = issue_server_certificate(ca_key, ca_certificate, names, now)
-    _write_file(root / SERVER_KEY_FILE, key_to_pem(key), PRIVATE_FILE_MODE)
-    _write_file(root / SERVER_CERT_FILE, _certificate_pem(certificate), PUBLIC_FILE_MODE)
+    replace_file(root / SERVER_KEY_FILE, key_to_pem(key), PRIVATE_FILE_MODE)
+    replace_file(root / SERVER_CERT_FILE, _certificate_pem(certificate), PUBLIC_FILE_MODE)
     logger.info(
         "issued the server certificate (%s) for %s",
         reason,
@@ -342,8 +343,8 @@ def _load_or_create_ca(
             return key, certificate
         logger.warning("the local CA in %s expires soon: replacing it", cert_path)
     key, certificate = generate_ca(f"Passage local CA {hostname}".strip(), now)
-    _write_file(key_path, key_to_pem(key), PRIVATE_FILE_MODE)
-    _write_file(cert_path, _certificate_pem(certificate), PUBLIC_FILE_MODE)
+    replace_file(key_path, key_to_pem(key), PRIVATE_FILE_MODE)
+    replace_file(cert_path, _certificate_pem(certificate), PUBLIC_FILE_MODE)
     logger.info("created the local CA %s", cert_path)
     return key, certificate
 

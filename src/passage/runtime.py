@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from passage.datadir import DataDirError, replace_file
 from passage.endpoint import AdvertisedEndpoint
 
 __all__ = [
@@ -48,7 +49,7 @@ RECORD_MODE = 0o600
 _BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
 
 
-class RuntimeRecordError(Exception):
+class RuntimeRecordError(DataDirError):
     """The record exists but cannot be read or written; the message names the file and why."""
 
 
@@ -175,21 +176,15 @@ def host_boot_id() -> str | None:
 
 
 def write_record(data_dir: Path, record: RuntimeRecord) -> Path:
-    """Replace ``DATA_DIR/server.json`` with ``record`` atomically, mode 0600; its path."""
+    """Replace ``DATA_DIR/server.json`` with ``record`` atomically, mode 0600; its path.
+
+    Raises :class:`RuntimeRecordError` (a :class:`DataDirError`) if it cannot."""
     path = data_dir / RUNTIME_FILE
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     data = (json.dumps(record.to_json(), indent=2) + "\n").encode()
     try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, RECORD_MODE)
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        temporary.chmod(RECORD_MODE)  # O_CREAT's mode is filtered by the umask
-        os.replace(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise RuntimeRecordError(f"{path}: cannot write: {error.strerror}") from None
+        replace_file(path, data, RECORD_MODE)
+    except DataDirError as error:
+        raise RuntimeRecordError(str(error)) from None
     return path
 
 

@@ -3,7 +3,6 @@ value, exit status 2, found before anything starts (no traceback, no half-starte
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import subprocess
@@ -24,22 +23,7 @@ from passage_server import free_port
 NOT_OURS = "203.0.113.77"
 """A documentation address (RFC 5737) that no test host has."""
 
-
-@pytest.fixture(autouse=True)
-def restore_root_logger() -> Iterator[None]:
-    """``passage serve`` configures the root logger; put it back for the next test."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
-@pytest.fixture(autouse=True)
-def no_passage_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("PASSAGE_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_passage_environment", "restore_root_logger")
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import logging
 import subprocess
 import sys
 import types
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,15 +16,7 @@ from passage.cli.main import COMMANDS, main
 from passage.config import Config
 from passage.datadir import DataDir
 
-
-@pytest.fixture(autouse=True)
-def restore_root_logger() -> Iterator[None]:
-    """``passage serve`` configures the root logger; put it back for the next test."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("restore_root_logger")
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,7 +6,6 @@ and say once what replaced them.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,12 +14,7 @@ import pytest
 from passage.cli.main import main
 from passage_server import free_port
 
-
-@pytest.fixture(autouse=True)
-def no_passage_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("PASSAGE_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_passage_environment")
 
 
 @pytest.fixture
