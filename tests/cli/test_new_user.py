@@ -20,8 +20,15 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from passage import app
+from passage.app import runtime_record
+from passage.cli.main import main
+from passage.hybrid.endpoint import RelayEndpoint
+from passage.hybrid.entities import ROOT_RULE
+from passage.hybrid.sdk import HybridConnectionListener, KeyTokenProvider
+from passage.runtime import write_record
 from passage.tlsmaterial import generate_ca
-from passage_server import ServerInfo, passage_process
+from passage_server import ServerInfo, in_process, passage_process
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -182,3 +189,36 @@ async def test_serve_then_every_helper_with_only_the_data_dir(tmp_path: Path) ->
     assert after.stderr == ""  # no server runs: the configuration's defaults, silently
     offline = passage("token", "--json", *only)  # minted from the store itself
     assert json.loads(offline.stdout)["token"].count(".") == 2
+
+
+async def test_a_hybrid_connection_created_on_the_data_dir_is_usable_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """hc create goes through the running server, so its listener is accepted at once. The
+    server here never polls its store: a connection written to the store alone would be
+    404 for good (it was 404 until the next poll, up to a second)."""
+
+    async def never_poll(*_: object) -> None:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(app, "_poll_store", never_poll)
+    for name in [name for name in os.environ if name.startswith("PASSAGE_")]:
+        monkeypatch.delenv(name)
+    async with in_process(tmp_path) as server:
+        write_record(
+            server.datadir.path, runtime_record(server.config, server.datadir, server.running)
+        )
+        admin = server.running.api.hybrid_admin
+        assert admin is not None
+        root = await admin.get_rule(None, ROOT_RULE)  # before: reading rules refreshes
+        only = ["--data-dir", str(server.datadir.path)]
+        assert await asyncio.to_thread(main, ["hc", "create", "at-once", *only]) == 0
+        assert capsys.readouterr().err.startswith(
+            f"passage: using the server running on {server.datadir.path} (pid {os.getpid()}, "
+        )
+        relay = RelayEndpoint.parse(server.https_base)
+        tokens = KeyTokenProvider(root.name, root.primary_key)
+        async with HybridConnectionListener(
+            relay, "at-once", tokens, ssl=server.tls_context()
+        ) as listener:
+            assert listener.name == "at-once"
