@@ -81,8 +81,11 @@ LAYERS: dict[str, Layer] = {
     "addresses": layer(LEAF),
     "endpoint": layer(LEAF),
     "http_errors": layer(LEAF),
+    "http_limits": layer(LEAF),
+    "http_timers": layer(LEAF),
     "ice_uris": layer(LEAF),
     "limiter": layer(LEAF),
+    "log_limit": layer(LEAF),
     "usage": layer(LEAF),
     # Cores: pure protocol logic, time and random parts passed in.
     "stun": layer(CORE),
@@ -112,6 +115,7 @@ LAYERS: dict[str, Layer] = {
     "tlsmaterial": layer(SUPPORT),
     "hostaddr": layer(SUPPORT),
     "runtime": layer(SUPPORT),
+    "descriptors": layer(SUPPORT),
     # Assembly.
     "app": layer(ASSEMBLY),
     "cli": layer(ASSEMBLY),
