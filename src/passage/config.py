@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from passage.http_limits import HttpLimits
 from passage.turn.config import TurnConfig
 
 __all__ = [
@@ -134,6 +135,9 @@ class Config:
     turn: TurnConfig = field(default_factory=TurnConfig)
     """Policy of the TURN core: realm, lifetimes, quotas, peer filtering (``[turn]`` table)."""
 
+    http: HttpLimits = field(default_factory=HttpLimits)
+    """Timeouts, connection caps and head sizes of the API and HTTP ports (``[http]`` table)."""
+
     @property
     def tls_ports(self) -> tuple[int, ...]:
         """Every TURN-over-TLS port: ``turns_port`` (unless 0), then ``turns_extra_ports``."""
@@ -158,7 +162,7 @@ class Config:
         return (primary, self.alt_ip) if primary is not None else None
 
 
-SECTIONS: Mapping[str, type[Any]] = {"turn": TurnConfig}
+SECTIONS: Mapping[str, type[Any]] = {"turn": TurnConfig, "http": HttpLimits}
 """TOML tables, each filling the :class:`Config` field of the same name."""
 
 
@@ -377,6 +381,7 @@ LIFETIME = _integer("SECONDS", 1)
 COUNT = _integer("N", 1)
 BYTE_RATE = _integer("BYTES", 0)
 COUNT_OR_OFF = _integer("N", 0)
+LINE_BYTES = _integer("BYTES", 256)
 SECONDS = _positive_seconds()
 
 
@@ -432,6 +437,10 @@ def _top(name: str, kind: ValueKind, help: str, flag: str = "") -> Option:
 
 def _turn(name: str, kind: ValueKind, help: str, flag: str = "") -> Option:
     return Option("turn", name, kind, help, flag_name=flag)
+
+
+def _http(name: str, kind: ValueKind, help: str) -> Option:
+    return Option("http", name, kind, help, flag_name="--http-" + name.replace("_", "-"))
 
 
 def _many(section: str, name: str, kind: ValueKind, help: str, flag: str) -> Option:
@@ -496,6 +505,18 @@ OPTIONS: tuple[Option, ...] = (
     _turn("allow_loopback_peers", BOOL, "relay to 127.0.0.0/8 and ::1 (tests only)"),
     _many("turn", "allowed_peer_ranges", CIDR, "peer range exempt from denial", "--allow-peer"),
     _many("turn", "denied_peer_ranges", CIDR, "peer range refused too", "--deny-peer"),
+    _http("tls_handshake_timeout", SECONDS, "seconds a TLS handshake on the API port may take"),
+    _http("request_head_timeout", SECONDS, "seconds a request line and headers may take"),
+    _http("idle_timeout", SECONDS, "seconds a keep-alive connection may wait for a request"),
+    _http("body_timeout", SECONDS, "window over which a request body's pace is judged"),
+    _http("body_min_rate", BYTE_RATE, "bytes/s a request body must average in each window"),
+    _http("write_timeout", SECONDS, "seconds a response may stall unread"),
+    _http("max_connections", COUNT, "HTTP connections open at once"),
+    _http("max_connections_per_ip", COUNT, "HTTP connections from one IP (IPv6: /64)"),
+    _http("descriptor_reserve", COUNT_OR_OFF, "file descriptors kept from HTTP for TURN"),
+    _http("max_request_line", LINE_BYTES, "longest request line in bytes (else 414)"),
+    _http("max_header_size", LINE_BYTES, "longest header line in bytes (else 431)"),
+    _http("max_headers", COUNT, "header lines per request (else 431)"),
 )
 """Every setting of :class:`Config`, in the order ``--help`` and the docs list them."""
 
