@@ -132,11 +132,16 @@ class Api(Server):
 
 
 @asynccontextmanager
-async def api_server(tmp_path: Path, **settings: Any) -> AsyncIterator[Api]:
-    """A started server on loopback, with HTTPS and plain-HTTP API ports, and a client."""
+async def api_server(
+    tmp_path: Path, environ: Mapping[str, str] | None = None, **settings: Any
+) -> AsyncIterator[Api]:
+    """A started server on loopback, with HTTPS and plain-HTTP API ports, and a client.
+
+    ``environ`` is read as ``passage serve`` reads its ``PASSAGE_*`` variables.
+    """
     http_port = free_port((socket.SOCK_STREAM,))
     async with (
-        in_process(tmp_path, http_port=http_port, **settings) as server,
+        in_process(tmp_path, environ=environ, http_port=http_port, **settings) as server,
         aiohttp.ClientSession() as session,
     ):
         yield Api(server.running, server.datadir, server.config, session=session)

@@ -18,14 +18,14 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from passage.app import Running, start
-from passage.config import Config
+from passage.config import Config, load_config
 from passage.datadir import DataDir, prepare_data_dir
 from passage.turn.config import TurnConfig
 from turn_client import TurnClient
@@ -168,20 +168,27 @@ def wait_until_listening(
 
 @contextmanager
 def passage_process(
-    tmp_path: Path, *extra_args: str, host: str = "127.0.0.1", data_dir: str = "passage-data"
+    tmp_path: Path,
+    *extra_args: str,
+    host: str = "127.0.0.1",
+    data_dir: str = "passage-data",
+    environ: Mapping[str, str] | None = None,
+    preexec_fn: Callable[[], object] | None = None,
 ) -> Iterator[tuple[ServerInfo, Path]]:
     """``passage serve`` on ``host`` in a subprocess; yields its info and its log file.
 
-    Its data directory is ``tmp_path / data_dir``. On exit it is stopped with SIGTERM
+    Its data directory is ``tmp_path / data_dir``. ``environ`` adds variables
+    (``PASSAGE_*`` settings); ``preexec_fn`` runs in the child before ``passage``
+    starts (to lower a resource limit, say). On exit it is stopped with SIGTERM
     (a clean shutdown) and must exit 0.
     """
     info = server_info(tmp_path, *extra_args, host=host, data_dir=data_dir)
     log = tmp_path / "passage.log"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(environ or {}))
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "passage", *info.args()],
-            stdout=out, stderr=subprocess.STDOUT, env=env,
+            stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=preexec_fn,
         )  # fmt: skip
         try:
             wait_until_listening(info, process)
@@ -237,11 +244,19 @@ class Server:
         return f"https://{host}:{port}"
 
 
-def local_config(tmp_path: Path, *, loopback_peers: bool = False, **settings: Any) -> Config:
+def local_config(
+    tmp_path: Path,
+    *,
+    loopback_peers: bool = False,
+    environ: Mapping[str, str] | None = None,
+    **settings: Any,
+) -> Config:
     """Loopback, free ports, the data directory under ``tmp_path``, :data:`USER` and
-    :data:`REALM`; ``loopback_peers`` lets allocations relay to 127.0.0.1, ``settings``
+    :data:`REALM`; ``loopback_peers`` lets allocations relay to 127.0.0.1, ``environ``
+    is read as ``passage serve`` reads its ``PASSAGE_*`` variables, ``settings``
     replace any field."""
-    config = Config(
+    config = dataclasses.replace(
+        load_config({}, environ or {}),
         data_dir=tmp_path / "passage-data",
         listen_ips=("127.0.0.1",),
         turn_port=free_port(),
@@ -260,11 +275,12 @@ async def in_process(
     *,
     clock: Callable[[], float] = time.time,
     loopback_peers: bool = False,
+    environ: Mapping[str, str] | None = None,
     **settings: Any,
 ) -> AsyncIterator[Server]:
     """The whole server started here (``passage.app.start``) with :func:`local_config`,
     on ``clock``; stopped cleanly on exit."""
-    config = local_config(tmp_path, loopback_peers=loopback_peers, **settings)
+    config = local_config(tmp_path, loopback_peers=loopback_peers, environ=environ, **settings)
     datadir = prepare_data_dir(config)
     running = await start(config, datadir, clock=clock)
     try:

@@ -31,6 +31,7 @@ from passage.api.service import IdentityService, load_state, new_key_text
 from passage.api.sync import POLL_INTERVAL, IdentitySync
 from passage.config import Config, ConfigError
 from passage.datadir import DataDir
+from passage.descriptors import DescriptorBudget, raise_limit
 from passage.endpoint import AdvertisedEndpoint
 from passage.frontdoor import FrontDoor
 from passage.hostaddr import advertised_endpoint, own_addresses, relay_addresses
@@ -143,6 +144,7 @@ async def start(
 
     ``clock`` (Unix seconds) is every service's notion of now: tests pass their own.
     """
+    _raise_descriptor_limit()
     database = await open_database(config.database_url or sqlite_url(datadir.path))
     try:
         store = IdentityStore(database)
@@ -196,7 +198,7 @@ async def start(
     )
     signaling = SignalingServer(state, SignalLimits(room_size=config.signal_room_size), clock=clock)
     api = ApiServer(service, ledger, hybrid_admin=hybrid_admin, clock=clock)
-    door = front_door(api, hybrid, signaling)
+    door = front_door(api, hybrid, signaling, limits=config.http, descriptors=DescriptorBudget())
     polling = asyncio.create_task(_poll_store(sync, hybrid_admin))
     running = Running(edge, database, door, api, hybrid, signaling, polling)
     try:
@@ -227,6 +229,16 @@ async def _close_orphans(ledger: UsageLedger, now: float) -> None:
             "stop cleanly (end reason %s; billed as the ledger had them)",
             closed, "" if closed == 1 else "s", RESTART_END_REASON,
         )  # fmt: skip
+
+
+def _raise_descriptor_limit() -> None:
+    """Take every file descriptor the hard limit allows: a soft limit of 1,024 is a few
+    hundred allocations (``descriptor_reserve`` keeps some from HTTP clients)."""
+    raised = raise_limit()
+    if raised.after > raised.before:
+        logger.info("file descriptor limit raised from %d to %d", raised.before, raised.after)
+    else:
+        logger.debug("file descriptor limit: %d", raised.after)
 
 
 async def _listen_turn(

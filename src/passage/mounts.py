@@ -20,6 +20,8 @@ from __future__ import annotations
 from passage.api.routes import API_PATHS
 from passage.api.server import ApiServer
 from passage.frontdoor import FrontDoor, Paths, Prefix, reserved_names
+from passage.frontdoor.guard import Descriptors
+from passage.http_limits import HttpLimits
 from passage.hybrid.aio.relay import HYBRID_CONNECTION_PATHS, WEBSOCKET_PATHS, HybridRelay
 from passage.signal.aio import SIGNAL_PATHS, SignalingServer
 
@@ -32,9 +34,16 @@ RESERVED_NAMES = reserved_names(CLAIMS)
 """First path segment → who serves it: names a hybrid connection may not take."""
 
 
-def front_door(api: ApiServer, relay: HybridRelay, signaling: SignalingServer) -> FrontDoor:
+def front_door(
+    api: ApiServer,
+    relay: HybridRelay,
+    signaling: SignalingServer,
+    *,
+    limits: HttpLimits | None = None,
+    descriptors: Descriptors | None = None,
+) -> FrontDoor:
     """The API port's front door with every product on it (listeners are added by the app)."""
-    door = FrontDoor()
+    door = FrontDoor(limits=limits, descriptors=descriptors)
     door.add(SIGNAL_PATHS, signaling.websocket)
     door.add(WEBSOCKET_PATHS, relay.websocket)
     door.add(API_PATHS, api.handle)

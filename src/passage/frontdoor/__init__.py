@@ -9,11 +9,15 @@ names that prefixes and exact paths claim are reserved
 (:func:`~passage.frontdoor.routes.reserved_names`): a hybrid connection may
 not take one. ``passage.mounts`` is the list of what the API port serves.
 
-What belongs at the front door later (one place for all products):
-connection caps and timeouts, an access log, a console mounted at
-``/console/``, a metrics listener.
+Every connection is held to the door's
+:class:`~passage.http_limits.HttpLimits` (:mod:`~passage.frontdoor.guard`):
+caps in total and per client address, a reserve of file descriptors for the
+other listeners, the TLS handshake, request-head, idle, body-progress and
+stalled-response timeouts, and the sizes of a request head. What belongs here
+later: an access log, a console mounted at ``/console/``, a metrics listener.
 """
 
+from passage.frontdoor.answers import error_response
 from passage.frontdoor.routes import (
     Handler,
     Paths,
@@ -22,11 +26,12 @@ from passage.frontdoor.routes import (
     Router,
     reserved_names,
 )
-from passage.frontdoor.server import FrontDoor, error_response, read_body
+from passage.frontdoor.server import FrontDoor, IncompleteBody, read_body
 
 __all__ = [
     "FrontDoor",
     "Handler",
+    "IncompleteBody",
     "Paths",
     "Prefix",
     "Resolver",
