@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import ssl
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
+import yarl
 
 from api_harness import Api, api_server, identity_path
 from http_probe import WAIT, open_raw
@@ -166,3 +169,27 @@ async def test_an_aborted_body_to_the_api_is_one_warning(
     assert "127.0.0.1" in warnings[0].getMessage()
     assert not unwanted(caplog.records)
 
+
+@pytest.mark.parametrize("status", ["²", "4٠٣", "99999999999999999999", "-404", ""])
+async def test_a_listener_declining_with_an_odd_status_is_answered_not_logged(
+    api: Api, status: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``sb-hc-statusCode`` is the listener's to write: whatever it writes, the sender gets
+    a 4xx/5xx and the log no traceback."""
+    caplog.set_level(logging.DEBUG)
+    token = make_sas_token(f"{api.http_base}/open", "RootManageSharedAccessKey", KEY,
+                           int(time.time()) + 3600)  # fmt: skip
+    ws = api.http_base.replace("http://", "ws://")
+    control = await api.session.ws_connect(
+        f"{ws}/$hc/open?sb-hc-action=listen", headers={"ServiceBusAuthorization": token}
+    )
+    sender = asyncio.ensure_future(api.session.ws_connect(f"{ws}/$hc/open?sb-hc-action=connect"))
+    accept = json.loads((await control.receive(timeout=WAIT)).data)["accept"]
+    declined = yarl.URL(accept["address"]).update_query({"sb-hc-statusCode": status})
+    async with api.session.get(declined.with_scheme("http")) as response:
+        assert response.status == 410
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await sender
+    assert 400 <= refused.value.status <= 599
+    await control.close()
+    assert unwanted(caplog.records) == []

@@ -359,7 +359,8 @@ class HybridRelay:
         status = request.query.get("sb-hc-statusCode")
         if status is not None:
             description = request.query.get("sb-hc-statusDescription", "")
-            code = int(status) if status.isdigit() and 400 <= int(status) <= 599 else 403
+            numeric = status.isascii() and status.isdigit()  # '²'.isdigit(), int('²') fails
+            code = int(status) if numeric and 400 <= int(status) <= 599 else 403
             pending.met.set_result(Rejected(code, description))
             return web.Response(status=410)
         # The listener asks for one subprotocol, the one it chose from the sender's offer.
