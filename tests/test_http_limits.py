@@ -4,27 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from passage.http_limits import ConnectionCounts, HttpLimits, Refusal, source_key
+from passage.http_limits import ConnectionCounts, HttpLimits, Refusal
 
 
 def counts(**limits: int) -> ConnectionCounts:
     return ConnectionCounts(HttpLimits(**limits))  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    ("ip", "key"),
-    [
-        ("192.0.2.7", "192.0.2.7"),
-        ("::ffff:192.0.2.7", "192.0.2.7"),  # a dual-stack listener's view of an IPv4 client
-        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
-        ("2001:db8:1:2::9", "2001:db8:1:2::/64"),
-        ("fe80::1%eth0", "fe80::/64"),
-        ("not-an-ip", "not-an-ip"),
-        ("", ""),
-    ],
-)
-def test_sources_are_ipv4_addresses_and_ipv6_slash_64s(ip: str, key: str) -> None:
-    assert source_key(ip) == key
 
 
 def test_the_cap_per_address_refuses_that_address_only() -> None:

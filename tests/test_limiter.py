@@ -141,6 +141,7 @@ def test_each_source_has_its_own_bucket_and_an_ipv6_source_is_a_slash_64() -> No
         ("198.51.100.7", "198.51.100.7"),
         ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::"),
         ("fe80::1%eth0", "fe80::"),
+        ("::ffff:198.51.100.7", "198.51.100.7"),  # a dual-stack listener's IPv4 peer
         ("not-an-ip:", "not-an-ip:"),
     ],
 )

@@ -9,7 +9,7 @@ connection is accepted, whether it may stay (:meth:`ConnectionCounts.admit`),
 and what the client is told if not (:class:`Refusal`). The per-connection
 timeouts are :mod:`passage.http_timers`.
 
-A leaf: it imports nothing of ours, does no I/O and reads no clock; the
+A leaf: it imports only :mod:`passage.limiter`, does no I/O and reads no clock; the
 front door (:mod:`passage.frontdoor`) counts and tells it how many file
 descriptors are left.
 """
@@ -17,10 +17,11 @@ descriptors are left.
 from __future__ import annotations
 
 import enum
-import ipaddress
 from dataclasses import dataclass
 
-__all__ = ["ConnectionCounts", "HttpLimits", "Refusal", "source_key"]
+from passage.limiter import source_key
+
+__all__ = ["ConnectionCounts", "HttpLimits", "Refusal"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,26 +81,8 @@ class Refusal(enum.Enum):
         self.setting = setting
 
 
-def source_key(ip: str) -> str:
-    """The unit a per-address cap counts: an IPv4 address, or an IPv6 /64.
-
-    An IPv4-mapped IPv6 address (a dual-stack listener's view of an IPv4
-    client) counts as its IPv4 address; one IPv6 host or LAN holds a whole
-    /64, so counting single IPv6 addresses would give it 2**64 caps.
-    """
-    try:
-        address = ipaddress.ip_address(ip.partition("%")[0])
-    except ValueError:
-        return ip
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False).network_address) + "/64"
-    return str(address)
-
-
 class ConnectionCounts:
-    """The front door's open connections, in total and per :func:`source_key`.
+    """The front door's open connections, in total and per :func:`~passage.limiter.source_key`.
 
     :meth:`admit` each accepted connection before any work on it (a TLS
     handshake included) and :meth:`release` it exactly once when it ends.
@@ -140,5 +123,5 @@ class ConnectionCounts:
         self.total -= 1
 
     def from_source(self, ip: str) -> int:
-        """Connections open now from ``ip``'s :func:`source_key`."""
+        """Connections open now from ``ip``'s :func:`~passage.limiter.source_key`."""
         return self._by_source.get(source_key(ip), 0)

@@ -93,15 +93,18 @@ def source_key(ip: str) -> str:
     """The unit a per-source limit counts: an IPv4 address, or an IPv6 /64.
 
     One IPv6 host or LAN holds a whole /64, so counting single IPv6 addresses
-    would let one victim be named by 2**64 spellings.
+    would let one victim be named by 2**64 spellings. An IPv4-mapped address (a
+    dual-stack socket's view of an IPv4 peer) is that IPv4 address.
     """
     if ":" not in ip:
         return ip
     try:
-        network = ipaddress.IPv6Network((ipaddress.IPv6Address(ip.partition("%")[0]), 64), False)
+        address = ipaddress.IPv6Address(ip.partition("%")[0])
     except ValueError:
         return ip
-    return str(network.network_address)
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((address, 64), False).network_address)
 
 
 class AnswerLimiter:

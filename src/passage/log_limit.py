@@ -9,15 +9,21 @@ leaving some out says how many it left out. It never writes a traceback: what
 a client can trigger is expected, and its line says what happened.
 
 Time is passed in (``now``, seconds on any monotonic clock), so tests need no
-clock; adapters pass ``time.monotonic()``. A leaf: it imports nothing of ours
-and writes only through the :class:`logging.Logger` it is given.
+clock; adapters pass ``time.monotonic()``. The bucket is
+:class:`passage.limiter.AnswerLimiter`'s. A leaf: it writes only through the
+:class:`logging.Logger` it is given.
 """
 
 from __future__ import annotations
 
 import logging
 
+from passage.limiter import AnswerLimiter
+
 __all__ = ["RateLimitedLog"]
+
+_ONE_BUDGET = "lines"
+"""The bucket's key: the budget is the log's (the disk's), not a source's."""
 
 
 class RateLimitedLog:
@@ -37,8 +43,7 @@ class RateLimitedLog:
         self.burst = burst
         self.suppressed = 0
         """Lines left out since the last one written."""
-        self._tokens = float(burst)
-        self._last: float | None = None
+        self._budget = AnswerLimiter(rate, burst, max_tracked=1)
 
     def log(self, now: float, level: int, message: str, *args: object) -> bool:
         """Write ``message % args`` at ``level`` if the budget allows at ``now``; True if written.
@@ -48,13 +53,9 @@ class RateLimitedLog:
         """
         if not self.logger.isEnabledFor(level):
             return False
-        if self._last is not None:
-            self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.rate)
-        self._last = now
-        if self._tokens < 1.0:
+        if not self._budget.allow(_ONE_BUDGET, now):
             self.suppressed += 1
             return False
-        self._tokens -= 1.0
         if self.suppressed:
             self.logger.log(
                 level,

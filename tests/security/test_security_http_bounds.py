@@ -13,7 +13,6 @@ the request is served. The body-size bound (413) is in
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,9 +21,6 @@ import pytest
 
 from api_harness import Api, api_server, identity_path
 from http_probe import close, open_raw, read_until_closed, status_of
-from passage.identity.ids import IdentityId
-from passage.identity.scopes import Scope
-from passage.identity.tokens import mint_token
 from passage.signal.aio.server import FRAME_LIMIT_FACTOR
 
 LINE = 2048
@@ -104,12 +100,7 @@ async def test_json_nested_past_the_recursion_limit_is_400(api: Api) -> None:
 
 
 async def test_a_signaling_frame_past_its_bound_is_closed_1009(api: Api) -> None:
-    identity = await api.create_identity()
-    state = api.running.api.service.state
-    token, _ = mint_token(
-        api.key, IdentityId(identity), (Scope.VOIP,), issued_ms=int(time.time() * 1000),
-        lifetime=600, resource_id=state.resource_id, region=state.region,
-    )  # fmt: skip
+    token = await api.issue_token(await api.create_identity(), ["voip"])
     frame_limit = api.running.signaling.limits.message_bytes * FRAME_LIMIT_FACTOR
     url = api.http_base.replace("http://", "ws://") + "/signal/big"
     ws = await api.session.ws_connect(url, headers={"Authorization": f"Bearer {token}"})

@@ -22,9 +22,6 @@ import pytest
 
 from api_harness import Api, api_server
 from http_probe import WAIT, close, open_raw, read_until_closed, status_of
-from passage.identity.ids import IdentityId
-from passage.identity.scopes import Scope
-from passage.identity.tokens import mint_token
 
 LONG = "60"
 QUIET = {
@@ -115,12 +112,7 @@ async def test_the_server_wide_cap_refuses_every_address_once_reached(api: Api) 
 async def test_websockets_count_against_the_cap_of_their_address(api: Api) -> None:
     """Two signaling sessions from 127.0.0.2 fill its cap; a third WebSocket is refused 503,
     and the two go on working."""
-    identity = await api.create_identity()
-    state = api.running.api.service.state
-    token, _ = mint_token(
-        api.key, IdentityId(identity), (Scope.VOIP,), issued_ms=int(time.time() * 1000),
-        lifetime=600, resource_id=state.resource_id, region=state.region,
-    )  # fmt: skip
+    token = await api.issue_token(await api.create_identity(), ["voip"])
     url = api.http_base.replace("http://", "ws://") + "/signal/capped"
     headers = {"Authorization": f"Bearer {token}"}
     connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
