@@ -193,8 +193,12 @@ def _status(value: object) -> int:
 
 
 def rendezvous_address(base_url: str, path: str, query: Iterable[tuple[str, str]]) -> str:
-    """``{base}/$hc/{path}?{query}``; ``base_url`` is ``ws://`` or ``wss://host:port``."""
-    return f"{base_url.rstrip('/')}/$hc/{path.lstrip('/')}?{urllib.parse.urlencode(list(query))}"
+    """``{base}/$hc/{path}?{query}``; ``base_url`` is ``ws://`` or ``wss://host:port``.
+
+    ``path`` is a decoded path (a sender's suffix may hold ``?`` or ``#``): it is
+    percent-encoded, so nothing in it can add to the query or cut it off."""
+    encoded = urllib.parse.quote(path.lstrip("/"), safe="/")
+    return f"{base_url.rstrip('/')}/$hc/{encoded}?{urllib.parse.urlencode(list(query))}"
 
 
 # --- the listener's side ------------------------------------------------------------

@@ -38,17 +38,21 @@ class RelayEndpoint:
     @classmethod
     def parse(cls, url: str) -> RelayEndpoint:
         """``sb|wss|https|ws|http://HOST[:PORT][/]``; :class:`ConnectionStringError` if not."""
-        parsed = urllib.parse.urlsplit(url.strip())
+        try:
+            parsed = urllib.parse.urlsplit(url.strip())
+            hostname = parsed.hostname
+        except ValueError:  # "wss://[::1"
+            raise ConnectionStringError(f"{url!r}: the host is not a name or an address") from None
         scheme = _SCHEMES.get(parsed.scheme.lower())
         try:
             port = parsed.port
         except ValueError:
             raise ConnectionStringError(f"{url!r}: the port is not a number") from None
-        if scheme is None or not parsed.hostname:
+        if scheme is None or not hostname:
             raise ConnectionStringError(f"{url!r}: expected wss://HOST[:PORT] (or sb://, https://)")
         if parsed.path.strip("/") or parsed.query or parsed.username is not None:
             raise ConnectionStringError(f"{url!r}: the endpoint has no path, query or user")
-        return cls(scheme, parsed.hostname, port or _DEFAULT_PORTS[scheme])
+        return cls(scheme, hostname, port or _DEFAULT_PORTS[scheme])
 
     @property
     def netloc(self) -> str:
@@ -125,7 +129,7 @@ class RelayConnectionString:
         if "endpoint" not in fields:
             raise ConnectionStringError("the connection string has no Endpoint")
         key_name, key = fields.get("sharedaccesskeyname"), fields.get("sharedaccesskey")
-        signature = fields.get("sharedaccesssignature")
+        signature = fields.get("sharedaccesssignature") or None  # empty is absent
         if signature is None and not (key_name and key):
             raise ConnectionStringError(
                 "the connection string needs SharedAccessKeyName and SharedAccessKey "

@@ -119,8 +119,11 @@ def audience_covers(resource: str, hosts: Iterable[str], entity: str) -> bool:
     ``$hc/`` is optional, and the path must be empty (the whole namespace), the
     entity itself, or a whole-segment prefix of it, compared case-insensitively.
     """
-    parsed = urllib.parse.urlsplit(urllib.parse.unquote(resource))
-    host = (parsed.hostname or "").lower()
+    try:
+        parsed = urllib.parse.urlsplit(urllib.parse.unquote(resource))
+        host = (parsed.hostname or "").lower()
+    except ValueError:  # "http://[::1": whoever signed it, it names no host of ours
+        return False
     if host not in {known.lower() for known in hosts}:
         return False
     path = parsed.path.strip("/").lower().removeprefix("$hc/").removeprefix("$hc")
