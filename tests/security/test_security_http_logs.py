@@ -62,6 +62,17 @@ def heads(path: str) -> list[bytes]:
     return [text.encode() for text in texts] + [tls_on_the_plain_port]
 
 
+def odd_hosts(path: str) -> list[bytes]:
+    """Requests whose Host a URL parser refuses, with a token to check against it."""
+    return [
+        f"GET {path} HTTP/1.1\r\nHost: {host}\r\nServiceBusAuthorization: {token}\r\n"
+        f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".encode()
+        for host in ("[::1", "[v1.x", "h:99999")
+        for token in ("SharedAccessSignature sr=x&sig=AAAA&se=1&skn=r", "junk")
+    ] + [f"POST {path} HTTP/1.1\r\nHost: [::1\r\nContent-Length: 0\r\n\r\n".encode()]
+
+
 def aborted_bodies(path: str) -> list[bytes]:
     """Requests whose body the client abandons part-way (it closes the connection)."""
     return [
@@ -115,7 +126,7 @@ async def test_malformed_requests_and_aborted_bodies_log_no_error_and_no_traceba
     tls = api.tls_context() if scheme == "https" else None
     caplog.set_level(logging.DEBUG)
     for path in PATHS:
-        for data in heads(path) + aborted_bodies(path):
+        for data in heads(path) + aborted_bodies(path) + odd_hosts(path):
             if tls is not None and data.startswith(b"\x16"):
                 continue
             await send_and_hang_up(port, data, tls=tls)
@@ -192,4 +203,19 @@ async def test_a_listener_declining_with_an_odd_status_is_answered_not_logged(
         await sender
     assert 400 <= refused.value.status <= 599
     await control.close()
+    assert unwanted(caplog.records) == []
+
+
+async def test_a_signed_token_with_an_expiry_past_any_clock_is_refused_not_logged(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A key holder can sign any ``se``; one of 400 digits is refused (401), not a 500."""
+    caplog.set_level(logging.DEBUG)
+    token = make_sas_token(f"{api.http_base}/open", "RootManageSharedAccessKey", KEY, 10**400)
+    ws = api.http_base.replace("http://", "ws://")
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await api.session.ws_connect(
+            f"{ws}/$hc/open?sb-hc-action=listen", headers={"ServiceBusAuthorization": token}
+        )
+    assert refused.value.status == 401
     assert unwanted(caplog.records) == []

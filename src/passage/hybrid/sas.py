@@ -38,6 +38,8 @@ MAX_TOKEN_LENGTH = 4096
 
 CLOCK_SKEW = 300
 """Seconds a token stays valid past ``se``: hyco clients renew exactly when it expires."""
+MAX_EXPIRY = 2**53
+"""Largest ``se`` (Unix seconds) read as a time: beyond it a float, and any clock, is lost."""
 
 
 class Rights(enum.IntFlag):
@@ -94,6 +96,8 @@ class SasToken:
             expiry = int(urllib.parse.unquote(fields["se"]))
         except (binascii.Error, ValueError):
             raise SasError(401, "the token's sig or se is malformed") from None
+        if not -MAX_EXPIRY <= expiry <= MAX_EXPIRY:
+            raise SasError(401, "the token's se is not a time")
         return cls(fields["sr"], signature, expiry, urllib.parse.unquote(fields["skn"]))
 
 

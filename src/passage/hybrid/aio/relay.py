@@ -430,9 +430,9 @@ class HybridRelay:
     def _verify(self, token: str, resolved: Resolved, needed: Rights, host: str | None) -> None:
         hosts = list(self.settings.audience_hosts)
         if host:
-            hosts.append(urllib.parse.urlsplit(f"//{host}").hostname or host)
+            hosts.append(_hostname(f"//{host}") or host)
         if self.settings.public_url:
-            hosts.append(urllib.parse.urlsplit(self.settings.public_url).hostname or "")
+            hosts.append(_hostname(self.settings.public_url) or "")
         rules = self.namespace().rules_for(resolved.connection)
         verify_sas_token(
             token, rules, hosts=hosts, entity=resolved.connection.path, needed=needed,
@@ -478,6 +478,14 @@ def _request_id_of(event: Unreadable | MissingBody[ResponseHead | RenewToken]) -
     if isinstance(event, Unreadable):
         return response_request_id(event.text)
     return event.head.request_id if isinstance(event.head, ResponseHead) else None
+
+
+def _hostname(url: str) -> str | None:
+    """The host ``url`` names; None for one a URL parser refuses (a sender's ``Host: [::1``)."""
+    try:
+        return urllib.parse.urlsplit(url).hostname
+    except ValueError:
+        return None
 
 
 def _entity_path(request: web.Request) -> str:
