@@ -122,18 +122,6 @@ def test_a_stalled_response_is_cut_after_the_write_timeout() -> None:
     assert c.expired(51.0) is Expiry.RESPONSE_STALLED
 
 
-def test_a_websocket_is_left_to_its_product() -> None:
-    c = clock()
-    c.request_started(0.0, body_complete=True)
-    c.upgraded()
-    c.writing_paused(True, 1.0)
-    c.received(10, 2.0)
-    c.response_finished(3.0)
-    c.request_started(4.0, body_complete=False)
-    assert (c.phase, c.deadline()) == (Phase.UPGRADED, None)
-    assert c.expired(10_000.0) is None
-
-
 @pytest.mark.parametrize(("rate", "window", "minimum"), [(0, 10.0, 1), (1, 0.3, 1), (100, 0.3, 30)])
 def test_each_window_must_bring_at_least_one_byte(rate: int, window: float, minimum: int) -> None:
     limits = HttpLimits(body_min_rate=rate, body_timeout=window)

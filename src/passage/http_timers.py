@@ -12,15 +12,15 @@ BODY       the request body a handler is reading      each body_timeout window s
                                                       waiting must bring body_min_rate
                                                       × body_timeout bytes
 HANDLER    nothing: the handler answers               none
-UPGRADED   nothing: a WebSocket, under its product's  none
-           own ping and idle rules
 =========  =========================================  ==============================
 
 A new connection starts in HEAD (from the end of its TLS handshake): a client
 that connects and says nothing gets ``request_head_timeout``, not the longer
-``idle_timeout`` that a connection earns with a first request. Across every
-phase but UPGRADED, a response the client does not read (the transport has
-asked the server to stop writing) may stay stalled for ``write_timeout``.
+``idle_timeout`` that a connection earns with a first request. In every
+phase, a response the client does not read (the transport has asked the
+server to stop writing) may stay stalled for ``write_timeout``. A connection
+that becomes a WebSocket leaves the clock behind: its product's ping and idle
+rules apply instead.
 
 Time the server itself holds off a body (it stopped reading: the handler has
 not consumed what came) does not count against the client. The adapter
@@ -45,7 +45,6 @@ class Phase(enum.Enum):
     IDLE = "idle"
     BODY = "body"
     HANDLER = "handler"
-    UPGRADED = "upgraded"
 
 
 class Expiry(enum.Enum):
@@ -100,8 +99,6 @@ class ConnectionClock:
 
     def request_started(self, now: float, *, body_complete: bool) -> None:
         """A request head is complete and its handler runs; its body may still be coming."""
-        if self.phase is Phase.UPGRADED:
-            return
         if body_complete:
             self.phase = Phase.HANDLER
             return
@@ -116,12 +113,7 @@ class ConnectionClock:
 
     def response_finished(self, now: float) -> None:
         """A response went out whole; the connection waits for the next request."""
-        if self.phase is not Phase.UPGRADED:
-            self.phase, self._since, self._head_bytes = Phase.IDLE, now, 0
-
-    def upgraded(self) -> None:
-        """The connection is a WebSocket now: none of these deadlines apply any more."""
-        self.phase = Phase.UPGRADED
+        self.phase, self._since, self._head_bytes = Phase.IDLE, now, 0
 
     def reading_paused(self, paused: bool, now: float) -> None:
         """The server stopped (or resumed) reading from the client: back-pressure, not the
@@ -176,6 +168,6 @@ class ConnectionClock:
         return None
 
     def _write_deadline(self) -> float | None:
-        if self._writing_paused_at is None or self.phase is Phase.UPGRADED:
+        if self._writing_paused_at is None:
             return None
         return self._writing_paused_at + self.limits.write_timeout

@@ -267,11 +267,11 @@ class GuardedRequestHandler(web_protocol.RequestHandler):
     def set_parser(
         self, parser: WebSocketReader, data_received_cb: Callable[[], None] | None = None
     ) -> None:
-        """The connection became a WebSocket: its product's rules apply from now on."""
+        """The connection became a WebSocket: its product's rules apply from now on, and the
+        clock is dropped (nothing more to do per message)."""
         super().set_parser(parser, data_received_cb)
-        if self._clock is not None:
-            self._clock.upgraded()
-            self._rearm()
+        self._stop_timer()
+        self._clock = None
 
     def log_access(
         self, request: web.BaseRequest, response: web.StreamResponse, time: float | None
