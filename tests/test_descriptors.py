@@ -46,6 +46,7 @@ def test_the_budget_counts_at_most_every_interval_and_estimates_between() -> Non
         return next(counted)
 
     budget = DescriptorBudget(lambda: 1024, count, recount_interval=1.0)
+    assert budget.limit() == 1024
     assert budget.left(0.0) == 924
     budget.opened()
     budget.opened()

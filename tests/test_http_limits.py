@@ -47,6 +47,13 @@ def test_the_descriptor_reserve_comes_first_and_counts_nothing() -> None:
     assert table.total == 2
 
 
+def test_the_reserve_is_at_most_a_quarter_of_a_small_limit() -> None:
+    table = counts(descriptor_reserve=256)
+    assert table.admit("192.0.2.1", 100, 400) is None  # 100 left of 400: the reserve is 100
+    assert table.admit("192.0.2.1", 99, 400) is Refusal.DESCRIPTORS_LOW
+    assert table.admit("192.0.2.1", 255, 100_000) is Refusal.DESCRIPTORS_LOW
+
+
 def test_releasing_what_was_never_admitted_is_a_bug() -> None:
     with pytest.raises(ValueError, match="no connection from 192.0.2.9"):
         counts().release("192.0.2.9")

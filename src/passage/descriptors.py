@@ -102,6 +102,10 @@ class DescriptorBudget:
     def closed(self) -> None:
         self._since -= 1
 
+    def limit(self) -> int:
+        """How many the process may have open at once (its soft limit)."""
+        return self._limit()
+
     def left(self, now: float) -> int | None:
         """Descriptors the process may still open at ``now``; None where they cannot be counted."""
         stale = self._counted_at is None or now - self._counted_at >= self.recount_interval

@@ -57,7 +57,8 @@ class HttpLimits:
 
     descriptor_reserve: int = 256
     """File descriptors kept for the other listeners (TURN allocations, TURN over TCP):
-    a new HTTP connection is refused while fewer than this many are left."""
+    a new HTTP connection is refused while fewer than this many (and at most a quarter
+    of the process's limit) are left."""
 
     max_request_line: int = 8190
     """Longest request line (method, target, version), in bytes; longer is 414."""
@@ -93,12 +94,19 @@ class ConnectionCounts:
         self.total = 0
         self._by_source: dict[str, int] = {}
 
-    def admit(self, ip: str, descriptors_left: int | None) -> Refusal | None:
+    def admit(
+        self, ip: str, descriptors_left: int | None, descriptor_limit: int | None = None
+    ) -> Refusal | None:
         """Count a new connection from ``ip``, or say why it is refused (and count nothing).
 
-        ``descriptors_left`` is how many more the process may open (None: unknown).
+        ``descriptors_left`` is how many more the process may open, of its
+        ``descriptor_limit`` (None: unknown). The reserve is at most a quarter of
+        the limit, so that a small limit still leaves HTTP most of it.
         """
-        if descriptors_left is not None and descriptors_left < self.limits.descriptor_reserve:
+        reserve = self.limits.descriptor_reserve
+        if descriptor_limit is not None:
+            reserve = min(reserve, descriptor_limit // 4)
+        if descriptors_left is not None and descriptors_left < reserve:
             return Refusal.DESCRIPTORS_LOW
         if self.total >= self.limits.max_connections:
             return Refusal.TOO_MANY

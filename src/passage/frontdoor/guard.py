@@ -86,6 +86,7 @@ class Descriptors(Protocol):
     """What the gatekeeper needs of :class:`passage.descriptors.DescriptorBudget`."""
 
     def left(self, now: float) -> int | None: ...
+    def limit(self) -> int: ...
     def opened(self) -> None: ...
     def closed(self) -> None: ...
 
@@ -113,8 +114,10 @@ class Gatekeeper:
 
     def admit(self, ip: str) -> Refusal | None:
         """Count a connection from ``ip`` now accepted, or say why it may not stay."""
-        left = self.descriptors.left(self.clock()) if self.descriptors is not None else None
-        refusal = self.counts.admit(ip, left)
+        descriptors = self.descriptors
+        left = descriptors.left(self.clock()) if descriptors is not None else None
+        limit = descriptors.limit() if descriptors is not None else None
+        refusal = self.counts.admit(ip, left, limit)
         if refusal is None:
             if self.descriptors is not None:
                 self.descriptors.opened()
