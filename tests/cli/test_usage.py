@@ -151,7 +151,10 @@ def test_default_window_is_the_last_24_hours(
     data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     now = time.time()
-    record(data_dir, [flush("c1", subject="carol", start=now - 600, sent=400)])
+    # One minute inside the previous hour: a record across an hour boundary would be split
+    # into two hourly rows, and this test would fail in the first minutes of every hour.
+    start = now - now % 3600 - 3000
+    record(data_dir, [flush("c1", subject="carol", start=start, sent=400)])
     body = json.loads(usage(data_dir, capsys, "--format", "json"))
     start, end = (datetime.datetime.fromisoformat(body[k]) for k in ("from", "to"))
     assert end - start == datetime.timedelta(hours=24)
