@@ -145,7 +145,9 @@ async def start(
     ``clock`` (Unix seconds) is every service's notion of now: tests pass their own.
     """
     _raise_descriptor_limit()
-    database = await open_database(config.database_url or sqlite_url(datadir.path))
+    database = await open_database(
+        config.database_url or sqlite_url(datadir.path), schema=config.database_schema
+    )
     try:
         store = IdentityStore(database)
         state = await load_state(store, config.region, clock())

@@ -96,6 +96,18 @@ class Config:
     database_url: str | None = field(default=None, repr=False)
     """Store URL (``postgresql://...`` for several nodes); None: SQLite in the data directory."""
 
+    database_schema: str | None = None
+    """PostgreSQL schema holding Passage's tables (created if missing); None: the search_path."""
+
+    redis_url: str | None = field(default=None, repr=False)
+    """``redis://...`` shared by the nodes of a cluster; given, it turns cluster mode on."""
+
+    redis_prefix: str = "passage"
+    """Prefix of every Redis key and channel, so several clusters can share one Redis."""
+
+    node_name: str | None = None
+    """This node's name in a cluster, unique among its nodes (letters, digits, ``.-_``)."""
+
     api_port: int = 8443
     """HTTPS port of the identity and relay-configuration API; 0 disables it."""
 
@@ -317,6 +329,22 @@ def _parse_ws_url(text: str) -> str:
     return url
 
 
+def _parse_name(text: str) -> str:
+    name = text.strip()
+    if not 1 <= len(name) <= 64 or not all(
+        c.isascii() and (c.isalnum() or c in "._-") for c in name
+    ):
+        raise _expected("1 to 64 letters, digits, '.', '-' or '_'", text)
+    return name
+
+
+def _parse_redis_url(text: str) -> str:
+    url = text.strip()
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise _expected("redis://HOST[:PORT][/DB], rediss://... or unix://PATH", "<hidden>")
+    return url
+
+
 def _check_port_range(low: int, high: int, shown: object) -> tuple[int, int]:
     if not 1 <= low <= high <= 65535:
         raise _expected("LOW-HIGH with 1 <= LOW <= HIGH <= 65535", shown)
@@ -371,6 +399,8 @@ REGION_RELAY = _via_text(
 CLIENT_REGION = _via_text("CIDR=REGION", _parse_pair("CIDR=REGION", _parse_cidr), "CIDR=REGION")
 WS_URL = _via_text("a ws:// or wss:// URL", _parse_ws_url, "URL")
 DATABASE_URL = _via_text("a database URL", _parse_text, "URL")
+REDIS_URL = _via_text("a Redis URL", _parse_redis_url, "URL")
+NAME = _via_text("a name", _parse_name, "NAME")
 LOG_LEVEL = _via_text("a log level", _parse_log_level, "LEVEL")
 OFFLOAD = _via_text("an offload mode", _parse_offload, "MODE")
 BOOL = ValueKind(_parse_bool, _check_bool, None)
@@ -465,6 +495,10 @@ OPTIONS: tuple[Option, ...] = (
     _many("", "auth_secrets", TEXT, "secret for ephemeral credentials", "--auth-secret"),
     _many("", "users", USER, "static TURN user", "--user"),
     _top("database_url", DATABASE_URL, "postgresql://... store shared by several nodes"),
+    _top("database_schema", NAME, "PostgreSQL schema for Passage's tables"),
+    _top("redis_url", REDIS_URL, "redis://... shared by a cluster's nodes: turns cluster mode on"),
+    _top("redis_prefix", NAME, "prefix of every Redis key and channel of this cluster"),
+    _top("node_name", NAME, "this node's name in the cluster, unique among its nodes"),
     _top("api_port", PORT_OR_OFF, "HTTPS port of the identity and relay API; 0 disables it"),
     _top("http_port", PORT_OR_OFF, "plain-HTTP port of the API (development, TLS proxy)"),
     _top("public_host", HOST, "host name or IP in ICE server URLs and connection strings"),

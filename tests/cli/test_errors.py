@@ -252,6 +252,96 @@ def test_a_postgresql_store_without_its_driver(
     )
 
 
+# --- cluster mode -----------------------------------------------------------------
+
+CLUSTER = {
+    "--database-url": "postgresql://127.0.0.1/test",
+    "--node-name": "node-a",
+    "--public-url": "wss://a.relay.example:8443",
+    "--public-host": "a.relay.example",
+}
+
+
+def cluster_flags(tmp_path: Path, ports: dict[str, int], *, without: str = "") -> list[str]:
+    flags = [*serve_flags(tmp_path, ports), "--redis-url", "redis://127.0.0.1:1/0"]
+    for flag, value in CLUSTER.items():
+        if flag != without:
+            flags += [flag, value]
+    return flags
+
+
+@pytest.mark.parametrize(
+    ("without", "needed"),
+    [
+        ("--database-url", "a shared PostgreSQL store: --database-url postgresql://USER@HOST/DB"),
+        ("--node-name", "--node-name NAME, unique in the cluster"),
+        ("--public-url", "--public-url wss://HOST:PORT, where listeners reach this node"),
+        ("--public-host", "--public-host HOST, this node's name in TURN URLs"),
+    ],
+)
+def test_cluster_mode_names_what_it_misses(
+    tmp_path: Path,
+    ports: dict[str, int],
+    capsys: pytest.CaptureFixture[str],
+    without: str,
+    needed: str,
+) -> None:
+    argv = cluster_flags(tmp_path, ports, without=without)
+    assert fails(capsys, *argv) == f"passage: error: --redis-url: cluster mode needs {needed}"
+    assert not (tmp_path / "data").exists()  # checked before anything was made
+
+
+def test_cluster_mode_on_sqlite_is_refused(
+    tmp_path: Path, ports: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [*cluster_flags(tmp_path, ports, without="--database-url")]
+    argv += ["--database-url", f"sqlite:///{tmp_path}/x.db"]
+    assert "cluster mode needs a shared PostgreSQL store" in fails(capsys, *argv)
+
+
+def test_cluster_mode_without_the_redis_client(
+    tmp_path: Path,
+    ports: dict[str, int],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setitem(sys.modules, "redis.asyncio", None)  # as if it were not installed
+    assert fails(capsys, *cluster_flags(tmp_path, ports)) == (
+        "passage: error: --redis-url redis://...: the Redis client is not installed; "
+        "pip install 'passage-relay[cluster]' (or pip install redis)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--redis-url", "http://127.0.0.1:6379", "expected redis://HOST[:PORT][/DB]"),
+        ("--node-name", "a b", "expected 1 to 64 letters, digits"),
+        ("--redis-prefix", "x" * 65, "expected 1 to 64 letters, digits"),
+    ],
+)
+def test_cluster_flags_with_bad_values(
+    tmp_path: Path,
+    ports: dict[str, int],
+    capsys: pytest.CaptureFixture[str],
+    flag: str,
+    value: str,
+    message: str,
+) -> None:
+    line = fails(capsys, *cluster_flags(tmp_path, ports), flag, value)
+    assert line.startswith(f"passage: error: {flag}: {message}")
+    assert "6379" not in line or flag != "--redis-url"  # a URL may hold a password
+
+
+def test_a_database_schema_needs_postgresql(
+    tmp_path: Path, ports: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert fails(capsys, *serve_flags(tmp_path, ports), "--database-schema", "s1") == (
+        "passage: error: --database-schema s1: only a PostgreSQL store has schemas; "
+        "give --database-url postgresql://... or leave it out"
+    )
+
+
 # --- the command line -----------------------------------------------------------
 
 

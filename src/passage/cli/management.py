@@ -274,7 +274,9 @@ def with_store(config: Config, work: Callable[[Database, IdentityStore], Awaitab
     """Run ``work`` on the local store (migrated if needed), then close it."""
 
     async def run() -> T:
-        database = await open_database(config.database_url or sqlite_url(config.data_dir))
+        database = await open_database(
+            config.database_url or sqlite_url(config.data_dir), schema=config.database_schema
+        )
         try:
             return await work(database, IdentityStore(database))
         finally:

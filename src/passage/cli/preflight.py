@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from passage.config import Config, ConfigError
 from passage.datadir import check_operator_pair
 
-__all__ = ["Listener", "check_addresses", "check_ports", "listeners", "preflight"]
+__all__ = ["Listener", "check_addresses", "check_cluster", "check_ports", "listeners", "preflight"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +40,7 @@ def preflight(config: Config) -> None:
     """Every check, addresses first (a port cannot be free on an address we do not have),
     then the operator's certificate, before the data directory is made or touched."""
     check_database_driver(config)
+    check_cluster(config)
     check_addresses(config)
     check_ports(config)
     if config.tls_cert is not None and config.tls_key is not None:
@@ -57,6 +58,39 @@ def check_database_driver(config: Config) -> None:
         raise ConfigError(
             "--database-url postgresql://...: the PostgreSQL driver is not installed; "
             "pip install 'passage-relay[postgres]' (or pip install asyncpg)"
+        ) from None
+
+
+def check_cluster(config: Config) -> None:
+    """``--redis-url`` turns cluster mode on: the nodes share PostgreSQL (the source of truth)
+    and each has its own name and its own public address. ``--database-schema`` is
+    PostgreSQL's alone."""
+    postgres = (config.database_url or "").startswith(("postgres://", "postgresql"))
+    if config.database_schema is not None and not postgres:
+        raise ConfigError(
+            f"--database-schema {config.database_schema}: only a PostgreSQL store has schemas; "
+            "give --database-url postgresql://... or leave it out"
+        )
+    if config.redis_url is None:
+        return
+    needs = [
+        (postgres, "a shared PostgreSQL store: --database-url postgresql://USER@HOST/DB"),
+        (config.node_name is not None, "--node-name NAME, unique in the cluster"),
+        (
+            config.public_url is not None,
+            "--public-url wss://HOST:PORT, where listeners reach this node",
+        ),
+        (config.public_host is not None, "--public-host HOST, this node's name in TURN URLs"),
+    ]
+    for present, what in needs:
+        if not present:
+            raise ConfigError(f"--redis-url: cluster mode needs {what}")
+    try:
+        import redis.asyncio  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "--redis-url redis://...: the Redis client is not installed; "
+            "pip install 'passage-relay[cluster]' (or pip install redis)"
         ) from None
 
 
