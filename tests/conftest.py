@@ -18,10 +18,11 @@ def no_passage_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def restore_root_logger() -> Iterator[None]:
-    """``passage serve`` run in-process configures the root logger (its handler writes to
-    the test's captured stderr); put it back for the next test."""
+    """``passage serve``, ``expose`` and ``connect`` run in-process configure the root logger;
+    put it back for the next test, whichever test ran them (a handler and level left behind
+    made later tests' stderr depend on the order the tests ran in)."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     yield

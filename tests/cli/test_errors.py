@@ -23,7 +23,7 @@ from passage_server import free_port
 NOT_OURS = "203.0.113.77"
 """A documentation address (RFC 5737) that no test host has."""
 
-pytestmark = pytest.mark.usefixtures("no_passage_environment", "restore_root_logger")
+pytestmark = pytest.mark.usefixtures("no_passage_environment")
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import subprocess
 import sys
@@ -15,8 +16,6 @@ from passage.cli.logging import configure_logging
 from passage.cli.main import COMMANDS, main
 from passage.config import Config
 from passage.datadir import DataDir
-
-pytestmark = pytest.mark.usefixtures("restore_root_logger")
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -63,6 +62,18 @@ def test_configure_logging_writes_one_line_per_event(capsys: pytest.CaptureFixtu
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1
     assert lines[0].endswith(" INFO passage.test: allocation a1 created")
+
+
+def test_logging_follows_stderr_when_it_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The handler writes to the current stderr: one swapped and closed since (as a test
+    harness or an embedding program does) gives no '--- Logging error ---'."""
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    configure_logging("info")
+    first.close()
+    monkeypatch.setattr(sys, "stderr", second)
+    logging.getLogger("passage.test").info("after the swap")
+    assert second.getvalue().endswith(" INFO passage.test: after the swap\n")
 
 
 def test_serve_config_error_exits_2_with_message(

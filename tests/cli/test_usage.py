@@ -151,7 +151,7 @@ def test_default_window_is_the_last_24_hours(
     data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     now = time.time()
-    # One minute inside the previous hour: a record across an hour boundary would be split
+    # Ten minutes into the previous hour: a record across an hour boundary would be split
     # into two hourly rows, and this test would fail in the first minutes of every hour.
     start = now - now % 3600 - 3000
     record(data_dir, [flush("c1", subject="carol", start=start, sent=400)])

@@ -16,7 +16,15 @@ cursor call) would drown ours and may carry data an operator should not see in l
 
 
 class _PassageHandler(logging.StreamHandler[TextIO]):
-    """Marks the handler this module installs, so a second call replaces it."""
+    """Writes to whatever ``sys.stderr`` is when a record arrives (as ``logging.lastResort``
+    does), not to the stream it was made with: an embedding program or a test harness that
+    swaps stderr, and closes the old one, must not get '--- Logging error ---' instead of
+    the line. The class also marks the handler this module installs, so a second call
+    replaces it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
 
 
 def configure_logging(level: str) -> None:
