@@ -4,7 +4,8 @@ WebSocket upgrades at ``/$hc/{name}[/{suffix}]`` carry ``sb-hc-action``:
 
 - ``listen``: a listener's control channel (Listen right). Failing attempts
   from one address are throttled (429): hyco-ws retries thousands of times a
-  second against a 401. At most ``max_listeners`` per hybrid connection.
+  second against a 401; a valid listener from that address still gets in.
+  At most ``max_listeners`` per hybrid connection.
 - ``connect``: a WebSocket sender (Send right unless the hybrid connection
   allows anonymous senders), paired with a listener chosen at random: the
   listener gets ``accept`` and meets the sender at the accept address; the
@@ -209,18 +210,15 @@ class HybridRelay:
     # --- listeners ------------------------------------------------------------------
 
     async def _listen(self, request: web.Request) -> web.StreamResponse:
-        now = self.clock()
-        source = request.remote or ""
-        if self.listen_failures.blocked(source, now):
-            return _error(429, "TooManyRequests", "too many failed listen attempts; back off")
         resolved = self.resolve(_entity_path(request))
         if resolved is None or resolved.suffix:
-            self.listen_failures.record_failure(source, now)
-            return _error(404, "EndpointNotFound", "no such hybrid connection")
+            return self._listen_failed(
+                request, _error(404, "EndpointNotFound", "no such hybrid connection")
+            )
         refused, _ = self._authorize(request, resolved, Rights.LISTEN, http=False)
         if refused is not None:
-            self.listen_failures.record_failure(source, now)
-            return refused
+            return self._listen_failed(request, refused)
+        source = request.remote or ""
         path = resolved.connection.path
         ref = ListenerRef(secrets.token_hex(16), self.settings.node_id)
         if not self.gateway.register(path, ref, self.settings.max_listeners):
@@ -250,6 +248,19 @@ class HybridRelay:
                 await closed.end()
                 logger.info("listener %s on %s gone", ref.listener_id[:8], path)
         return websocket
+
+    def _listen_failed(self, request: web.Request, refusal: web.Response) -> web.Response:
+        """``refusal``, counted against the source; 429 instead once it has failed too often.
+
+        Only failures are throttled (as the TURN core does): a valid listener from
+        an address that a storm of bogus attempts shares (a NAT, a proxy) still
+        gets in, so nobody there can keep a service offline.
+        """
+        now, source = self.clock(), request.remote or ""
+        if self.listen_failures.blocked(source, now):
+            return _error(429, "TooManyRequests", "too many failed listen attempts; back off")
+        self.listen_failures.record_failure(source, now)
+        return refusal
 
     async def _serve_control_channel(self, channel: ControlChannel, resolved: Resolved) -> None:
         async for message in channel.websocket:
