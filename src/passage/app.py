@@ -193,6 +193,7 @@ async def start(
         RelaySettings(
             node_id=secrets.token_hex(8),
             public_url=config.public_url,
+            bases=endpoint.websocket_bases(),
             audience_hosts=_audience_hosts(config, endpoint),
             max_listeners=config.max_listeners,
         ),

@@ -127,7 +127,8 @@ class Config:
     """Client address ranges as (CIDR, region), for ``routeType: nearest``."""
 
     public_url: str | None = None
-    """``wss://host:port`` Hybrid Connections listeners reach this node at; None: the Host used."""
+    """``wss://host:port`` Hybrid Connections listeners meet senders at (rendezvous addresses);
+    None: the advertised host on the port the listener came in on, never a request's Host."""
 
     max_listeners: int = 25
     """Listeners one hybrid connection may have at once (Azure Relay's limit)."""

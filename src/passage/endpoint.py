@@ -76,6 +76,15 @@ class AdvertisedEndpoint:
             return f"ws://{self._at(self.http_port)}"
         return None
 
+    def websocket_bases(self) -> dict[int, str]:
+        """Local port → ``wss://HOST:API_PORT`` and ``ws://HOST:HTTP_PORT``, for the ports
+        that are on: where a Hybrid Connections listener that came in on that port is
+        told to meet its senders (the rendezvous addresses)."""
+        bases = {self.api_port: f"wss://{self._at(self.api_port)}"} if self.api_port else {}
+        if self.http_port:
+            bases[self.http_port] = f"ws://{self._at(self.http_port)}"
+        return bases
+
     def token_url(self) -> str:
         """``http://HOST[:API_PORT]``: what a SAS token for this node names before the
         hybrid connection (hyco's ``createRelayToken`` writes ``http`` and keeps the port)."""

@@ -100,6 +100,8 @@ class ControlChannel:
     """Unix seconds; the channel closes with 1008 after it (plus grace) unless renewed."""
     reader: CommandReader[ResponseHead | RenewToken]
     """What the listener sent so far: a ``response`` may still wait for its body."""
+    base_url: str
+    """``ws(s)://host:port`` of this node where the listener meets its senders."""
     exchanges: dict[str, HttpExchange] = field(default_factory=dict)
     bridges: set[web.WebSocketResponse] = field(default_factory=set)
     """Sender sockets paired through this listener: closed when it goes."""

@@ -25,8 +25,8 @@ import logging
 import secrets
 import time
 import urllib.parse
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -88,7 +88,11 @@ class RelaySettings:
     node_id: str
     """This gateway node's id in the gateway store."""
     public_url: str | None = None
-    """``ws(s)://host:port`` listeners reach this node at; None: from each request's Host."""
+    """``ws(s)://host:port`` listeners reach this node at (``--public-url``); None: ``bases``."""
+    bases: Mapping[int, str] = field(default_factory=dict)
+    """Local port → ``ws(s)://host:port``, this node's advertised endpoint on that port: a
+    listener that came in on a port is told to meet its senders there. Never a Host header:
+    a sender could then make a listener behind a firewall dial any host and port."""
     audience_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
     """Hosts a token's ``sr`` may name besides the request's own Host."""
     max_listeners: int = 25
@@ -160,7 +164,7 @@ class HybridRelay:
             return _error(502, "BadGateway", "no listener is connected to this hybrid connection")
         request_id = secrets.token_urlsafe(16)
         address = rendezvous_address(
-            self._base_url(request),
+            channel.base_url,
             resolved.connection.path,
             [("sb-hc-action", "request"), ("sb-hc-id", request_id)],
         )
@@ -233,7 +237,10 @@ class HybridRelay:
         try:
             await websocket.prepare(request)
             reader = relay_reader(self.settings.max_body)
-            channel = ControlChannel(path, ref, websocket, self._token_expiry(request), reader)
+            channel = ControlChannel(
+                path, ref, websocket, self._token_expiry(request), reader,
+                self._rendezvous_base(request),
+            )  # fmt: skip
             self.channels[ref.listener_id] = channel
             logger.info("listener %s on %s from %s", ref.listener_id[:8], path, source)
             expiry = self._spawn(self._close_on_expiry(channel))
@@ -329,7 +336,7 @@ class HybridRelay:
             return _rendezvous_full()
         query = strip_relay_query(request.query.items())
         address = rendezvous_address(
-            self._base_url(request),
+            channel.base_url,
             resolved.connection.path + resolved.suffix,
             [*query, ("sb-hc-action", "accept"), ("sb-hc-id", rendezvous_id)],
         )
@@ -454,10 +461,16 @@ class HybridRelay:
         token = request.query.get("sb-hc-token") or request.headers.get(AUTH_HEADER) or ""
         return float(SasToken.parse(token).expiry)
 
-    def _base_url(self, request: web.Request) -> str:
+    def _rendezvous_base(self, request: web.Request) -> str:
+        """Where the listener of ``request`` (its control channel) meets its senders: the
+        configured public URL, else this node's advertised endpoint on the port the
+        listener came in on. Nothing of it comes from a request header."""
         if self.settings.public_url:
             return self.settings.public_url
-        return f"{'wss' if request.secure else 'ws'}://{request.host}"
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        port = int(sockname[1]) if sockname else 0
+        bases = self.settings.bases
+        return bases.get(port) or next(iter(bases.values()), "ws://127.0.0.1")
 
     def _spawn(self, work: Any) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.ensure_future(work)
