@@ -85,6 +85,7 @@ LAYERS: dict[str, Layer] = {
     "http_timers": layer(LEAF),
     "ice_uris": layer(LEAF),
     "limiter": layer(LEAF),
+    "live": layer(LEAF),
     "log_limit": layer(LEAF),
     "usage": layer(LEAF),
     # Cores: pure protocol logic, time and random parts passed in.
@@ -116,6 +117,7 @@ LAYERS: dict[str, Layer] = {
     "hostaddr": layer(SUPPORT),
     "runtime": layer(SUPPORT),
     "descriptors": layer(SUPPORT),
+    "settings": layer(SUPPORT),
     # Assembly.
     "app": layer(ASSEMBLY),
     "cli": layer(ASSEMBLY),

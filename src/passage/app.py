@@ -41,6 +41,7 @@ from passage.hybrid.gateway import InMemoryGatewayStore
 from passage.identity.ice_servers import RelayTopology
 from passage.identity.relay_credentials import IdentityRelayUsers
 from passage.identity.state import IdentityState
+from passage.live import LiveView
 from passage.mounts import RESERVED_NAMES, front_door
 from passage.runtime import (
     RuntimeRecord,
@@ -50,6 +51,7 @@ from passage.runtime import (
     remove_record,
     write_record,
 )
+from passage.settings import shown_settings
 from passage.signal import SignalLimits
 from passage.signal.aio import SignalingServer
 from passage.store.database import Database, open_database, sqlite_url
@@ -200,7 +202,17 @@ async def start(
         clock=clock,
     )
     signaling = SignalingServer(state, SignalLimits(room_size=config.signal_room_size), clock=clock)
-    api = ApiServer(service, ledger, hybrid_admin=hybrid_admin, clock=clock)
+    live = LiveView(
+        allocations=edge.live_allocations,
+        end_allocation=edge.end_allocation,
+        turn=edge.turn_counters,
+        throughput=edge.throughput.points,
+        listeners=hybrid.live_listeners,
+        bridges=hybrid.live_bridges,
+        rooms=signaling.live_rooms,
+        settings=lambda: shown_settings(config),
+    )
+    api = ApiServer(service, ledger, hybrid_admin=hybrid_admin, live=live, clock=clock)
     door = front_door(api, hybrid, signaling, limits=config.http, descriptors=DescriptorBudget())
     polling = asyncio.create_task(_poll_store(sync, hybrid_admin))
     running = Running(edge, database, door, api, hybrid, signaling, polling)

@@ -11,6 +11,7 @@ from passage.http_errors import HttpError
 from passage.hybrid.admin import HybridAdmin
 from passage.identity.keys import AccessKey
 from passage.identity.tokens import TokenClaims
+from passage.live import LiveView
 from passage.store.ledger import UsageLedger
 
 __all__ = ["Auth", "Call", "Reply"]
@@ -39,6 +40,8 @@ class Call:
     client_ip: str | None
     hybrid: HybridAdmin | None = None
     """Hybrid Connections administration; None where the server runs without it."""
+    live: LiveView | None = None
+    """This node's live state (allocations, listeners...); None where there is none."""
 
     @property
     def signing_key(self) -> AccessKey:

@@ -85,7 +85,57 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return {str(status): {"description": "error", **_json(_ERROR)} for status in statuses}
 
 
+def _live_list(summary: str, what: str) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "responses": {"200": {"description": what}, **_errors(401, 503)},
+    }
+
+
 OPERATIONS: dict[str, dict[str, Any]] = {
+    "Identities_List": {
+        "summary": "Identities not deleted, newest first; search by part of the id.",
+        "parameters": [
+            {
+                "name": "search",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string", "maxLength": 200},
+            },
+            {
+                "name": "top",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+            },
+        ],
+        "responses": {"200": {"description": "identities"}, **_errors(400, 401)},
+    },
+    "Allocations_List": _live_list(
+        "Every TURN allocation on this node: user, transport, addresses, peers, bytes, age.",
+        "allocations",
+    ),
+    "Allocations_End": {
+        "summary": "End a TURN allocation now; its client's next request is refused (437).",
+        "parameters": [_ID_PARAM],
+        "responses": {"204": {"description": "ended"}, **_errors(401, 404, 503)},
+    },
+    "TurnCounters_Get": _live_list(
+        "Allocations by transport, starts and ends, refusals and drops by reason.", "counters"
+    ),
+    "Throughput_Get": _live_list(
+        "Bytes relayed in each 10-second step of the last hour.", "throughput"
+    ),
+    "Listeners_List": _live_list(
+        "Hybrid Connections listeners connected to this node.", "listeners"
+    ),
+    "Bridges_List": _live_list(
+        "WebSocket senders paired with a listener through this node.", "bridges"
+    ),
+    "SignalingRooms_List": _live_list("Signaling rooms with members, busiest first.", "rooms"),
+    "Settings_Get": _live_list(
+        "Every option as the server runs with it; secrets masked.", "settings"
+    ),
     "CommunicationIdentity_Create": {
         "summary": "Create an identity, optionally with an access token.",
         "requestBody": {
@@ -160,7 +210,14 @@ OPERATIONS: dict[str, dict[str, Any]] = {
                 "in": "query",
                 "required": False,
                 "schema": {"enum": ["hour", "day"]},
-            }
+            },
+            {
+                "name": "format",
+                "in": "query",
+                "required": False,
+                "description": "json (default), or csv: one row per bucket, a header first.",
+                "schema": {"enum": ["json", "csv"]},
+            },
         ],
         "responses": {"200": {"description": "usage buckets"}, **_errors(400, 401)},
     },

@@ -14,6 +14,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
+from passage.api import live
 from passage.api.call import Auth, Call, Reply
 from passage.api.openapi import openapi_document, template_of
 from passage.api.service import MAX_RELAY_TTL
@@ -257,6 +258,7 @@ ROUTES: tuple[Route, ...] = (
         IDENTITY_API_VERSIONS,
         _create_identity,
     ),
+    Route("GET", r"/identities", "Identities_List", Auth.HMAC, None, live.list_identities),
     Route(
         "DELETE",
         rf"/identities/{_ID}",
@@ -336,6 +338,21 @@ ROUTES: tuple[Route, ...] = (
     Route("PUT", _RULE, "AuthorizationRules_Put", Auth.HMAC, None, _admin(_put_rule)),
     Route("GET", _RULE, "AuthorizationRules_Get", Auth.HMAC, None, _admin(_get_rule)),
     Route("DELETE", _RULE, "AuthorizationRules_Delete", Auth.HMAC, None, _admin(_delete_rule)),
+    Route("GET", r"/live/allocations", "Allocations_List", Auth.HMAC, None, live.list_allocations),
+    Route(
+        "DELETE",
+        rf"/live/allocations/{_ID}",
+        "Allocations_End",
+        Auth.HMAC,
+        None,
+        live.delete_allocation,
+    ),
+    Route("GET", r"/live/turn", "TurnCounters_Get", Auth.HMAC, None, live.get_turn),
+    Route("GET", r"/live/throughput", "Throughput_Get", Auth.HMAC, None, live.get_throughput),
+    Route("GET", r"/live/listeners", "Listeners_List", Auth.HMAC, None, live.get_listeners),
+    Route("GET", r"/live/bridges", "Bridges_List", Auth.HMAC, None, live.get_bridges),
+    Route("GET", r"/live/rooms", "SignalingRooms_List", Auth.HMAC, None, live.get_rooms),
+    Route("GET", r"/settings", "Settings_Get", Auth.HMAC, None, live.get_settings),
     Route("GET", r"/openapi\.json", "OpenApi_Get", Auth.NONE, None, _openapi),
 )
 """Every operation served, in the order ``/openapi.json`` lists them."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -29,6 +29,7 @@ from passage.identity.errors import AuthenticationError
 from passage.identity.hmac_auth import verify_request
 from passage.identity.keys import AccessKey
 from passage.identity.tokens import TokenClaims, verify_token
+from passage.live import LiveView
 from passage.store.ledger import UsageLedger
 
 __all__ = ["MAX_BODY_BYTES", "ApiServer"]
@@ -52,11 +53,14 @@ class ApiServer:
         ledger: UsageLedger,
         *,
         hybrid_admin: HybridAdmin | None = None,
+        live: LiveView | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.service = service
         self.ledger = ledger
         self.hybrid_admin = hybrid_admin
+        self.live = live
+        """Set by the app once the products it reads exist."""
         self.clock = clock
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -107,8 +111,43 @@ class ApiServer:
             body=_json_object(body),
             client_ip=request.remote,
             hybrid=self.hybrid_admin,
+            live=self.live,
         )
         return await route.handler(call)
+
+    async def call_as(
+        self,
+        key: AccessKey,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        body: Mapping[str, object],
+        client_ip: str | None,
+    ) -> Reply:
+        """One operation of the route table on behalf of ``key``, for a caller that has
+        already proved it holds the key (the console's session): the same route,
+        ``api-version`` check and handler as a signed request; a refusal is the ACS body."""
+        try:
+            route, params = match_route(method, path)
+            if route.api_versions is not None:
+                version = query.get("api-version")
+                if version not in route.api_versions:
+                    raise HttpError(400, "UnsupportedApiVersion", f"api-version {version!r}.")
+            call = Call(
+                service=self.service,
+                ledger=self.ledger,
+                key=key,
+                user=None,
+                params=params,
+                query=query,
+                body=body,
+                client_ip=client_ip,
+                hybrid=self.hybrid_admin,
+                live=self.live,
+            )
+            return await route.handler(call)
+        except HttpError as error:
+            return Reply(error.status, error_body(error), error.headers)
 
     def _authenticate(
         self, route: Route, request: web.Request, body: bytes

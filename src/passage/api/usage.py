@@ -8,7 +8,9 @@ Every bucket overlapping ``[from, to)`` is returned whole.
 
 from __future__ import annotations
 
+import csv
 import datetime
+import io
 from collections.abc import Mapping
 from typing import Literal, cast
 
@@ -16,7 +18,26 @@ from passage.api.call import Reply
 from passage.identity.errors import ValidationError
 from passage.store.ledger import UsageBucket, UsageLedger
 
-__all__ = ["MAX_USAGE_SPAN", "parse_instant", "usage_reply", "usage_row"]
+__all__ = [
+    "CSV_COLUMNS",
+    "MAX_USAGE_SPAN",
+    "parse_instant",
+    "usage_csv",
+    "usage_reply",
+    "usage_row",
+]
+
+CSV_COLUMNS = (
+    "start", "identity", "bytesToPeer", "bytesFromPeer", "packetsToPeer", "packetsFromPeer",
+    "allocationSeconds", "allocationsStarted",
+)  # fmt: skip
+"""The columns of ``format=csv``, in order: the JSON rows' names (``passage usage --format
+csv`` writes the same)."""
+
+_CSV_HEADERS = {
+    "Content-Type": "text/csv; charset=utf-8",
+    "Content-Disposition": 'attachment; filename="passage-usage.csv"',
+}
 
 MAX_USAGE_SPAN = datetime.timedelta(days=400)
 """The widest ``[from, to)`` one query may ask for."""
@@ -53,6 +74,23 @@ def usage_row(bucket: UsageBucket) -> dict[str, object]:
     }
 
 
+def usage_csv(rows: list[dict[str, object]]) -> str:
+    """The rows as CSV (RFC 4180, a header first). An identity is never written so that a
+    spreadsheet would run it as a formula: a leading ``= + - @`` gets a quote mark first."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        writer.writerow([_cell(row[column]) for column in CSV_COLUMNS])
+    return out.getvalue()
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 async def usage_reply(
     ledger: UsageLedger, query: Mapping[str, str], now: datetime.datetime
 ) -> Reply:
@@ -62,6 +100,9 @@ async def usage_reply(
         raise ValidationError("from must be before to.", "from")
     if end - start > MAX_USAGE_SPAN:
         raise ValidationError(f"At most {MAX_USAGE_SPAN.days} days per query.", "from")
+    form = query.get("format", "json")
+    if form not in ("json", "csv"):
+        raise ValidationError("format must be json or csv.", "format")
     granularity = query.get("granularity", "hour")
     if granularity not in ("hour", "day"):
         raise ValidationError("granularity must be hour or day.", "granularity")
@@ -71,12 +112,15 @@ async def usage_reply(
         subject=query.get("identity") or None,
         granularity=cast(Literal["hour", "day"], granularity),
     )
+    rows = [usage_row(bucket) for bucket in buckets]
+    if form == "csv":
+        return Reply(200, text=usage_csv(rows), headers=_CSV_HEADERS)
     return Reply(
         200,
         {
             "granularity": granularity,
             "from": start.isoformat().replace("+00:00", "Z"),
             "to": end.isoformat().replace("+00:00", "Z"),
-            "value": [usage_row(bucket) for bucket in buckets],
+            "value": rows,
         },
     )

@@ -96,6 +96,10 @@ class Rooms:
         """Rooms with at least one member."""
         return len(self._rooms)
 
+    def sizes(self) -> dict[RoomName, int]:
+        """Each room with at least one member, and how many it has."""
+        return {room: len(members) for room, members in self._rooms.items()}
+
     def members_of(self, room: RoomName) -> list[Member]:
         """The room's members in the order they joined."""
         return [self._sessions[member].member for member in self._rooms.get(room, [])]

@@ -126,6 +126,18 @@ class IdentityStore:
             )
         return bool(result.rowcount)
 
+    async def live(self, containing: str = "", limit: int = 100) -> list[IdentityRecord]:
+        """Identities not deleted whose id contains ``containing`` (any case), newest first,
+        at most ``limit``."""
+        query = select(identities).where(identities.c.deleted_at.is_(None))
+        if containing:
+            escaped = containing.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(identities.c.id.ilike(f"%{escaped}%", escape="\\"))
+        query = query.order_by(identities.c.created_at.desc(), identities.c.id).limit(limit)
+        async with self._database.read() as connection:
+            rows = (await connection.execute(query)).mappings().all()
+        return [_record(row) for row in rows]
+
     async def changed_since(
         self, since: float, after_id: str | None = None, limit: int = 10_000
     ) -> list[IdentityRecord]:

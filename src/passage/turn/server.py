@@ -266,6 +266,14 @@ class TurnServer:
         allocation = self.allocations.get(five_tuple)
         return self._end(allocation, "client_closed", now) if allocation else []
 
+    def end_allocation(self, allocation_id: str, now: float) -> list[Action] | None:
+        """End the allocation with ``allocation_id`` at an operator's word (reason
+        ``operator``); None if there is none. Its client's next request gets 437."""
+        for allocation in self.allocations.values():
+            if allocation.id == allocation_id:
+                return self._end(allocation, "operator", now)
+        return None
+
     def get_timer(self) -> float | None:
         """When ``handle_timer`` wants calling next (None: nothing scheduled)."""
         return self._next_sweep

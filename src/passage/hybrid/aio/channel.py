@@ -92,6 +92,17 @@ class InvalidResponse(Exception):
 
 
 @dataclass(slots=True)
+class BridgeMeter:
+    """One WebSocket sender paired through a listener: who, since when, bytes each way."""
+
+    sender: str
+    """``ip:port`` of the sender."""
+    opened_at: float
+    bytes_to_listener: int = 0
+    bytes_to_sender: int = 0
+
+
+@dataclass(slots=True)
 class ControlChannel:
     path: HybridConnectionPath
     ref: ListenerRef
@@ -103,8 +114,12 @@ class ControlChannel:
     base_url: str
     """``ws(s)://host:port`` of this node where the listener meets its senders."""
     exchanges: dict[str, HttpExchange] = field(default_factory=dict)
-    bridges: set[web.WebSocketResponse] = field(default_factory=set)
-    """Sender sockets paired through this listener: closed when it goes."""
+    address: str = ""
+    """``ip:port`` the listener connected from."""
+    connected_at: float = 0.0
+    """Unix seconds."""
+    bridges: dict[web.WebSocketResponse, BridgeMeter] = field(default_factory=dict)
+    """Sender sockets paired through this listener (closed when it goes), with their meters."""
     _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def send(self, command: Outgoing) -> None:

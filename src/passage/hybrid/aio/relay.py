@@ -31,9 +31,11 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from passage.addresses import format_address
 from passage.frontdoor import Handler, Prefix, Resolver, error_response, read_body
 from passage.http_errors import HttpError
 from passage.hybrid.aio.channel import (
+    BridgeMeter,
     ControlChannel,
     HttpExchange,
     InvalidResponse,
@@ -67,6 +69,7 @@ from passage.hybrid.gateway import GatewayStore, ListenerRef
 from passage.hybrid.rendezvous import RENDEZVOUS_LIFETIME, RendezvousTable
 from passage.hybrid.sas import CLOCK_SKEW, Rights, SasError, SasToken, verify_sas_token
 from passage.limiter import FailureLimiter
+from passage.live import LiveBridge, LiveListener
 
 __all__ = ["HYBRID_CONNECTION_PATHS", "WEBSOCKET_PATHS", "HybridRelay", "RelaySettings"]
 
@@ -204,6 +207,34 @@ class HybridRelay:
             self.rendezvous.discard(request_id)
         return _http_response(request, head, data)
 
+    def live_listeners(self) -> list[LiveListener]:
+        """Every listener connected to this node now."""
+        return [
+            LiveListener(
+                id=channel.ref.listener_id,
+                hybrid_connection=str(channel.path),
+                address=channel.address,
+                connected_at=channel.connected_at,
+                bridges=len(channel.bridges),
+            )
+            for channel in self.channels.values()
+        ]
+
+    def live_bridges(self) -> list[LiveBridge]:
+        """Every WebSocket sender paired through a listener of this node now."""
+        return [
+            LiveBridge(
+                hybrid_connection=str(channel.path),
+                listener_id=channel.ref.listener_id,
+                sender=meter.sender,
+                opened_at=meter.opened_at,
+                bytes_to_listener=meter.bytes_to_listener,
+                bytes_to_sender=meter.bytes_to_sender,
+            )
+            for channel in self.channels.values()
+            for meter in channel.bridges.values()
+        ]
+
     async def close(self) -> None:
         """Close every control channel (1001) and what waits on them."""
         for channel in list(self.channels.values()):
@@ -240,6 +271,7 @@ class HybridRelay:
             channel = ControlChannel(
                 path, ref, websocket, self._token_expiry(request), reader,
                 self._rendezvous_base(request),
+                address=_address_text(request), connected_at=self.clock(),
             )  # fmt: skip
             self.channels[ref.listener_id] = channel
             logger.info("listener %s on %s from %s", ref.listener_id[:8], path, source)
@@ -363,10 +395,11 @@ class HybridRelay:
         sender = web.WebSocketResponse(protocols=protocols, compress=False, max_msg_size=0)
         try:
             await sender.prepare(request)
-            channel.bridges.add(sender)
-            await _bridge(sender, met)
+            meter = BridgeMeter(_address_text(request), self.clock())
+            channel.bridges[sender] = meter
+            await _bridge(sender, met, meter)
         finally:
-            channel.bridges.discard(sender)
+            channel.bridges.pop(sender, None)
             pending.finished.set()
         return sender
 
@@ -516,6 +549,12 @@ def _entity_path(request: web.Request) -> str:
     return request.path[len(WEBSOCKET_PATHS.path) :]
 
 
+def _address_text(request: web.Request) -> str:
+    """``ip:port`` of the request's peer, for an operator's eyes; ``""`` if unknown."""
+    remote = _remote(request)
+    return format_address(remote) if remote is not None else ""
+
+
 def _remote(request: web.Request) -> tuple[str, int] | None:
     peer = request.transport.get_extra_info("peername") if request.transport else None
     return (str(peer[0]), int(peer[1])) if peer else None
@@ -555,12 +594,22 @@ def _error(status: int, code: str, message: str) -> web.Response:
     return error_response(HttpError(status, code, message))
 
 
-async def _bridge(sender: web.WebSocketResponse, listener: web.WebSocketResponse) -> None:
-    """Copy messages both ways until one side closes, then close the other with its code."""
+async def _bridge(
+    sender: web.WebSocketResponse, listener: web.WebSocketResponse, meter: BridgeMeter
+) -> None:
+    """Copy messages both ways until one side closes, then close the other with its code;
+    ``meter`` counts the bytes of each message relayed."""
 
     async def pump(source: web.WebSocketResponse, sink: web.WebSocketResponse) -> None:
+        to_listener = sink is listener
         while True:
             message = await source.receive()
+            if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                size = len(message.data)
+                if to_listener:
+                    meter.bytes_to_listener += size
+                else:
+                    meter.bytes_to_sender += size
             if message.type is WSMsgType.TEXT:
                 await sink.send_str(message.data)
             elif message.type is WSMsgType.BINARY:

@@ -30,6 +30,7 @@ from passage.frontdoor import Prefix, error_response
 from passage.http_errors import HttpError
 from passage.identity.state import IdentityState
 from passage.identity.tokens import TokenClaims
+from passage.live import RoomSummary
 from passage.signal import (
     SUBPROTOCOL,
     CloseCode,
@@ -122,6 +123,11 @@ class SignalingServer:
         self.new_member_id = new_member_id
         self._sessions: dict[MemberId, _Session] = {}
         self._sweeper: asyncio.Task[None] | None = None
+
+    def live_rooms(self) -> list[RoomSummary]:
+        """Every room with members now, busiest first."""
+        sizes = sorted(self.rooms.sizes().items(), key=lambda item: (-item[1], item[0]))
+        return [RoomSummary(str(room), members) for room, members in sizes]
 
     @property
     def limits(self) -> SignalLimits:

@@ -21,6 +21,7 @@ from typing import cast
 from passage.addresses import Address, Transport, format_address
 from passage.endpoint import RelayAddresses
 from passage.limiter import source_key
+from passage.live import LiveAllocation, ThroughputSeries, TurnCounters
 from passage.turn.aio import listeners
 from passage.turn.aio.listeners import StreamClient, UdpListener
 from passage.turn.aio.offload import KernelChannels
@@ -75,6 +76,8 @@ class TurnEdge:
         self.binder = RelayBinder(relays, core, random.Random(secrets.randbits(64)))
         self.usage_sink = usage_sink
         self.usage_interval = usage_interval
+        self.throughput = ThroughputSeries()
+        """Bytes relayed in the last hour, counted at each usage flush."""
         self.udp: dict[Address, UdpListener] = {}
         self.streams: dict[FiveTuple, StreamClient] = {}
         self.streams_per_source: Counter[str] = Counter()
@@ -345,6 +348,33 @@ class TurnEdge:
             allocation.packets_from_peer,
         )
 
+    # -- what an operator sees and does ----------------------------------------
+
+    def live_allocations(self) -> list[LiveAllocation]:
+        """Every allocation now, with its meters (kernel-relayed bytes as of the last flush)."""
+        return [_live(allocation) for allocation in self.core.allocations.values()]
+
+    def end_allocation(self, allocation_id: str) -> bool:
+        """End one allocation now (its final usage record goes with the next flush)."""
+        actions = self.core.end_allocation(allocation_id, self.clock())
+        if actions is None:
+            return False
+        self.execute(actions)
+        logger.info("allocation %s ended by an operator", allocation_id)
+        return True
+
+    def turn_counters(self) -> TurnCounters:
+        metrics = self.core.metrics
+        live = Counter(a.five_tuple.transport.value for a in self.core.allocations.values())
+        return TurnCounters(
+            live_by_transport=dict(live),
+            allocations_started=metrics.allocations_started,
+            allocations_ended=metrics.allocations_ended,
+            errors=dict(metrics.errors),
+            drops=dict(metrics.drops),
+            auth_failures=dict(metrics.auth_failures),
+        )
+
     # -- timers and usage ----------------------------------------------------
 
     def _arm_timer(self, when: float) -> None:
@@ -403,7 +433,13 @@ class TurnEdge:
         """Hand new usage records to the sink; keep them for the next try if it fails."""
         if self.offload is not None:
             self.offload.collect()  # kernel-relayed bytes into the meters, before the records
-        records = self.core.collect_usage(self.clock())
+        now = self.clock()
+        records = self.core.collect_usage(now)
+        self.throughput.add(
+            sum(record.bytes_to_peer for record in records),
+            sum(record.bytes_from_peer for record in records),
+            now,
+        )
         if self.usage_sink is None:
             return
         self._unsaved += records
@@ -420,3 +456,22 @@ class TurnEdge:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _live(allocation: Allocation) -> LiveAllocation:
+    return LiveAllocation(
+        id=allocation.id,
+        username=allocation.username,
+        subject=allocation.subject,
+        transport=allocation.five_tuple.transport.value,
+        client=format_address(allocation.five_tuple.client),
+        relayed=tuple(format_address(route[1]) for route in allocation.relays.values()),
+        peers=tuple(sorted(allocation.permissions)),
+        channels=len(allocation.bindings),
+        bytes_to_peer=allocation.bytes_to_peer,
+        bytes_from_peer=allocation.bytes_from_peer,
+        packets_to_peer=allocation.packets_to_peer,
+        packets_from_peer=allocation.packets_from_peer,
+        started_at=allocation.started_at,
+        expires_at=allocation.expires_at,
+    )
