@@ -19,6 +19,7 @@ import pytest
 from api_harness import Api, api_server
 from passage.hybrid.entities import HybridConnection, HybridConnectionPath, Namespace, root_rule
 from passage.hybrid.sas import Rights, SasRule, make_sas_token
+from waiting import until
 
 KEY = "root-key-text"
 SEND_KEY = "send-only-key"
@@ -315,3 +316,33 @@ async def test_a_response_whose_body_never_comes_is_a_500_at_once(relay: Api) ->
     """A head with ``body: true`` must be followed by exactly one binary message (reference
     §2.3); when another command comes instead, the sender is told, not left to time out."""
     await invalid_response_is_answered_at_once(relay, "POST", "/echo/no-body")
+
+
+async def test_listeners_and_bridges_are_listed_with_their_bytes(relay: Api) -> None:
+    """``GET /live/listeners`` and ``/live/bridges``: who is connected, since when, and the
+    bytes a bridge relayed each way."""
+    listener = Listener(relay, "echo")
+    await listener.start()
+    try:
+        listed = await relay.request("GET", "/live/listeners")
+        [shown] = listed.body["value"]
+        assert shown["hybridConnection"] == "echo"
+        assert shown["address"].startswith("127.0.0.1:")
+        assert shown["connectedAt"].endswith("Z") and shown["bridges"] == 0
+        async with relay.session.ws_connect(
+            f"{ws_base(relay)}/$hc/echo?sb-hc-action=connect",
+            headers={"ServiceBusAuthorization": token(relay, "echo")},
+        ) as sender:
+            await sender.send_bytes(b"z" * 300)
+            assert (await sender.receive()).data == b"z" * 300
+            [bridge] = (await relay.request("GET", "/live/bridges")).body["value"]
+            assert bridge["listenerId"] == shown["id"]
+            assert bridge["bytesToListener"] == 300
+            assert bridge["bytesToSender"] == 300
+            assert bridge["senderAddress"].startswith("127.0.0.1:")
+            [again] = (await relay.request("GET", "/live/listeners")).body["value"]
+            assert again["bridges"] == 1
+        await until(lambda: not relay.running.relay.live_bridges())  # the sender went
+        assert (await relay.request("GET", "/live/bridges")).body["value"] == []
+    finally:
+        await listener.stop()
