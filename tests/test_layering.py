@@ -41,7 +41,7 @@ ARCHITECTURE = PACKAGE.parents[1] / "docs" / "architecture.md"
 
 IO = {
     "asyncio", "socket", "ssl", "selectors", "subprocess", "uvloop",
-    "aiohttp", "aioice", "sqlalchemy", "asyncpg", "aiosqlite", "urllib.request",
+    "aiohttp", "aioice", "sqlalchemy", "asyncpg", "aiosqlite", "urllib.request", "redis",
 }  # fmt: skip
 CLOCK = {"time"}
 RANDOM = {"os", "random", "secrets"}
@@ -98,6 +98,7 @@ LAYERS: dict[str, Layer] = {
     "peer": layer(CORE),
     "doctor": layer(CORE, "stun", "turnclient"),
     "offload": layer(CORE),
+    "cluster": layer(CORE),
     # Adapters: asyncio and the network, over a core.
     "turn.aio": layer(PRODUCT, "offload.xdp", core="turn"),
     "turnclient.aio": layer(ADAPTER, core="turnclient"),
@@ -109,6 +110,7 @@ LAYERS: dict[str, Layer] = {
     "api": layer(PRODUCT, "frontdoor", "store"),
     "frontdoor": layer(ADAPTER),
     "offload.xdp": layer(ADAPTER, core="offload"),
+    "cluster.aio": layer(ADAPTER, core="cluster"),
     # Support: the store and what the process reads at start.
     "store": layer(SUPPORT),
     "config": layer(SUPPORT),

@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from passage import __version__
 from passage.addresses import Address, Transport, format_address
@@ -66,6 +67,9 @@ from passage.turn.binding import AlternateAddresses
 from passage.turn.credentials import RestSecrets
 from passage.turn.server import TurnServer
 
+if TYPE_CHECKING:  # redis is the cluster extra's: imported only with --redis-url
+    from passage.cluster.aio import ClusterLink
+
 logger = logging.getLogger("passage")
 
 
@@ -88,10 +92,14 @@ class Running:
     http: list[Address] = field(default_factory=list)
     discovery: list[Address] = field(default_factory=list)
     """The other three RFC 5780 UDP addresses (their TCP listeners are in ``tcp``)."""
+    cluster: ClusterLink | None = None
+    """The link to the cluster's Redis (``--redis-url``); None: a single node."""
 
     async def stop(self) -> None:
-        """Stop signaling, the relay and the front door, end every allocation, flush usage,
-        close the store."""
+        """Leave the cluster, stop signaling, the relay and the front door, end every
+        allocation, flush usage, close the store."""
+        if self.cluster is not None:
+            await self.cluster.close()
         self.sync_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.sync_task
@@ -229,10 +237,47 @@ async def start(
                 running.https.append(await door.listen(ip, config.api_port, tls))
             if config.http_port:
                 running.http.append(await door.listen(ip, config.http_port, None))
+        if config.redis_url is not None:  # once it serves: the registry announces it
+            running.cluster = await _join_cluster(config, endpoint, edge, running, clock)
     except BaseException:
         await running.stop()
         raise
     return running
+
+
+async def _join_cluster(
+    config: Config,
+    endpoint: AdvertisedEndpoint,
+    edge: TurnEdge,
+    running: Running,
+    clock: Callable[[], float],
+) -> ClusterLink:
+    """Start this node's link to the cluster's Redis; it runs degraded while Redis is away."""
+    from passage.cluster import ClusterKeys, NodeInfo
+    from passage.cluster.aio import ClusterLink
+
+    assert config.redis_url is not None and config.node_name is not None
+    assert config.public_url is not None
+    boot_id = secrets.token_hex(8)
+    public_url, name = config.public_url, config.node_name
+
+    def advert(now: float) -> NodeInfo:
+        return NodeInfo(
+            name=name,
+            boot_id=boot_id,
+            public_url=public_url,
+            turn_host=endpoint.host,
+            turn_port=config.turn_port,
+            turns_port=config.turns_port if running.tls else 0,
+            region=config.region,
+            load=len(edge.core.allocations),
+            draining=False,
+            seen_at=now,
+        )
+
+    link = ClusterLink(config.redis_url, ClusterKeys(config.redis_prefix), advert, clock)
+    await link.start()
+    return link
 
 
 async def _close_orphans(ledger: UsageLedger, now: float) -> None:
@@ -385,6 +430,10 @@ def banner(config: Config, datadir: DataDir, running: Running) -> str:
     ]
     if config.users:
         lines += ["  static users: " + ", ".join(name for name, _ in config.users)]
+    if running.cluster is not None:
+        link = running.cluster
+        state = "joined" if link.up else "degraded: Redis unreachable, serving alone"
+        lines += [f"  cluster: node {link.name} ({state})"]
     return "\n".join(lines)
 
 

@@ -1,0 +1,54 @@
+"""The node registry over the real Redis: nodes see each other, leave at once when they stop,
+and a node starts (and keeps serving) without Redis, saying so, then joins when it is back."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import aiohttp
+import pytest
+from cluster_nodes import cluster, cluster_node
+
+pytestmark = pytest.mark.postgres
+
+
+async def test_nodes_see_each_other_and_a_stopped_node_leaves_at_once(
+    tmp_path: Path, redis_prefix: str, pg_schema: str
+) -> None:
+    async with cluster(tmp_path, "ab", prefix=redis_prefix, schema=pg_schema) as (a, b):
+        now = a.server.running.edge.clock()
+        live = a.link.nodes.live(now)
+        assert [node.name for node in live] == ["a", "b"]
+        seen_b = live[1]
+        assert (seen_b.public_url, seen_b.turn_host) == (b.ws_base, "127.0.0.3")
+        assert seen_b.turn_port == b.server.config.turn_port
+        assert (seen_b.load, seen_b.draining) == (0, False)
+        async with cluster_node(tmp_path, "c", prefix=redis_prefix, schema=pg_schema) as c:
+            await c.link.beat()
+            await a.link.beat()
+            assert [node.name for node in a.link.nodes.live(now)] == ["a", "b", "c"]
+        await a.link.beat()
+        assert [node.name for node in a.link.nodes.live(now)] == ["a", "b"]
+
+
+async def test_a_node_starts_degraded_without_redis_and_joins_when_it_is_back(
+    tmp_path: Path, redis_prefix: str, pg_schema: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "passage.cluster")
+    async with cluster_node(
+        tmp_path, "a", prefix=redis_prefix, schema=pg_schema, redis_down=True
+    ) as a:
+        assert not a.link.up
+        degraded = [r.getMessage() for r in caplog.records if "running degraded" in r.message]
+        assert len(degraded) == 1
+        assert f"Redis at redis://127.0.0.1:{a.redis_link.port}" in degraded[0]
+        await a.link.beat()  # still down: said once, not every heartbeat
+        assert len([r for r in caplog.records if "running degraded" in r.message]) == 1
+        async with aiohttp.ClientSession() as http:  # it keeps serving meanwhile
+            async with http.get(f"{a.http_base}/openapi.json") as reply:
+                assert reply.status == 200
+        a.redis_link.restore()
+        await a.link.beat()
+        assert a.link.up
+        assert any("reachable again" in r.message for r in caplog.records)
