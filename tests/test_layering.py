@@ -120,8 +120,11 @@ LAYERS: dict[str, Layer] = {
     "runtime": layer(SUPPORT),
     "descriptors": layer(SUPPORT),
     "settings": layer(SUPPORT),
+    "reload": layer(SUPPORT),
+    "tlscontexts": layer(SUPPORT),
     # Assembly.
     "app": layer(ASSEMBLY),
+    "lifecycle": layer(ASSEMBLY),
     "cli": layer(ASSEMBLY),
     "mounts": layer(ASSEMBLY),
     "__main__": layer(ASSEMBLY),

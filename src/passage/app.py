@@ -18,7 +18,6 @@ import logging
 import os
 import random
 import secrets
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from passage.api.server import ApiServer
 from passage.api.service import IdentityService, load_state, new_key_text
 from passage.api.sync import POLL_INTERVAL, IdentitySync
 from passage.config import Config, ConfigError
-from passage.datadir import DataDir
+from passage.datadir import DataDir, prepare_data_dir
 from passage.descriptors import DescriptorBudget, raise_limit
 from passage.endpoint import AdvertisedEndpoint
 from passage.frontdoor import FrontDoor
@@ -43,7 +42,9 @@ from passage.identity.ice_servers import RelayTopology
 from passage.identity.relay_credentials import IdentityRelayUsers
 from passage.identity.state import IdentityState
 from passage.live import LiveView
+from passage.lifecycle import Lifecycle
 from passage.mounts import RESERVED_NAMES, front_door
+from passage.reload import ReloadPlan, plan_reload
 from passage.runtime import (
     RuntimeRecord,
     host_boot_id,
@@ -59,6 +60,8 @@ from passage.store.database import Database, open_database, sqlite_url
 from passage.store.hybrid import HybridStore
 from passage.store.identities import IdentityStore
 from passage.store.ledger import RESTART_END_REASON, LedgerNode, UsageLedger
+from passage.tlscontexts import ServerContexts
+from passage.tlsmaterial import TlsMaterialError
 from passage.turn.aio.edge import TurnEdge
 from passage.turn.aio.offload import start_kernel_channels
 from passage.turn.aio.refusals import RefusalLog
@@ -85,6 +88,12 @@ class Running:
     relay: HybridRelay
     signaling: SignalingServer
     sync_task: asyncio.Task[None]
+    config: Config
+    """The configuration it runs with: the one it started with, as reloads changed it."""
+    datadir: DataDir
+    tls_contexts: ServerContexts
+    """The certificate every TLS listener presents (TURN over TLS, the HTTPS API)."""
+    identity_state: IdentityState
     udp: list[Address] = field(default_factory=list)
     tcp: list[Address] = field(default_factory=list)
     tls: list[Address] = field(default_factory=list)
@@ -108,6 +117,28 @@ class Running:
         await self.front_door.stop()
         await self.edge.stop()
         await self.database.close()
+
+    async def reload(self, new: Config) -> ReloadPlan:
+        """Apply what of ``new`` can change while running (:mod:`passage.reload`): re-read
+        the data directory (the auth secret, a generated certificate due for renewal) and
+        the certificate and key, give the TURN core its new policy and credentials, set the
+        log level; then flush usage. Returns the plan; what needs a restart is left as is.
+
+        Raises :class:`ConfigError` (a :class:`passage.datadir.DataDirError` among them)
+        before anything changes when the data directory or the certificate cannot be used.
+        """
+        plan = plan_reload(self.config, new)
+        datadir = prepare_data_dir(plan.config)  # checks an operator's pair loads together
+        credentials = credential_source(plan.config, datadir, self.identity_state)
+        try:
+            self.tls_contexts.reload(datadir.tls_cert, datadir.tls_key)
+        except TlsMaterialError as error:  # replaced again since prepare_data_dir read it
+            raise ConfigError(error.message) from None
+        self.edge.core.reconfigure(plan.config.turn, credentials)
+        logging.getLogger().setLevel(plan.config.log_level.upper())
+        self.config, self.datadir = plan.config, datadir
+        await self.edge.flush_usage()
+        return plan
 
 
 def credential_source(config: Config, datadir: DataDir, state: IdentityState) -> CredentialSource:
@@ -218,14 +249,18 @@ async def start(
         listeners=hybrid.live_listeners,
         bridges=hybrid.live_bridges,
         rooms=signaling.live_rooms,
-        settings=lambda: shown_settings(config),
+        settings=lambda: shown_settings(running.config),  # as reloads change it
     )
     api = ApiServer(service, ledger, hybrid_admin=hybrid_admin, live=live, clock=clock)
     door = front_door(api, hybrid, signaling, limits=config.http, descriptors=DescriptorBudget())
     polling = asyncio.create_task(_poll_store(sync, hybrid_admin))
-    running = Running(edge, database, door, api, hybrid, signaling, polling)
+    running = Running(
+        edge, database, door, api, hybrid, signaling, polling,
+        config=config, datadir=datadir, identity_state=state,
+        tls_contexts=ServerContexts(datadir.tls_cert, datadir.tls_key),
+    )  # fmt: skip
     try:
-        await _listen_turn(config, datadir, edge, alternates, running)
+        await _listen_turn(config, edge, alternates, running)
         edge.offload = start_kernel_channels(
             config.offload,
             [*config.listen_ips, *relays.bind.values()],
@@ -233,7 +268,7 @@ async def start(
         )
         for ip in config.listen_ips:  # the API last: once it accepts, every listener is bound
             if config.api_port:
-                tls = datadir.server_ssl_context(("http/1.1",))
+                tls = running.tls_contexts.context(("http/1.1",))
                 running.https.append(await door.listen(ip, config.api_port, tls))
             if config.http_port:
                 running.http.append(await door.listen(ip, config.http_port, None))
@@ -303,7 +338,6 @@ def _raise_descriptor_limit() -> None:
 
 async def _listen_turn(
     config: Config,
-    datadir: DataDir,
     edge: TurnEdge,
     alternates: AlternateAddresses | None,
     running: Running,
@@ -313,7 +347,7 @@ async def _listen_turn(
         running.udp.append(await edge.listen_udp(ip, config.turn_port))
         running.tcp.append(await edge.listen_stream(ip, config.turn_port))
         if config.tls_ports:
-            tls = datadir.server_ssl_context()
+            tls = running.tls_contexts.context()
             for port in config.tls_ports:
                 running.tls.append(await edge.listen_stream(ip, port, tls))
     # RFC 5780 §6: the other three of (A1|A2, P1|P2), UDP and TCP; (A1, P1) is above.
@@ -322,8 +356,11 @@ async def _listen_turn(
         running.tcp.append(await edge.listen_stream(host, port))
 
 
-async def serve(config: Config, datadir: DataDir) -> None:
-    """Run until SIGINT or SIGTERM, then shut down cleanly (all usage flushed).
+async def serve(
+    config: Config, datadir: DataDir, reread: Callable[[], Config] | None = None
+) -> None:
+    """Run until SIGINT or SIGTERM, then shut down cleanly (all usage flushed); reload on
+    SIGHUP with the configuration ``reread`` loads (:mod:`passage.lifecycle`).
 
     While it runs, ``DATA_DIR/server.json`` (:mod:`passage.runtime`) says where.
     """
@@ -343,14 +380,13 @@ async def serve(config: Config, datadir: DataDir) -> None:
         raise
     sys.stderr.write(banner(config, datadir, running) + "\n")
     sys.stderr.flush()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    lifecycle = Lifecycle(running, record, reread or (lambda: config))
+    lifecycle.install(asyncio.get_running_loop())
     try:
-        await stop.wait()
+        await lifecycle.stopped.wait()
         logger.info("shutting down: ending %d allocations", len(running.edge.core.allocations))
     finally:
+        await lifecycle.close()
         remove_record(datadir.path, record.boot_id)
         await running.stop()
         logger.info("stopped; usage ledger flushed")

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from passage.addresses import parse_host_port
 from passage.http_limits import HttpLimits
 from passage.turn.config import TurnConfig
 
@@ -141,6 +142,16 @@ class Config:
 
     usage_flush_interval: float = 1.0
     """Seconds between writes of live usage counters to the ledger (the most a kill -9 loses)."""
+
+    alternate_servers: tuple[str, ...] = ()
+    """``HOST:PORT`` of other TURN servers a draining server sends new Allocates over UDP
+    and TCP to (300 Try Alternate), one per address family at most; empty: 403 instead."""
+
+    tls_alternate_servers: tuple[str, ...] = ()
+    """The same for TURN over TLS; a host name there also goes in ALTERNATE-DOMAIN."""
+
+    drain_timeout: float = 3600.0
+    """Seconds a drain (SIGTERM) waits for live allocations and bridges before it stops."""
 
     offload: str = "off"
     """Kernel fast path for UDP channels: off, xdp (fail if it cannot), auto (fall back)."""
@@ -322,6 +333,16 @@ def _parse_host(text: str) -> str:
     return host
 
 
+def _parse_server(text: str) -> str:
+    try:
+        host, port = parse_host_port(text)
+    except ValueError as error:
+        raise _expected(f"HOST:PORT ({error})", text) from None
+    if not 1 <= port or any(c in host for c in "/ ?#@"):
+        raise _expected("HOST:PORT with a port from 1 to 65535", text)
+    return text.strip()
+
+
 def _parse_ws_url(text: str) -> str:
     url = text.strip().rstrip("/")
     scheme, sep, rest = url.partition("://")
@@ -398,6 +419,7 @@ REGION_RELAY = _via_text(
     "REGION=HOST", _parse_pair("REGION=HOST", lambda region: region), "REGION=HOST"
 )
 CLIENT_REGION = _via_text("CIDR=REGION", _parse_pair("CIDR=REGION", _parse_cidr), "CIDR=REGION")
+SERVER = _via_text("HOST:PORT", _parse_server, "HOST:PORT")
 WS_URL = _via_text("a ws:// or wss:// URL", _parse_ws_url, "URL")
 DATABASE_URL = _via_text("a database URL", _parse_text, "URL")
 REDIS_URL = _via_text("a Redis URL", _parse_redis_url, "URL")
@@ -513,6 +535,21 @@ OPTIONS: tuple[Option, ...] = (
     _top("signal_room_size", COUNT, "members per signaling room"),
     _top("log_level", LOG_LEVEL, "debug, info, warning or error"),
     _top("usage_flush_interval", SECONDS, "seconds between usage ledger writes"),
+    _many(
+        "",
+        "alternate_servers",
+        SERVER,
+        "TURN server new Allocates go to while draining",
+        "--alternate-server",
+    ),
+    _many(
+        "",
+        "tls_alternate_servers",
+        SERVER,
+        "the same for TURN over TLS",
+        "--tls-alternate-server",
+    ),
+    _top("drain_timeout", SECONDS, "seconds a drain (SIGTERM) waits for live allocations"),
     _top("offload", OFFLOAD, "kernel fast path for UDP channels: off, xdp or auto"),
     _turn("realm", TEXT, "TURN realm"),
     _turn("software", TEXT, "SOFTWARE attribute in authenticated responses"),

@@ -7,6 +7,7 @@ import logging
 import subprocess
 import sys
 import types
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -36,9 +37,12 @@ def test_serve_builds_config_and_data_dir_then_runs_the_app(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     started: list[tuple[Config, DataDir]] = []
+    reread: list[Config] = []
 
-    async def serve(config: Config, datadir: DataDir) -> None:
+    async def serve(config: Config, datadir: DataDir, reread_config: Callable[[], Config]) -> None:
         started.append((config, datadir))
+        monkeypatch.setenv("PASSAGE_TURN_PORT", "4479")
+        reread.append(reread_config())  # what a reload reads: the same flags, the environment
 
     app = types.ModuleType("passage.app")
     app.serve = serve  # type: ignore[attr-defined]
@@ -52,6 +56,7 @@ def test_serve_builds_config_and_data_dir_then_runs_the_app(
     assert datadir.path == data_dir
     assert (data_dir / "server.pem").exists()
     assert logging.getLogger().level == logging.DEBUG
+    assert (reread[0].turn_port, reread[0].turn.realm) == (4479, "example.org")
 
 
 def test_configure_logging_writes_one_line_per_event(capsys: pytest.CaptureFixture[str]) -> None:

@@ -38,6 +38,11 @@ COMMANDS: tuple[CommandEntry, ...] = (
         "serve", "serve", "run the STUN/TURN relay, the API, Hybrid Connections and signaling"
     ),
     CommandEntry(
+        "reload",
+        "reload",
+        "make the server on a data directory re-read its configuration and certificate",
+    ),
+    CommandEntry(
         "turn-credentials", "turn_credentials", "print an ephemeral TURN username and password"
     ),
     CommandEntry(

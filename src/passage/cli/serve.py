@@ -46,7 +46,7 @@ def _run(arguments: argparse.Namespace) -> int:
     runner = asyncio.Runner(loop_factory=_loop_factory())
     try:
         with runner:
-            runner.run(serve(config, datadir))
+            runner.run(serve(config, datadir, lambda: config_from_arguments(arguments)))
     except KeyboardInterrupt:
         return 130
     except OffloadUnavailable as exc:  # --offload xdp asked for what this host cannot give

@@ -178,6 +178,36 @@ class TurnServer:
         self._budget = config.max_bytes_per_second or _UNLIMITED
         self._channel_max = CHANNEL_MAX if config.strict_channel_range else CHANNEL_MAX_RFC5766
 
+    def reconfigure(self, config: TurnConfig, credentials: CredentialSource) -> None:
+        """A reload: ``config``'s quotas, lifetimes, bandwidth cap, peer ranges and SOFTWARE,
+        and ``credentials``, from the next request on.
+
+        Live allocations keep what they were granted (a lifetime, a permission) until they
+        refresh it; a new bandwidth cap applies from the next budget refill (a second). The
+        realm, nonce lifetime, rate limiters and channel range stay as they started: they
+        are built into state a restart renews. Raises :class:`ValueError` for a peer range
+        that does not parse, before anything changes.
+        """
+        peers = PeerPolicy.from_config(
+            allow_loopback=config.allow_loopback_peers,
+            allowed=config.allowed_peer_ranges,
+            denied=config.denied_peer_ranges,
+            own=self.peers.own,
+        )
+        started = self.config
+        self.config = dataclasses.replace(
+            config,
+            realm=started.realm,
+            nonce_lifetime=started.nonce_lifetime,
+            auth_failures_per_minute=started.auth_failures_per_minute,
+            unauthenticated_answers_per_second=started.unauthenticated_answers_per_second,
+            unauthenticated_answer_burst=started.unauthenticated_answer_burst,
+            strict_channel_range=started.strict_channel_range,
+        )
+        self.peers = peers
+        self.auth.source = credentials
+        self._budget = config.max_bytes_per_second or _UNLIMITED
+
     def set_own_addresses(self, own: OwnAddresses) -> None:
         """The host's addresses changed (an interface came or went): check peers against these."""
         self.peers = dataclasses.replace(self.peers, own=own)
