@@ -41,8 +41,8 @@ from passage.hybrid.gateway import InMemoryGatewayStore
 from passage.identity.ice_servers import RelayTopology
 from passage.identity.relay_credentials import IdentityRelayUsers
 from passage.identity.state import IdentityState
-from passage.live import LiveView
 from passage.lifecycle import Lifecycle
+from passage.live import LiveView
 from passage.mounts import RESERVED_NAMES, front_door
 from passage.reload import ReloadPlan, plan_reload
 from passage.runtime import (
