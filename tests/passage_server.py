@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from passage.api.sync import POLL_INTERVAL
 from passage.app import Running, start
 from passage.config import Config, load_config
 from passage.datadir import DataDir, prepare_data_dir
@@ -276,13 +277,14 @@ async def in_process(
     clock: Callable[[], float] = time.time,
     loopback_peers: bool = False,
     environ: Mapping[str, str] | None = None,
+    poll_interval: float = POLL_INTERVAL,
     **settings: Any,
 ) -> AsyncIterator[Server]:
     """The whole server started here (``passage.app.start``) with :func:`local_config`,
-    on ``clock``; stopped cleanly on exit."""
+    on ``clock``, polling its store every ``poll_interval`` seconds; stopped cleanly on exit."""
     config = local_config(tmp_path, loopback_peers=loopback_peers, environ=environ, **settings)
     datadir = prepare_data_dir(config)
-    running = await start(config, datadir, clock=clock)
+    running = await start(config, datadir, clock=clock, poll_interval=poll_interval)
     try:
         yield Server(running, datadir, config)
     finally:

@@ -20,7 +20,7 @@ import random
 import secrets
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -179,11 +179,16 @@ def relay_topology(config: Config, endpoint: AdvertisedEndpoint) -> RelayTopolog
 
 
 async def start(
-    config: Config, datadir: DataDir, *, clock: Callable[[], float] = time.time
+    config: Config,
+    datadir: DataDir,
+    *,
+    clock: Callable[[], float] = time.time,
+    poll_interval: float = POLL_INTERVAL,
 ) -> Running:
     """Open the store and bind every listener; raises OSError if a port is taken.
 
-    ``clock`` (Unix seconds) is every service's notion of now: tests pass their own.
+    ``clock`` (Unix seconds) is every service's notion of now: tests pass their own,
+    and a longer ``poll_interval`` to see what only cluster events deliver.
     """
     _raise_descriptor_limit()
     database = await open_database(
@@ -253,7 +258,8 @@ async def start(
     )
     api = ApiServer(service, ledger, hybrid_admin=hybrid_admin, live=live, clock=clock)
     door = front_door(api, hybrid, signaling, limits=config.http, descriptors=DescriptorBudget())
-    polling = asyncio.create_task(_poll_store(sync, hybrid_admin))
+    store_poll = StorePoll(sync, hybrid_admin)
+    polling = asyncio.create_task(store_poll.forever(poll_interval))
     running = Running(
         edge, database, door, api, hybrid, signaling, polling,
         config=config, datadir=datadir, identity_state=state,
@@ -274,6 +280,7 @@ async def start(
                 running.http.append(await door.listen(ip, config.http_port, None))
         if config.redis_url is not None:  # once it serves: the registry announces it
             running.cluster = await _join_cluster(config, endpoint, edge, running, clock)
+            _share_changes(running.cluster, service, hybrid_admin, store_poll)
     except BaseException:
         await running.stop()
         raise
@@ -313,6 +320,30 @@ async def _join_cluster(
     link = ClusterLink(config.redis_url, ClusterKeys(config.redis_prefix), advert, clock)
     await link.start()
     return link
+
+
+def _share_changes(
+    link: ClusterLink, service: IdentityService, hybrid_admin: HybridAdmin, store_poll: StorePoll
+) -> None:
+    """Changes made here go to every node after they commit; changes made elsewhere are
+    read from the store as soon as their event arrives (the poll stays the backstop)."""
+    from passage.cluster import ClusterEvent, EventKind
+
+    async def publish(kind: EventKind, subject: str) -> None:
+        await link.publish(ClusterEvent(kind, link.name, subject))
+
+    async def hc_changed(path: str) -> None:
+        await publish(EventKind.HC_CHANGED, path)
+
+    async def apply(event: ClusterEvent) -> None:
+        if event.kind is EventKind.HC_CHANGED:
+            await store_poll.hybrid_connections()
+        else:
+            await store_poll.identities()
+
+    service.committed = publish
+    hybrid_admin.on_commit = hc_changed
+    link.on_event.append(apply)
 
 
 async def _close_orphans(ledger: UsageLedger, now: float) -> None:
@@ -473,17 +504,34 @@ def banner(config: Config, datadir: DataDir, running: Running) -> str:
     return "\n".join(lines)
 
 
-async def _poll_store(
-    sync: IdentitySync, hybrid_admin: HybridAdmin, interval: float = POLL_INTERVAL
-) -> None:
-    """Pick up keys, revocations and hybrid connections changed elsewhere, until cancelled."""
-    while True:
-        await asyncio.sleep(interval)
-        for poll, what in (
-            (sync.poll, "identity changes"),
-            (hybrid_admin.refresh, "hybrid connections"),
-        ):
-            try:
-                await poll()
-            except Exception:
-                logger.exception("could not read %s from the store", what)
+class StorePoll:
+    """Re-reads keys, revocations and hybrid connections changed elsewhere: every
+    ``interval`` seconds, and at once when a cluster event says something changed."""
+
+    def __init__(self, sync: IdentitySync, hybrid_admin: HybridAdmin) -> None:
+        self.sync = sync
+        self.hybrid_admin = hybrid_admin
+        self._identities = asyncio.Lock()
+        self._hybrid = asyncio.Lock()
+
+    async def forever(self, interval: float) -> None:
+        """Poll until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            await self.identities()
+            await self.hybrid_connections()
+
+    async def identities(self) -> None:
+        async with self._identities:
+            await _logged(self.sync.poll, "identity changes")
+
+    async def hybrid_connections(self) -> None:
+        async with self._hybrid:
+            await _logged(self.hybrid_admin.refresh, "hybrid connections")
+
+
+async def _logged(poll: Callable[[], Awaitable[object]], what: str) -> None:
+    try:
+        await poll()
+    except Exception:
+        logger.exception("could not read %s from the store", what)

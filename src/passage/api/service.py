@@ -13,9 +13,10 @@ import datetime
 import logging
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from passage.cluster.events import EventKind
 from passage.identity.errors import NotFoundError, ValidationError
 from passage.identity.ice_servers import RelayTopology, RouteType, ice_servers
 from passage.identity.ids import IdentityId, new_identity_id, parse_identity_id
@@ -89,6 +90,9 @@ class IdentityService:
         self.state = state
         self.topology = topology
         self.clock = clock
+        self.committed: Callable[[EventKind, str], Awaitable[None]] | None = None
+        """Awaited after a revocation, deletion or key rotation committed, to tell other
+        nodes at once (cluster mode); must not raise."""
 
     # --- identities -----------------------------------------------------------
 
@@ -132,6 +136,7 @@ class IdentityService:
             raise NotFoundError(f"Identity {text!r} was not found.", "id")
         self.state.revocations.revoke(identity, watermark, now)
         logger.info("revoked the tokens of %s", identity)
+        await self._tell(EventKind.REVOKED, identity)
 
     async def delete_identity(self, text: str) -> None:
         identity = await self.require_live(text)
@@ -140,6 +145,7 @@ class IdentityService:
             raise NotFoundError(f"Identity {text!r} was not found.", "id")
         self.state.revocations.delete(identity, now)
         logger.info("deleted identity %s", identity)
+        await self._tell(EventKind.DELETED, identity)
 
     # --- relay configuration --------------------------------------------------
 
@@ -184,4 +190,9 @@ class IdentityService:
         await self.store.set_key(key_name.value, text, self.clock())
         self.state.keys = keys_from_texts(await self.store.keys())
         logger.info("rotated the %s access key", key_name.value)
+        await self._tell(EventKind.KEYS_ROTATED, key_name.value)
         return self.state.keys.named(key_name)
+
+    async def _tell(self, kind: EventKind, subject: str) -> None:
+        if self.committed is not None:
+            await self.committed(kind, subject)

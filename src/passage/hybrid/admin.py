@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -265,6 +265,7 @@ class HybridAdmin:
         new_key: Callable[[], str],
         reserved_names: Mapping[str, str],
         on_change: Callable[[Namespace], None] | None = None,
+        on_commit: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self.reserved_names = reserved_names
@@ -277,6 +278,9 @@ class HybridAdmin:
         """A fresh random key as text (``passage.api.service.new_key_text``)."""
         self.on_change = on_change
         """Called with each new snapshot, after the store has committed; must not raise."""
+        self.on_commit = on_commit
+        """Awaited with the entity path (``""``: the namespace) after a change made here
+        committed, to tell other nodes at once; must not raise."""
         self._namespace = Namespace()
         self._loads_started = 0
         self._load_applied = 0
@@ -302,6 +306,12 @@ class HybridAdmin:
             if self.on_change is not None:
                 self.on_change(loaded)
         return self._namespace
+
+    async def _committed(self, path: str) -> None:
+        """After a change made here: the new snapshot, then tell ``on_commit``."""
+        await self.refresh()
+        if self.on_commit is not None:
+            await self.on_commit(path)
 
     async def ensure_root_rule(self) -> Namespace:
         """Create ``RootManageSharedAccessKey`` (all rights, fresh keys) unless it exists; load.
@@ -335,7 +345,7 @@ class HybridAdmin:
         ):
             raise AdminError(409, "Conflict", f"hybrid connection {name!r} already exists", "name")
         logger.info("created hybrid connection %s", path)
-        await self.refresh()
+        await self._committed(path)
         return HybridConnection(path, name, requires_client_authorization)
 
     async def get_connection(self, name: str) -> HybridConnection:
@@ -352,7 +362,7 @@ class HybridAdmin:
         if not await self.store.delete_connection(path):
             raise _connection_not_found(name)
         logger.info("deleted hybrid connection %s", path)
-        await self.refresh()
+        await self._committed(path)
 
     # --- authorization rules ----------------------------------------------------------
 
@@ -403,7 +413,7 @@ class HybridAdmin:
                 "name",
             )
         logger.info("%s rule %s on %s", outcome, rule_name, _where(entity))
-        await self.refresh()
+        await self._committed(path or "")
         rule = SasRule(rule_name, rights, primary, secondary)
         return WrittenRule(path, rule, outcome == "created")
 
@@ -432,7 +442,7 @@ class HybridAdmin:
             _rules_of(await self.refresh(), path, entity)  # 404 for the connection first
             raise _rule_not_found(name, entity)
         logger.info("deleted rule %s on %s", name, _where(entity))
-        await self.refresh()
+        await self._committed(path or "")
 
     # --- tokens -----------------------------------------------------------------------
 
