@@ -8,6 +8,12 @@ from collections.abc import Iterator
 
 import pytest
 
+# The metrics port's default (9641) is one port per host: every passage serve a test
+# starts, in a subprocess or not, and every concurrent test run would want it. Tests
+# that scrape it give a free port of their own.
+METRICS_OFF = ("PASSAGE_METRICS_PORT", "0")
+os.environ.setdefault(*METRICS_OFF)
+
 
 @pytest.fixture
 def no_passage_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -16,6 +22,7 @@ def no_passage_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("PASSAGE_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv(*METRICS_OFF)  # the one exception: see METRICS_OFF
 
 
 @pytest.fixture(autouse=True)

@@ -130,6 +130,7 @@ class ServerInfo:
             "--relay-ports", f"{low}-{high}",
             "--realm", self.realm,
             "--user", f"{self.username}:{self.password}",
+            "--metrics-port", "0",  # a test that wants it gives another --metrics-port after
             *self.extra_args,
         ]  # fmt: skip
 
@@ -266,6 +267,7 @@ def local_config(
         relay_ports=relay_range(),
         users=((USER, PASSWORD),),
         turn=TurnConfig(realm=REALM, allow_loopback_peers=loopback_peers),
+        metrics_port=0,  # many servers run at once: a test that wants it asks for a free port
     )
     return dataclasses.replace(config, **settings)
 

@@ -297,3 +297,33 @@ def test_alt_ip_with_public_ip_equal_to_the_listen_ip_is_fine() -> None:
         {},
     )
     assert config.nat_discovery_ips == ("203.0.113.1", "203.0.113.2")
+
+
+def test_metrics_and_log_settings_from_every_source(tmp_path: Path) -> None:
+    default = load_config(flags(), {})
+    assert (default.metrics_port, default.metrics_ip) == (9641, "127.0.0.1")
+    assert (default.log_format, default.access_log) == ("text", False)
+    config = load_config(
+        flags("--metrics-port", "0", "--log-format", "JSON", "--access-log"),
+        {"PASSAGE_METRICS_IP": "::1"},
+    )
+    assert (config.metrics_port, config.metrics_ip) == (0, "::1")
+    assert (config.log_format, config.access_log) == ("json", True)
+    path = write_toml(tmp_path, 'metrics_port = 19641\nlog_format = "json"\naccess_log = true\n')
+    from_file = load_config(flags("--config", str(path)), {})
+    assert (from_file.metrics_port, from_file.log_format, from_file.access_log) == (
+        19641, "json", True,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--log-format", "xml"), "--log-format: expected one of text, json, got 'xml'"),
+        (("--metrics-port", "8443"), "api_port and metrics_port are both 8443"),
+        (("--metrics-port", "70000"), "--metrics-port: expected an integer from 0 to 65535"),
+    ],
+)
+def test_metrics_and_log_mistakes_are_named(argv: tuple[str, ...], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(flags(*argv), {})

@@ -87,6 +87,8 @@ LAYERS: dict[str, Layer] = {
     "limiter": layer(LEAF),
     "live": layer(LEAF),
     "log_limit": layer(LEAF),
+    "meters": layer(LEAF),
+    "readiness": layer(LEAF),
     "usage": layer(LEAF),
     # Cores: pure protocol logic, time and random parts passed in.
     "stun": layer(CORE),
@@ -109,6 +111,7 @@ LAYERS: dict[str, Layer] = {
     "doctor.aio": layer(ADAPTER, "turnclient.aio", core="doctor"),
     "api": layer(PRODUCT, "frontdoor", "store"),
     "frontdoor": layer(ADAPTER),
+    "telemetry": layer(ADAPTER, "frontdoor"),
     "offload.xdp": layer(ADAPTER, core="offload"),
     "cluster.aio": layer(ADAPTER, core="cluster"),
     # Support: the store and what the process reads at start.
@@ -127,6 +130,7 @@ LAYERS: dict[str, Layer] = {
     "lifecycle": layer(ASSEMBLY),
     "cli": layer(ASSEMBLY),
     "mounts": layer(ASSEMBLY),
+    "scrape": layer(ASSEMBLY),
     "__main__": layer(ASSEMBLY),
 }
 

@@ -44,6 +44,7 @@ from passage.identity.state import IdentityState
 from passage.lifecycle import Lifecycle
 from passage.live import LiveView
 from passage.mounts import RESERVED_NAMES, front_door
+from passage.readiness import Readiness
 from passage.reload import ReloadPlan, plan_reload
 from passage.runtime import (
     RuntimeRecord,
@@ -53,6 +54,7 @@ from passage.runtime import (
     remove_record,
     write_record,
 )
+from passage.scrape import Sources, registry
 from passage.settings import shown_settings
 from passage.signal import SignalLimits
 from passage.signal.aio import SignalingServer
@@ -60,6 +62,7 @@ from passage.store.database import Database, open_database, sqlite_url
 from passage.store.hybrid import HybridStore
 from passage.store.identities import IdentityStore
 from passage.store.ledger import RESTART_END_REASON, LedgerNode, UsageLedger
+from passage.telemetry import OperatorsListener
 from passage.tlscontexts import ServerContexts
 from passage.tlsmaterial import TlsMaterialError
 from passage.turn.aio.edge import TurnEdge
@@ -103,10 +106,17 @@ class Running:
     """The other three RFC 5780 UDP addresses (their TCP listeners are in ``tcp``)."""
     cluster: ClusterLink | None = None
     """The link to the cluster's Redis (``--redis-url``); None: a single node."""
+    readiness: Readiness = field(default_factory=Readiness)
+    """What ``/readyz`` reports of this process: listeners bound, draining."""
+    operators: OperatorsListener | None = None
+    """``/metrics``, ``/healthz`` and ``/readyz`` on the metrics port, unless it is 0."""
 
     async def stop(self) -> None:
         """Leave the cluster, stop signaling, the relay and the front door, end every
-        allocation, flush usage, close the store."""
+        allocation, flush usage, close the store; ``/readyz`` says so until the operators'
+        listener goes last."""
+        if not self.readiness.draining:
+            self.readiness.start_draining("shutting down")
         if self.cluster is not None:
             await self.cluster.close()
         self.sync_task.cancel()
@@ -116,6 +126,8 @@ class Running:
         await self.relay.close()
         await self.front_door.stop()
         await self.edge.stop()
+        if self.operators is not None:
+            await self.operators.stop()
         await self.database.close()
 
     async def reload(self, new: Config) -> ReloadPlan:
@@ -257,7 +269,10 @@ async def start(
         settings=lambda: shown_settings(running.config),  # as reloads change it
     )
     api = ApiServer(service, ledger, hybrid_admin=hybrid_admin, live=live, clock=clock)
-    door = front_door(api, hybrid, signaling, limits=config.http, descriptors=DescriptorBudget())
+    door = front_door(
+        api, hybrid, signaling, limits=config.http, descriptors=DescriptorBudget(),
+        access_log=config.access_log,
+    )  # fmt: skip
     store_poll = StorePoll(sync, hybrid_admin)
     polling = asyncio.create_task(store_poll.forever(poll_interval))
     running = Running(
@@ -266,6 +281,11 @@ async def start(
         tls_contexts=ServerContexts(datadir.tls_cert, datadir.tls_key),
     )  # fmt: skip
     try:
+        if config.metrics_port:  # first: /readyz says "not ready" until the rest is bound
+            running.operators = OperatorsListener(
+                registry(Sources(edge, door, hybrid, signaling)), running.readiness, database.ping
+            )
+            await running.operators.listen(config.metrics_ip, config.metrics_port)
         await _listen_turn(config, edge, alternates, running)
         edge.offload = start_kernel_channels(
             config.offload,
@@ -278,6 +298,7 @@ async def start(
                 running.https.append(await door.listen(ip, config.api_port, tls))
             if config.http_port:
                 running.http.append(await door.listen(ip, config.http_port, None))
+        running.readiness.listening = True
         if config.redis_url is not None:  # once it serves: the registry announces it
             running.cluster = await _join_cluster(config, endpoint, edge, running, clock)
             _share_changes(running.cluster, service, hybrid_admin, store_poll)

@@ -41,6 +41,7 @@ CONFIG_ENV = "PASSAGE_CONFIG"
 """Environment variable naming the TOML file when ``--config`` is not given."""
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
 OFFLOAD_MODES = ("off", "xdp", "auto")
 
 
@@ -139,6 +140,18 @@ class Config:
 
     log_level: str = "info"
     """Lowest log level written: debug, info, warning or error."""
+
+    log_format: str = "text"
+    """Log lines as ``text`` (one readable line) or ``json`` (one object per line)."""
+
+    access_log: bool = False
+    """One log line per HTTP request answered on the API and HTTP ports (``passage.access``)."""
+
+    metrics_port: int = 9641
+    """Plain-HTTP port of ``/metrics``, ``/healthz`` and ``/readyz`` for operators; 0: none."""
+
+    metrics_ip: str = "127.0.0.1"
+    """IP address the metrics port binds: loopback unless a scraper elsewhere needs it."""
 
     usage_flush_interval: float = 1.0
     """Seconds between writes of live usage counters to the ledger (the most a kill -9 loses)."""
@@ -402,6 +415,13 @@ def _parse_log_level(text: str) -> str:
     return level
 
 
+def _parse_log_format(text: str) -> str:
+    name = text.strip().lower()
+    if name not in LOG_FORMATS:
+        raise _expected("one of " + ", ".join(LOG_FORMATS), text)
+    return name
+
+
 def _parse_offload(text: str) -> str:
     mode = text.strip().lower()
     if mode not in OFFLOAD_MODES:
@@ -425,6 +445,7 @@ DATABASE_URL = _via_text("a database URL", _parse_text, "URL")
 REDIS_URL = _via_text("a Redis URL", _parse_redis_url, "URL")
 NAME = _via_text("a name", _parse_name, "NAME")
 LOG_LEVEL = _via_text("a log level", _parse_log_level, "LEVEL")
+LOG_FORMAT = _via_text("a log format", _parse_log_format, "FORMAT")
 OFFLOAD = _via_text("an offload mode", _parse_offload, "MODE")
 BOOL = ValueKind(_parse_bool, _check_bool, None)
 PORT = _integer("PORT", 1, 65535)
@@ -534,6 +555,10 @@ OPTIONS: tuple[Option, ...] = (
     _top("max_listeners", COUNT, "listeners per hybrid connection"),
     _top("signal_room_size", COUNT, "members per signaling room"),
     _top("log_level", LOG_LEVEL, "debug, info, warning or error"),
+    _top("log_format", LOG_FORMAT, "log lines as text or json (one object per line)"),
+    _top("access_log", BOOL, "log every HTTP request on the API and HTTP ports"),
+    _top("metrics_port", PORT_OR_OFF, "plain-HTTP port of /metrics, /healthz, /readyz; 0: none"),
+    _top("metrics_ip", IP, "IP the metrics port binds"),
     _top("usage_flush_interval", SECONDS, "seconds between usage ledger writes"),
     _many(
         "",
@@ -736,6 +761,7 @@ def _check(config: Config) -> None:
     tcp_ports = [("turn_port", config.turn_port), ("turns_port", config.turns_port)]
     tcp_ports += [("turns_extra_ports", port) for port in config.turns_extra_ports]
     tcp_ports += [("api_port", config.api_port), ("http_port", config.http_port)]
+    tcp_ports.append(("metrics_port", config.metrics_port))
     if config.alt_ip is not None:
         tcp_ports.append(("alt_port", config.alternate_port))
     seen: dict[int, str] = {}

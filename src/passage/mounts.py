@@ -41,9 +41,11 @@ def front_door(
     *,
     limits: HttpLimits | None = None,
     descriptors: Descriptors | None = None,
+    access_log: bool = False,
 ) -> FrontDoor:
-    """The API port's front door with every product on it (listeners are added by the app)."""
-    door = FrontDoor(limits=limits, descriptors=descriptors)
+    """The API port's front door with every product on it (listeners are added by the app);
+    ``access_log``: one line per answered request."""
+    door = FrontDoor(limits=limits, descriptors=descriptors, access_log=access_log)
     door.add(SIGNAL_PATHS, signaling.websocket)
     door.add(WEBSOCKET_PATHS, relay.websocket)
     door.add(API_PATHS, api.handle)

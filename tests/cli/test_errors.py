@@ -106,6 +106,29 @@ def test_a_tcp_api_port_in_use(
     )
 
 
+def test_a_metrics_port_in_use(
+    tmp_path: Path,
+    ports: dict[str, int],
+    held: list[socket.socket],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    metrics = free_port((socket.SOCK_STREAM,))
+    hold(held, socket.SOCK_STREAM, metrics)
+    line = fails(capsys, *serve_flags(tmp_path, ports), "--metrics-port", str(metrics))
+    assert line == (
+        f"passage: error: --metrics-port {metrics}: TCP port {metrics} on 127.0.0.1 is already "
+        "in use by another process; stop it or choose another --metrics-port"
+    )
+
+
+def test_a_metrics_ip_not_of_this_host(
+    tmp_path: Path, ports: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = fails(capsys, *serve_flags(tmp_path, ports), "--metrics-ip", NOT_OURS,
+                 "--metrics-port", "9641")  # fmt: skip
+    assert line.startswith(f"passage: error: --metrics-ip {NOT_OURS}: not an address of this host")
+
+
 def test_a_tls_port_in_use(
     tmp_path: Path,
     ports: dict[str, int],

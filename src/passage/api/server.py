@@ -23,6 +23,7 @@ from passage.api.call import Auth, Call, Reply
 from passage.api.routes import USER_TOKEN_SCOPES, Route, match_route
 from passage.api.service import IdentityService
 from passage.frontdoor import read_body
+from passage.frontdoor.guard import name_route
 from passage.http_errors import HttpError, error_body
 from passage.hybrid.admin import HybridAdmin
 from passage.identity.errors import AuthenticationError
@@ -96,6 +97,7 @@ class ApiServer:
     async def _dispatch(self, request: web.Request) -> Reply:
         path = "/" + request.path.lstrip("/")
         route, params = match_route(request.method, path)
+        name_route(request, route.operation_id)
         _check_api_version(route, request)
         body = await read_body(request, MAX_BODY_BYTES)
         if body is None:

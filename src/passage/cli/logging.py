@@ -1,18 +1,30 @@
-"""Logging for the ``passage`` process: one line per event on stderr."""
+"""Logging for the ``passage`` process: one line per event on stderr, as text or as JSON.
+
+``text`` is a readable line (``LOG_FORMAT``). ``json`` is one object per line
+for a log shipper: ``timestamp`` (UTC, ISO 8601 with milliseconds),
+``level``, ``logger``, ``event`` (the message) and the event's own fields,
+which a call passes as ``extra={"fields": {...}}`` (the access log, the
+allocation-ended event do); an exception's traceback goes in ``exception``.
+"""
 
 from __future__ import annotations
 
+import datetime
+import json
 import logging
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
-__all__ = ["LOG_FORMAT", "configure_logging"]
+__all__ = ["LOG_FORMAT", "JsonFormatter", "configure_logging"]
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 QUIET_LIBRARIES = ("aiosqlite", "asyncio", "sqlalchemy")
 """Libraries kept at WARNING: their debug and info output (SQL with parameters, every
 cursor call) would drown ours and may carry data an operator should not see in logs."""
+
+RESERVED = frozenset({"timestamp", "level", "logger", "event", "exception"})
+"""Keys of every JSON line; an event's field of the same name is put under ``field_``."""
 
 
 class _PassageHandler(logging.StreamHandler[TextIO]):
@@ -27,8 +39,29 @@ class _PassageHandler(logging.StreamHandler[TextIO]):
         super().emit(record)
 
 
-def configure_logging(level: str) -> None:
-    """Send every record at ``level`` (debug, info, warning, error) or above to stderr.
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
+        line: dict[str, Any] = {
+            "timestamp": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            for key, value in fields.items():
+                line[f"field_{key}" if key in RESERVED else str(key)] = value
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str, ensure_ascii=False)
+
+
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """Send every record at ``level`` (debug, info, warning, error) or above to stderr, as
+    ``text`` or ``json`` lines.
 
     Calling it again replaces the handler it installed; other handlers stay.
     """
@@ -36,7 +69,7 @@ def configure_logging(level: str) -> None:
     for old in [h for h in root.handlers if isinstance(h, _PassageHandler)]:
         root.removeHandler(old)
     handler = _PassageHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(LOG_FORMAT))
     root.addHandler(handler)
     root.setLevel(level.upper())
     for name in QUIET_LIBRARIES:

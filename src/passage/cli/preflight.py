@@ -95,10 +95,12 @@ def check_cluster(config: Config) -> None:
 
 
 def check_addresses(config: Config) -> None:
-    """``--listen-ip``, ``--relay-ip`` and ``--alt-ip`` must be addresses of this host."""
+    """``--listen-ip``, ``--relay-ip``, ``--alt-ip`` and ``--metrics-ip`` must be addresses
+    of this host."""
     named = [("--listen-ip", ip) for ip in config.listen_ips]
     named += [("--relay-ip", ip) for ip in config.relay_ips]
     named += [("--alt-ip", config.alt_ip)] if config.alt_ip is not None else []
+    named += [("--metrics-ip", config.metrics_ip)] if config.metrics_port else []
     for flag, ip in named:
         try:
             _bind(ip, 0, socket.SOCK_DGRAM)
@@ -159,6 +161,8 @@ def listeners(config: Config) -> Iterator[Listener]:
             yield Listener(ip, config.api_port, tcp, "--api-port")
         if config.http_port:
             yield Listener(ip, config.http_port, tcp, "--http-port")
+    if config.metrics_port:
+        yield Listener(config.metrics_ip, config.metrics_port, tcp, "--metrics-port")
 
 
 def _bind(ip: str, port: int, kind: socket.SocketKind) -> None:

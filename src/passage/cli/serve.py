@@ -32,7 +32,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run(arguments: argparse.Namespace) -> int:
     config = config_from_arguments(arguments)
-    configure_logging(config.log_level)
+    configure_logging(config.log_level, config.log_format)
     logger.debug("configuration: %r", config)  # secrets are repr=False
     _refuse_a_second_server(config)
     preflight(config)

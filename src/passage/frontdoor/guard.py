@@ -39,6 +39,7 @@ from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 from aiohttp.http_websocket import WebSocketReader
 from aiohttp.streams import StreamReader
 
+from passage.frontdoor.access import UNROUTED, AccessRecorder
 from passage.frontdoor.answers import error_response, raw_answer
 from passage.http_errors import HttpError
 from passage.http_limits import ConnectionCounts, HttpLimits, Refusal
@@ -52,6 +53,7 @@ __all__ = [
     "GuardedRequestHandler",
     "accept_tls",
     "client_error",
+    "name_route",
 ]
 
 logger = logging.getLogger("passage.frontdoor")
@@ -100,6 +102,7 @@ class Gatekeeper:
         *,
         descriptors: Descriptors | None = None,
         clock: Callable[[], float] = time.monotonic,
+        access_log: bool = False,
     ) -> None:
         self.limits = limits
         self.counts = ConnectionCounts(limits)
@@ -111,6 +114,8 @@ class Gatekeeper:
         self.client_log = RateLimitedLog(logger)
         self.timeout_log = RateLimitedLog(logger)
         self.handshakes: set[asyncio.Task[None]] = set()
+        self.access = AccessRecorder(clock, log=access_log)
+        """Every answered request, counted by route and status (and logged if asked)."""
 
     def admit(self, ip: str) -> Refusal | None:
         """Count a connection from ``ip`` now accepted, or say why it may not stay."""
@@ -161,6 +166,13 @@ def client_error(request: web.BaseRequest, what: str) -> None:
         logger.warning("HTTP client %s: %s", request.remote, what)
 
 
+def name_route(request: web.BaseRequest, route: str) -> None:
+    """Count ``request`` under ``route`` (an operation's name: bounded, never client text)."""
+    protocol = request.protocol
+    if isinstance(protocol, GuardedRequestHandler):
+        protocol.route = route
+
+
 def describe(error: BaseException) -> str:
     """An exception a client caused, in one short line (never its full text: it may quote
     kilobytes of what the client sent)."""
@@ -184,8 +196,8 @@ def malformed_answer(error: BaseException | None) -> HttpError:
 class GuardedRequestHandler(web_protocol.RequestHandler):
     """aiohttp's request handler for one admitted connection, held to its timeouts."""
 
-    __slots__ = ("_clock", "_payload", "_released", "_timer", "_timer_at", "cut", "keeper",
-                 "source")  # fmt: skip
+    __slots__ = ("_clock", "_payload", "_released", "_timer", "_timer_at", "began", "cut",
+                 "keeper", "route", "source")  # fmt: skip
 
     def __init__(self, manager: Any, keeper: Gatekeeper, source: str, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
@@ -199,11 +211,18 @@ class GuardedRequestHandler(web_protocol.RequestHandler):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._released = False
+        self.route = UNROUTED
+        """What the request being answered is counted under (:func:`name_route`)."""
+        self.began: float | None = None
+        """When the handler of the request being answered started (the keeper's clock)."""
 
     # --- what the front door tells it ----------------------------------------------
 
-    def request_started(self, payload: StreamReader) -> None:
-        """A request's handler is about to run; ``payload`` is its body."""
+    def request_started(self, payload: StreamReader, route: str) -> None:
+        """A request's handler is about to run; ``payload`` is its body, ``route`` what it
+        is counted under unless the handler names it more precisely."""
+        self.route = route
+        self.began = self.keeper.clock()
         if self._clock is None:
             return
         complete = payload.is_eof()
@@ -281,6 +300,8 @@ class GuardedRequestHandler(web_protocol.RequestHandler):
     ) -> None:
         """aiohttp calls this once a response is out whole: the connection is idle again."""
         super().log_access(request, response, time)
+        self.keeper.access.answered(request, response, self.route, self.began)
+        self.route, self.began = UNROUTED, None
         if self._clock is not None:
             self._payload = None
             self._clock.response_finished(self.keeper.clock())

@@ -87,10 +87,12 @@ class FrontDoor:
         *,
         limits: HttpLimits | None = None,
         descriptors: Descriptors | None = None,
+        access_log: bool = False,
     ) -> None:
+        """``access_log``: one INFO line per answered request on ``passage.access``."""
         self.router = router if router is not None else Router()
         self.limits = limits if limits is not None else HttpLimits()
-        self.keeper = Gatekeeper(self.limits, descriptors=descriptors)
+        self.keeper = Gatekeeper(self.limits, descriptors=descriptors, access_log=access_log)
         """Counts, refusals and timeouts of every connection (``keeper.refused`` by reason)."""
         self.app = web.Application()
         # Every path, even one whose decoded form holds a newline ("." would not match it).
@@ -179,10 +181,10 @@ class FrontDoor:
         )
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        owner, handler = self.router.route(request.path)
         protocol: Any = request.protocol
         if isinstance(protocol, GuardedRequestHandler):
-            protocol.request_started(request.content)
-        owner, handler = self.router.route(request.path)
+            protocol.request_started(request.content, route_label(owner))
         try:
             return await handler(request)
         except web.HTTPException:
@@ -196,3 +198,9 @@ class FrontDoor:
             logger.exception("%s %s failed (%s)", request.method, request.path, owner)
             message = f"{owner[:1].upper()}{owner[1:]} failed to process the request."
             return error_response(HttpError(500, "InternalError", message))
+
+
+def route_label(owner: str) -> str:
+    """A product's name as requests are counted under it: ``the relay`` → ``relay``."""
+    name = owner.removeprefix("the ").strip().lower()
+    return "_".join(name.split()) or "unnamed"

@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import URL, Connection, Table, event, make_url
+from sqlalchemy import URL, Connection, Table, event, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -103,6 +103,11 @@ class Database:
         """A transaction for reading only; on SQLite it never waits for the writer."""
         async with self.engine.connect() as connection, connection.begin():
             yield connection
+
+    async def ping(self) -> None:
+        """Run ``SELECT 1``: returns if the store answers, raises what the driver raised."""
+        async with self.read() as connection:
+            await connection.execute(text("SELECT 1"))
 
     async def close(self) -> None:
         """Close every pooled connection. The `Database` is unusable afterwards."""

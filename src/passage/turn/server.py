@@ -111,13 +111,29 @@ class Refused:
 
 @dataclass(slots=True)
 class Metrics:
-    """Counters an operator reads: drops and refusals by reason, auth failures by cause."""
+    """Counters an operator reads (the ``stats:`` line, ``/metrics``): drops and refusals by
+    reason, auth failures by cause, requests by method, allocations by transport and end.
+
+    Plain integers, added to where things happen and read at scrape time; none is
+    touched per relayed packet (relayed bytes are the allocations' own meters)."""
 
     drops: Counter[str] = field(default_factory=Counter)
     errors: Counter[int] = field(default_factory=Counter)
+    """Error answers by code."""
+    refusals: Counter[tuple[int, int]] = field(default_factory=Counter)
+    """Error answers by (method, code)."""
+    requests: Counter[int] = field(default_factory=Counter)
+    """STUN requests received, by method (decoded ones; unknown methods included)."""
     auth_failures: Counter[str] = field(default_factory=Counter)
     allocations_started: int = 0
     allocations_ended: int = 0
+    starts: Counter[str] = field(default_factory=Counter)
+    """Allocations started, by client transport (``udp``, ``tcp``, ``tls``)."""
+    ends: Counter[str] = field(default_factory=Counter)
+    """Allocations ended, by reason (``expired``, ``refresh_zero``, ``client_closed``...)."""
+    relayed: dict[str, list[int]] = field(default_factory=dict)
+    """Client transport → [bytes to peer, packets to peer, bytes from peer, packets from
+    peer] of every usage record collected so far (``TurnServer.relayed`` adds the rest)."""
 
 
 class RandomSource(Protocol):
@@ -227,6 +243,8 @@ class TurnServer:
             self.metrics.drops[DropReason.MALFORMED] += 1
             return []
         request = _Request(message, five_tuple, now)
+        if message.message_class is MessageClass.REQUEST:
+            self.metrics.requests[message.method] += 1
         handler = _HANDLERS.get((message.method, message.message_class))
         try:
             unknown = message.unknown_comprehension_required()
@@ -349,6 +367,18 @@ class TurnServer:
             if any(deltas) or now - allocation.flushed_at >= IDLE_RECORD_INTERVAL:
                 records.append(self._record(allocation, now, None))
         return records
+
+    def relayed(self) -> dict[str, tuple[int, int, int, int]]:
+        """Bytes and packets relayed since start, per client transport: (to peer bytes,
+        packets, from peer bytes, packets). Read at scrape time: what collected records
+        counted plus what live and just-ended allocations hold unflushed."""
+        totals = {transport: list(row) for transport, row in self.metrics.relayed.items()}
+        pending = [entry[0] for entry in self._ended] + list(self.allocations.values())
+        for allocation in pending:
+            row = totals.setdefault(allocation.five_tuple.transport.value, [0, 0, 0, 0])
+            for index, delta in enumerate(allocation.unflushed()):
+                row[index] += delta
+        return {transport: (row[0], row[1], row[2], row[3]) for transport, row in totals.items()}
 
     # -- request handlers (RFC 8656 §7-§11), dispatched by (method, class) --
 
@@ -642,6 +672,7 @@ class TurnServer:
         )
         self.allocations[request.five_tuple] = allocation
         self.metrics.allocations_started += 1
+        self.metrics.starts[request.five_tuple.transport.value] += 1
         return allocation
 
     def _allocate_success(
@@ -674,6 +705,7 @@ class TurnServer:
         del self.allocations[allocation.five_tuple]
         self._release_quota(allocation.quota_key)
         self.metrics.allocations_ended += 1
+        self.metrics.ends[reason] += 1
         self._ended.append((allocation, now, reason, _relayed_text(allocation)))
         releases: list[Action] = [ReleaseRelay(route[0]) for route in allocation.relays.values()]
         allocation.relays.clear()
@@ -687,7 +719,10 @@ class TurnServer:
         end_reason: str | None,
         relayed_address: str | None = None,
     ) -> UsageRecord:
-        b2p, p2p, bfp, pfp = allocation.unflushed()
+        b2p, p2p, bfp, pfp = deltas = allocation.unflushed()
+        row = self.metrics.relayed.setdefault(allocation.five_tuple.transport.value, [0, 0, 0, 0])
+        for index, delta in enumerate(deltas):
+            row[index] += delta
         record = UsageRecord(
             allocation_id=allocation.id,
             username=allocation.username,
@@ -746,6 +781,7 @@ class TurnServer:
     def _count_refusal(self, request: _Request, code: int, detail: str, *, report: bool) -> None:
         """Count an error answer; tell the operator's log unless it is a routine challenge."""
         self.metrics.errors[code] += 1
+        self.metrics.refusals[(request.message.method, code)] += 1
         if report and self._on_refused is not None:
             self._on_refused(Refused(request.five_tuple, request.message.method, code, detail))
 

@@ -43,6 +43,7 @@ from passage.hybrid.aio.channel import (
     Rejected,
     send_command,
 )
+from passage.hybrid.aio.meters import ANONYMOUS, RelayMeters, Traffic
 from passage.hybrid.control import (
     HOP_BY_HOP,
     INLINE_LIMIT,
@@ -87,6 +88,16 @@ AUTH_HEADER = "ServiceBusAuthorization"
 
 
 @dataclass(frozen=True, slots=True)
+class Grant:
+    """What let a request in: the authorization rule that signed its token."""
+
+    rule: str
+    """The rule's name; :data:`~passage.hybrid.aio.meters.ANONYMOUS` when none was asked."""
+    from_authorization: bool
+    """The token came from ``Authorization`` (an HTTP sender's), to strip before relaying."""
+
+
+@dataclass(frozen=True, slots=True)
 class RelaySettings:
     node_id: str
     """This gateway node's id in the gateway store."""
@@ -125,6 +136,8 @@ class HybridRelay:
         self.channels: dict[str, ControlChannel] = {}
         self.rendezvous: RendezvousTable[HttpExchange | PendingAccept] = RendezvousTable()
         self.listen_failures = FailureLimiter(settings.listen_failures_per_minute, 60.0)
+        self.meters = RelayMeters()
+        """Refusals, senders and bytes carried, read by ``/metrics`` and the usage ledger."""
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- entry points -------------------------------------------------------------
@@ -149,22 +162,25 @@ class HybridRelay:
             "request": self._request_rendezvous,
         }.get(action)
         if handler is None:
-            return _error(400, "BadRequest", f"unknown sb-hc-action {action!r}")
+            return self._refuse(400, "BadRequest", f"unknown sb-hc-action {action!r}")
         return await handler(request)
 
     async def http(self, request: web.Request, resolved: Resolved) -> web.StreamResponse:
         """An HTTP sender at ``/{name}[/{suffix}]``."""
-        used_authorization = False
+        grant = Grant(ANONYMOUS, from_authorization=False)
         if resolved.connection.requires_client_authorization:
-            refused, used_authorization = self._authorize(request, resolved, Rights.SEND, http=True)
-            if refused is not None:
-                return refused
+            authorized = self._authorize(request, resolved, Rights.SEND, http=True)
+            if isinstance(authorized, web.Response):
+                return authorized
+            grant = authorized
         body = await read_body(request, self.settings.max_body)
         if body is None:
-            return _error(413, "RequestEntityTooLarge", "the request body is too large")
+            return self._refuse(413, "RequestEntityTooLarge", "the request body is too large")
         channel = self._pick(resolved)
         if channel is None:
-            return _error(502, "BadGateway", "no listener is connected to this hybrid connection")
+            return self._refuse(
+                502, "BadGateway", "no listener is connected to this hybrid connection"
+            )
         request_id = secrets.token_urlsafe(16)
         address = rendezvous_address(
             channel.base_url,
@@ -177,14 +193,15 @@ class HybridRelay:
             target=request.path + _query_string(strip_relay_query(request.query.items())),
             method=request.method,
             headers=forwarded_headers(
-                request.headers.items(), strip_authorization=used_authorization
+                request.headers.items(), strip_authorization=grant.from_authorization
             ),
             remote=_remote(request),
             body=body,
         )
         exchange = HttpExchange(request_id, full)
         if not self.rendezvous.add(request_id, exchange, self.clock()):
-            return _rendezvous_full()
+            return self._rendezvous_full()
+        traffic = self.meters.traffic_of(resolved.connection.path, grant.rule)
         channel.exchanges[request_id] = exchange
         try:
             if full.size <= INLINE_LIMIT:
@@ -197,14 +214,20 @@ class HybridRelay:
                 asyncio.shield(exchange.response), self.settings.response_timeout
             )
         except TimeoutError:
-            return _error(504, "GatewayTimeout", "the listener did not respond in time")
+            return self._refuse(504, "GatewayTimeout", "the listener did not respond in time")
         except InvalidResponse:
-            return _error(500, "InvalidListenerResponse", "the listener's response was invalid")
+            return self._refuse(
+                500, "InvalidListenerResponse", "the listener's response was invalid"
+            )
         except Exception:  # the listener went away (or its channel broke)
-            return _error(502, "BadGateway", "the listener went away before responding")
+            return self._refuse(502, "BadGateway", "the listener went away before responding")
         finally:
             channel.exchanges.pop(request_id, None)
             self.rendezvous.discard(request_id)
+        self.meters.senders["http"] += 1
+        traffic.requests += 1
+        traffic.to_listener += len(body)
+        traffic.to_sender += len(data)
         return _http_response(request, head, data)
 
     def live_listeners(self) -> list[LiveListener]:
@@ -248,16 +271,16 @@ class HybridRelay:
         resolved = self.resolve(_entity_path(request))
         if resolved is None or resolved.suffix:
             return self._listen_failed(
-                request, _error(404, "EndpointNotFound", "no such hybrid connection")
+                request, self._refuse(404, "EndpointNotFound", "no such hybrid connection")
             )
-        refused, _ = self._authorize(request, resolved, Rights.LISTEN, http=False)
-        if refused is not None:
-            return self._listen_failed(request, refused)
+        authorized = self._authorize(request, resolved, Rights.LISTEN, http=False)
+        if isinstance(authorized, web.Response):
+            return self._listen_failed(request, authorized)
         source = request.remote or ""
         path = resolved.connection.path
         ref = ListenerRef(secrets.token_hex(16), self.settings.node_id)
         if not self.gateway.register(path, ref, self.settings.max_listeners):
-            return _error(
+            return self._refuse(
                 403,
                 "QuotaExceeded",
                 f"MaximumListenersPerEndpoint: {self.settings.max_listeners} listeners already",
@@ -274,6 +297,7 @@ class HybridRelay:
                 address=_address_text(request), connected_at=self.clock(),
             )  # fmt: skip
             self.channels[ref.listener_id] = channel
+            self.meters.listeners_accepted += 1
             logger.info("listener %s on %s from %s", ref.listener_id[:8], path, source)
             expiry = self._spawn(self._close_on_expiry(channel))
             try:
@@ -297,7 +321,7 @@ class HybridRelay:
         """
         now, source = self.clock(), request.remote or ""
         if self.listen_failures.blocked(source, now):
-            return _error(429, "TooManyRequests", "too many failed listen attempts; back off")
+            return self._refuse(429, "TooManyRequests", "too many failed listen attempts; back off")
         self.listen_failures.record_failure(source, now)
         return refusal
 
@@ -354,18 +378,20 @@ class HybridRelay:
     async def _connect(self, request: web.Request) -> web.StreamResponse:
         resolved = self.resolve(_entity_path(request))
         if resolved is None:
-            return _error(404, "EndpointNotFound", "no such hybrid connection")
+            return self._refuse(404, "EndpointNotFound", "no such hybrid connection")
+        rule = ANONYMOUS
         if resolved.connection.requires_client_authorization:
-            refused, _ = self._authorize(request, resolved, Rights.SEND, http=False)
-            if refused is not None:
-                return refused
+            authorized = self._authorize(request, resolved, Rights.SEND, http=False)
+            if isinstance(authorized, web.Response):
+                return authorized
+            rule = authorized.rule
         channel = self._pick(resolved)
         if channel is None:
-            return _error(404, "EndpointNotFound", "no listener is connected")
+            return self._refuse(404, "EndpointNotFound", "no listener is connected")
         rendezvous_id = secrets.token_urlsafe(16)
         pending = PendingAccept()
         if not self.rendezvous.add(rendezvous_id, pending, self.clock()):
-            return _rendezvous_full()
+            return self._rendezvous_full()
         query = strip_relay_query(request.query.items())
         address = rendezvous_address(
             channel.base_url,
@@ -383,21 +409,24 @@ class HybridRelay:
             await channel.send(Outgoing(accept))
             met = await asyncio.wait_for(asyncio.shield(pending.met), RENDEZVOUS_LIFETIME)
         except TimeoutError:
-            return _error(504, "GatewayTimeout", "the listener did not accept in time")
+            return self._refuse(504, "GatewayTimeout", "the listener did not accept in time")
         except ConnectionError:
-            return _error(502, "BadGateway", "the listener went away")
+            return self._refuse(502, "BadGateway", "the listener went away")
         finally:
             self.rendezvous.discard(rendezvous_id)
         if isinstance(met, Rejected):
             pending.finished.set()
-            return _error(met.status, "Rejected", met.description or "the listener declined")
+            return self._refuse(met.status, "Rejected", met.description or "the listener declined")
         protocols = (met.ws_protocol,) if met.ws_protocol else ()
         sender = web.WebSocketResponse(protocols=protocols, compress=False, max_msg_size=0)
         try:
             await sender.prepare(request)
             meter = BridgeMeter(_address_text(request), self.clock())
             channel.bridges[sender] = meter
-            await _bridge(sender, met, meter)
+            self.meters.senders["websocket"] += 1
+            traffic = self.meters.traffic_of(resolved.connection.path, rule)
+            traffic.requests += 1
+            await _bridge(sender, met, meter, traffic)
         finally:
             channel.bridges.pop(sender, None)
             pending.finished.set()
@@ -406,7 +435,7 @@ class HybridRelay:
     async def _accept(self, request: web.Request) -> web.StreamResponse:
         pending = self.rendezvous.take(request.query.get("sb-hc-id", ""), self.clock())
         if not isinstance(pending, PendingAccept):
-            return _error(403, "Forbidden", "the rendezvous address is invalid or expired")
+            return self._refuse(403, "Forbidden", "the rendezvous address is invalid or expired")
         status = request.query.get("sb-hc-statusCode")
         if status is not None:
             description = request.query.get("sb-hc-statusDescription", "")
@@ -429,7 +458,7 @@ class HybridRelay:
     async def _request_rendezvous(self, request: web.Request) -> web.StreamResponse:
         exchange = self.rendezvous.take(request.query.get("sb-hc-id", ""), self.clock())
         if not isinstance(exchange, HttpExchange):
-            return _error(403, "Forbidden", "the rendezvous address is invalid or expired")
+            return self._refuse(403, "Forbidden", "the rendezvous address is invalid or expired")
         websocket = web.WebSocketResponse(compress=False, max_msg_size=self.settings.max_body)
         await websocket.prepare(request)
         if not exchange.sent:
@@ -458,11 +487,11 @@ class HybridRelay:
 
     def _authorize(
         self, request: web.Request, resolved: Resolved, needed: Rights, *, http: bool
-    ) -> tuple[web.Response | None, bool]:
-        """None if the request's token grants ``needed``, else the error response.
+    ) -> Grant | web.Response:
+        """What let the request in if its token grants ``needed``, else the error response.
 
-        The second value says whether the token came from ``Authorization``
-        (HTTP senders only, when neither relay-specific place holds one).
+        An HTTP sender's token may come from ``Authorization`` when neither
+        relay-specific place holds one (:attr:`Grant.from_authorization`).
         """
         token = request.query.get("sb-hc-token") or request.headers.get(AUTH_HEADER)
         from_authorization = False
@@ -471,24 +500,37 @@ class HybridRelay:
             if authorization.startswith("SharedAccessSignature "):
                 token, from_authorization = authorization, True
         if not token:
-            return _error(401, "TokenMissingOrInvalid", "a SAS token is required"), False
+            return self._refuse(401, "TokenMissingOrInvalid", "a SAS token is required")
         try:
-            self._verify(token, resolved, needed, host=request.host)
+            rule = self._verify(token, resolved, needed, host=request.host)
         except SasError as error:
-            return error_response(error), from_authorization
-        return None, from_authorization
+            self.meters.refused[error.code] += 1
+            return error_response(error)
+        return Grant(rule, from_authorization)
 
-    def _verify(self, token: str, resolved: Resolved, needed: Rights, host: str | None) -> None:
+    def _refuse(self, status: int, code: str, message: str) -> web.Response:
+        """The error answer, counted by ``code`` in :attr:`meters`."""
+        self.meters.refused[code] += 1
+        return _error(status, code, message)
+
+    def _rendezvous_full(self) -> web.Response:
+        logger.warning("rendezvous table full: a sender was turned away")
+        return self._refuse(
+            503, "ServerBusy", "too many senders are waiting for listeners; retry later"
+        )
+
+    def _verify(self, token: str, resolved: Resolved, needed: Rights, host: str | None) -> str:
+        """The name of the rule that signed ``token``; raises :class:`SasError`."""
         hosts = list(self.settings.audience_hosts)
         if host:
             hosts.append(_hostname(f"//{host}") or host)
         if self.settings.public_url:
             hosts.append(_hostname(self.settings.public_url) or "")
         rules = self.namespace().rules_for(resolved.connection)
-        verify_sas_token(
+        return verify_sas_token(
             token, rules, hosts=hosts, entity=resolved.connection.path, needed=needed,
             now=self.clock(),
-        )  # fmt: skip
+        ).name  # fmt: skip
 
     def _token_expiry(self, request: web.Request) -> float:
         token = request.query.get("sb-hc-token") or request.headers.get(AUTH_HEADER) or ""
@@ -577,11 +619,6 @@ def _http_response(request: web.Request, head: ResponseHead, body: bytes) -> web
     )
 
 
-def _rendezvous_full() -> web.Response:
-    logger.warning("rendezvous table full: a sender was turned away")
-    return _error(503, "ServerBusy", "too many senders are waiting for listeners; retry later")
-
-
 def _sendable_close_code(code: int) -> int:
     """``code`` if a close frame may carry it, else 1001 (RFC 6455 §7.4: 1005, 1006 and
     1015 only report what happened locally; 1004 and unassigned codes are not for use)."""
@@ -595,21 +632,29 @@ def _error(status: int, code: str, message: str) -> web.Response:
 
 
 async def _bridge(
-    sender: web.WebSocketResponse, listener: web.WebSocketResponse, meter: BridgeMeter
+    sender: web.WebSocketResponse,
+    listener: web.WebSocketResponse,
+    meter: BridgeMeter,
+    traffic: Traffic,
 ) -> None:
     """Copy messages both ways until one side closes, then close the other with its code;
-    ``meter`` counts the bytes of each message relayed."""
+    ``meter`` (this bridge) and ``traffic`` (its hybrid connection and rule) count the
+    payload bytes of each message, as it is forwarded: a scrape after the far side has
+    it sees it."""
 
     async def pump(source: web.WebSocketResponse, sink: web.WebSocketResponse) -> None:
         to_listener = sink is listener
         while True:
             message = await source.receive()
             if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                size = len(message.data)
+                data = message.data
+                size = len(data.encode()) if message.type is WSMsgType.TEXT else len(data)
                 if to_listener:
                     meter.bytes_to_listener += size
+                    traffic.to_listener += size
                 else:
                     meter.bytes_to_sender += size
+                    traffic.to_sender += size
             if message.type is WSMsgType.TEXT:
                 await sink.send_str(message.data)
             elif message.type is WSMsgType.BINARY:

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -72,6 +72,8 @@ class _Session:
     claims: TokenClaims
     transport: asyncio.Transport | None
     """The connection, cut if a close handshake does not finish."""
+    closes: Counter[int]
+    """The server's count of sessions closed, by code, which :meth:`close_with` adds to."""
     outbox: deque[str] = field(default_factory=deque)
     queued: int = 0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -88,6 +90,7 @@ class _Session:
         """
         if self.closer is not None:
             return
+        self.closes[error.code] += 1
         level = logging.DEBUG if error.code is CloseCode.GOING_AWAY else logging.INFO
         logger.log(level, "signal: closing %s (%s): %d %s", self.member.id, self.member.identity,
                    error.code, error.reason)  # fmt: skip
@@ -123,6 +126,18 @@ class SignalingServer:
         self.new_member_id = new_member_id
         self._sessions: dict[MemberId, _Session] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        self.messages = 0
+        """Text frames members sent that the rooms accepted."""
+        self.deliveries = 0
+        """Frames queued for members (welcome, joined, left, relayed, errors)."""
+        self.closes: Counter[int] = Counter()
+        """Sessions ended, by close code: the server's (refusals included), or the client's
+        when it closed first (codes outside 1000-1015 and 4000-4999 count as 0)."""
+
+    @property
+    def members(self) -> int:
+        """Sessions open now."""
+        return len(self._sessions)
 
     def live_rooms(self) -> list[RoomSummary]:
         """Every room with members now, busiest first."""
@@ -148,6 +163,7 @@ class SignalingServer:
         try:
             session = self._admit(request, websocket)
         except SignalError as refused:
+            self.closes[refused.code] += 1
             logger.info("signal %s from %s: %d %s", request.path, request.remote, refused.code,
                         refused.reason)  # fmt: skip
             await websocket.close(code=refused.code, message=refused.reason.encode())
@@ -171,7 +187,7 @@ class SignalingServer:
         member = Member(MemberId(self.new_member_id()), claims.identity)
         deliveries = self.rooms.join(room, member, now)
         transport = request.transport
-        session = _Session(websocket, member, claims, transport)
+        session = _Session(websocket, member, claims, transport, self.closes)
         session.writer = asyncio.create_task(self._write(session))
         self._sessions[member.id] = session
         self._deliver(deliveries)
@@ -187,7 +203,9 @@ class SignalingServer:
             try:
                 if message.type is not WSMsgType.TEXT:
                     raise SignalError(CloseCode.MALFORMED, "only JSON text frames are accepted")
-                self._deliver(self.rooms.receive(member, message.data, self.clock()))
+                deliveries = self.rooms.receive(member, message.data, self.clock())
+                self.messages += 1
+                self._deliver(deliveries)
             except SignalError as refused:
                 session.close_with(refused)
                 break
@@ -213,8 +231,10 @@ class SignalingServer:
                 await session.writer
         if session.closer is not None:
             await session.closer
-        elif not session.websocket.closed:
-            await session.websocket.close()
+        else:
+            self.closes[_client_close_code(session.websocket.close_code)] += 1
+            if not session.websocket.closed:
+                await session.websocket.close()
 
     def _deliver(self, deliveries: list[Delivery]) -> None:
         limit = self.limits.queued_bytes
@@ -224,6 +244,7 @@ class SignalingServer:
                 continue
             session.outbox.append(delivery.text)
             session.queued += len(delivery.text)
+            self.deliveries += 1
             if session.queued > limit:
                 session.close_with(SignalError(CloseCode.SLOW_READER, "too much unread"))
             else:
@@ -261,3 +282,11 @@ class SignalingServer:
         closers = [s.closer for s in self._sessions.values() if s.closer is not None]
         if closers:
             await asyncio.wait(closers)
+
+
+def _client_close_code(code: int | None) -> int:
+    """The code a client closed with, as counted: one RFC 6455 defines or an application's
+    (4000-4999); anything else (none at all: the connection dropped) is 0."""
+    if code is not None and (1000 <= code <= 1015 or 4000 <= code <= 4999):
+        return code
+    return 0

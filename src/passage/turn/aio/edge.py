@@ -22,6 +22,7 @@ from passage.addresses import Address, Transport, format_address
 from passage.endpoint import RelayAddresses
 from passage.limiter import source_key
 from passage.live import LiveAllocation, ThroughputSeries, TurnCounters
+from passage.meters import Histogram
 from passage.turn.aio import listeners
 from passage.turn.aio.listeners import StreamClient, UdpListener
 from passage.turn.aio.offload import KernelChannels
@@ -91,6 +92,11 @@ class TurnEdge:
         self._timer: asyncio.TimerHandle | None = None
         self._usage_task: asyncio.Task[None] | None = None
         self._unsaved: list[UsageRecord] = []
+        self.flush_latency = Histogram()
+        """Seconds each ledger write took, failed ones included."""
+        self.flush_failures = 0
+        """Ledger writes that failed (their records were kept for the next try)."""
+        self._in_flight = 0
         self._closing = asyncio.Event()
         self._next_stats = clock() + STATS_INTERVAL
         self._last_stats: tuple[int, int, int, int] = (0, 0, 0, 0)
@@ -446,11 +452,22 @@ class TurnEdge:
         if not self._unsaved:
             return
         batch, self._unsaved = self._unsaved, []
+        started = time.perf_counter()
+        self._in_flight = len(batch)
         try:
             await self.usage_sink(batch)
         except Exception:
+            self.flush_failures += 1
             logger.exception("usage ledger write failed; %d records kept for retry", len(batch))
             self._unsaved = batch + self._unsaved
+        finally:
+            self._in_flight = 0
+            self.flush_latency.observe(time.perf_counter() - started)
+
+    @property
+    def unsaved_records(self) -> int:
+        """Usage records waiting for the ledger (a write failed, or one is under way)."""
+        return len(self._unsaved) + self._in_flight
 
     def _spawn(self, coroutine: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coroutine)
