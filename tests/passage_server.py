@@ -181,8 +181,8 @@ def passage_process(
 
     Its data directory is ``tmp_path / data_dir``. ``environ`` adds variables
     (``PASSAGE_*`` settings); ``preexec_fn`` runs in the child before ``passage``
-    starts (to lower a resource limit, say). On exit it is stopped with SIGTERM
-    (a clean shutdown) and must exit 0.
+    starts (to lower a resource limit, say). On exit it is stopped with SIGINT
+    (a clean shutdown, no drain) and must exit 0.
     """
     info = server_info(tmp_path, *extra_args, host=host, data_dir=data_dir)
     log = tmp_path / "passage.log"
@@ -196,14 +196,19 @@ def passage_process(
             wait_until_listening(info, process)
             yield info, log
         finally:
-            stop(process, timeout=20)
+            stop(process, timeout=20, how=signal.SIGINT)
     assert process.returncode == 0, log.read_text()[-2000:]
 
 
-def stop(process: subprocess.Popen[Any], timeout: float) -> None:
-    """SIGTERM (a clean shutdown), then SIGKILL if it has not exited within ``timeout`` s."""
+def stop(
+    process: subprocess.Popen[Any], timeout: float, how: signal.Signals = signal.SIGTERM
+) -> None:
+    """``how`` (SIGTERM), then SIGKILL if it has not exited within ``timeout`` s.
+
+    A ``passage serve`` is stopped with SIGINT: it stops at once, usage flushed, where
+    SIGTERM would drain (wait for its allocations to end, up to ``--drain-timeout``)."""
     if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(how)
         try:
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -90,6 +90,7 @@ LAYERS: dict[str, Layer] = {
     "meters": layer(LEAF),
     "readiness": layer(LEAF),
     "usage": layer(LEAF),
+    "drain": layer(LEAF),
     # Cores: pure protocol logic, time and random parts passed in.
     "stun": layer(CORE),
     "turn": layer(CORE, "stun"),

@@ -32,6 +32,7 @@ from passage.api.sync import POLL_INTERVAL, IdentitySync
 from passage.config import Config, ConfigError
 from passage.datadir import DataDir, prepare_data_dir
 from passage.descriptors import DescriptorBudget, raise_limit
+from passage.drain import Drain
 from passage.endpoint import AdvertisedEndpoint
 from passage.frontdoor import FrontDoor
 from passage.hostaddr import advertised_endpoint, own_addresses, relay_addresses
@@ -97,6 +98,8 @@ class Running:
     tls_contexts: ServerContexts
     """The certificate every TLS listener presents (TURN over TLS, the HTTPS API)."""
     identity_state: IdentityState
+    drain: Drain = field(default_factory=Drain)
+    """Draining once SIGTERM came (:mod:`passage.lifecycle`): ``/readyz`` reads it."""
     udp: list[Address] = field(default_factory=list)
     tcp: list[Address] = field(default_factory=list)
     tls: list[Address] = field(default_factory=list)
@@ -334,7 +337,7 @@ async def _join_cluster(
             turns_port=config.turns_port if running.tls else 0,
             region=config.region,
             load=len(edge.core.allocations),
-            draining=False,
+            draining=running.drain.draining,
             seen_at=now,
         )
 
@@ -411,8 +414,9 @@ async def _listen_turn(
 async def serve(
     config: Config, datadir: DataDir, reread: Callable[[], Config] | None = None
 ) -> None:
-    """Run until SIGINT or SIGTERM, then shut down cleanly (all usage flushed); reload on
-    SIGHUP with the configuration ``reread`` loads (:mod:`passage.lifecycle`).
+    """Run until SIGINT, or until a drain (SIGTERM) is done, then shut down cleanly (all
+    usage flushed); reload on SIGHUP with the configuration ``reread`` loads
+    (:mod:`passage.lifecycle`).
 
     While it runs, ``DATA_DIR/server.json`` (:mod:`passage.runtime`) says where.
     """

@@ -1,4 +1,4 @@
-"""How a running ``passage serve`` answers signals: SIGHUP reloads, SIGINT and SIGTERM stop.
+"""How a running ``passage serve`` answers signals: SIGHUP reloads, SIGTERM drains, SIGINT stops.
 
 SIGHUP (``passage reload --data-dir D`` sends it) re-reads the configuration
 file and the certificate and key (:meth:`passage.app.Running.reload`), flushes
@@ -7,22 +7,34 @@ usage, and writes the outcome into ``DATA_DIR/server.json`` under
 reads it back to print it. A reload that fails keeps the running configuration
 and logs one line; nothing a reload meets stops the server. Reloads do not
 overlap: a SIGHUP during one runs another once it is done.
+
+SIGTERM starts a drain (``running.drain``, :mod:`passage.drain`): new Allocates
+get 300 Try Alternate (``--alternate-server``, ``--tls-alternate-server``) or 403;
+signaling members are told to reconnect (1012); Hybrid Connections control
+channels close with 1001 once their bridges are done; live allocations carry on.
+The server stops when no allocation and no bridge is left, or when
+``--drain-timeout`` has passed. A second SIGTERM, or SIGINT at any time, stops at
+once. Usage is flushed when the drain starts and at the stop, as always.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
 import logging
 import signal
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from passage.addresses import parse_host_port
 from passage.config import Config, ConfigError
 from passage.runtime import RuntimeRecord, RuntimeRecordError, write_record
 from passage.tlsmaterial import TlsMaterialError, load_key_pair
+from passage.turn.alternate import Alternate, Alternates
 
 if TYPE_CHECKING:
     from passage.app import Running
@@ -33,6 +45,12 @@ logger = logging.getLogger("passage")
 
 LAST_RELOAD = "last_reload"
 """The key of ``server.json`` that holds the outcome of the latest reload."""
+
+DRAIN_POLL = 0.25
+"""Seconds between looks at what a drain still waits for."""
+
+DRAIN_REPORT_INTERVAL = 60.0
+"""Seconds between the log lines that say what a drain still waits for."""
 
 
 class Lifecycle:
@@ -57,18 +75,84 @@ class Lifecycle:
         self.reloads = 0
         self._reloading: asyncio.Task[None] | None = None
         self._reload_again = False
+        self._draining: asyncio.Task[None] | None = None
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
         """Take SIGHUP, SIGINT and SIGTERM on ``loop``."""
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self.stopped.set)
+        loop.add_signal_handler(signal.SIGTERM, self.request_drain)
+        loop.add_signal_handler(signal.SIGINT, lambda: self.stop_now("SIGINT"))
+
+    def stop_now(self, why: str) -> None:
+        """Stop without waiting for anything (usage is still flushed)."""
+        if not self.stopped.is_set():
+            logger.info("%s: stopping now", why)
+        self.stopped.set()
 
     async def close(self) -> None:
-        """Before the server stops: let a reload under way finish, start none after it."""
+        """Before the server stops: let a reload under way finish, start none after it; end
+        a drain's watch."""
         self._reload_again = False
         if self._reloading is not None:
             await self._reloading
+        if self._draining is not None and not self._draining.done():
+            self._draining.cancel()
+            await asyncio.gather(self._draining, return_exceptions=True)
+
+    # --- drain ------------------------------------------------------------------------------
+
+    def request_drain(self) -> None:
+        """SIGTERM: start draining; the second one stops at once."""
+        if self.running.drain.draining:
+            self.stop_now("second SIGTERM while draining")
+            return
+        self.running.drain.begin(self.clock(), self.running.config.drain_timeout)
+        self._draining = asyncio.get_running_loop().create_task(self.drain())
+
+    async def drain(self) -> None:
+        """Send new work elsewhere, let live work end, then set :attr:`stopped`."""
+        running, core = self.running, self.running.edge.core
+        alternates = await resolve_alternates(running.config)
+        core.start_draining(alternates)
+        logger.warning(
+            "draining (SIGTERM): %d allocations and %d Hybrid Connections listeners live; "
+            "new Allocates get %s; stopping when they end, at the latest in %.0f s "
+            "(SIGTERM again or SIGINT: stop now)",
+            len(core.allocations), len(running.relay.channels), _describe(alternates),
+            running.drain.remaining(self.clock()),
+        )  # fmt: skip
+        await running.edge.flush_usage()
+        await running.signaling.drain()
+        hybrid = asyncio.create_task(running.relay.drain())
+        try:
+            await self._wait_until_drained(hybrid)
+        finally:
+            hybrid.cancel()
+            await asyncio.gather(hybrid, return_exceptions=True)
+        self.stopped.set()
+
+    async def _wait_until_drained(self, hybrid: asyncio.Task[None]) -> None:
+        running, core = self.running, self.running.edge.core
+        next_report = self.clock() + DRAIN_REPORT_INTERVAL
+        while True:
+            now = self.clock()
+            if not core.allocations and hybrid.done():
+                logger.info("drained: no allocation or bridge left")
+                return
+            if running.drain.overdue(now):
+                logger.warning(
+                    "drain timeout: stopping with %d allocations and %d bridges still live",
+                    len(core.allocations), running.relay.bridges_in_flight,
+                )  # fmt: skip
+                return
+            if now >= next_report:
+                next_report = now + DRAIN_REPORT_INTERVAL
+                logger.info(
+                    "draining: %d allocations and %d bridges left; %.0f s to the deadline",
+                    len(core.allocations), running.relay.bridges_in_flight,
+                    running.drain.remaining(now),
+                )  # fmt: skip
+            await asyncio.sleep(DRAIN_POLL)
 
     # --- reload -----------------------------------------------------------------------------
 
@@ -101,6 +185,7 @@ class Lifecycle:
         else:
             ok, message = True, f"reloaded the configuration ({plan.describe()}); {self._tls()}"
             logger.info("%s", message)
+            await self._follow_reload_while_draining()
             if plan.needs_restart:
                 restart = (
                     f"not applied until a restart (running values kept): "
@@ -112,6 +197,13 @@ class Lifecycle:
         self._record_outcome({"sequence": self.reloads, "at": self.clock(), "ok": ok,
                               "message": message})  # fmt: skip
         return ok
+
+    async def _follow_reload_while_draining(self) -> None:
+        """A drain under way takes a reloaded timeout and alternates."""
+        running = self.running
+        if running.drain.draining:
+            running.drain.set_timeout(running.config.drain_timeout)
+            running.edge.core.start_draining(await resolve_alternates(running.config))
 
     def _tls(self) -> str:
         """``TLS certificate server.pem (expires 2027-01-01)``: what new handshakes present."""
@@ -131,3 +223,43 @@ class Lifecycle:
             write_record(Path(self.running.datadir.path), self.record)
         except RuntimeRecordError as error:
             logger.warning("could not record the reload's outcome: %s", error)
+
+
+async def resolve_alternates(config: Config) -> Alternates:
+    """``--alternate-server`` and ``--tls-alternate-server`` as addresses: an IP as it is,
+    a host name resolved now (every address of it, the name kept for ALTERNATE-DOMAIN).
+    A name that does not resolve is left out, in one WARNING line."""
+    plain = [a for text in config.alternate_servers for a in await _resolve(text)]
+    tls = [a for text in config.tls_alternate_servers for a in await _resolve(text)]
+    return Alternates(tuple(plain), tuple(tls))
+
+
+async def _resolve(text: str) -> list[Alternate]:
+    host, port = parse_host_port(text)  # checked when the configuration was read
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return [Alternate((host, port))]
+    loop = asyncio.get_running_loop()
+    try:
+        found = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except OSError as error:
+        logger.warning("alternate server %s: cannot resolve %s: %s", text, host, error)
+        return []
+    addresses = dict.fromkeys(str(info[4][0]) for info in found)
+    return [Alternate((ip, port), host) for ip in addresses]
+
+
+def _describe(alternates: Alternates) -> str:
+    """``300 Try Alternate (192.0.2.2:3478; TLS: turn2.example.com)`` or ``403``."""
+    from passage.addresses import format_address
+
+    parts = [", ".join(format_address(a.address) for a in alternates.plain)]
+    if alternates.tls:
+        parts.append("TLS: " + ", ".join(a.domain or format_address(a.address)
+                                          for a in alternates.tls))  # fmt: skip
+    if not alternates.plain and not alternates.tls:
+        return "403 (no --alternate-server)"
+    return f"300 Try Alternate ({'; '.join(p for p in parts if p)})"

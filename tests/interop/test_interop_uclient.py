@@ -10,9 +10,12 @@ every run has a timeout. Its habits are in /work/shared/reference/turn.md §4.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -32,6 +35,8 @@ from passage.stun import (
     decode_message,
     encode_message,
 )
+from passage.turnclient import Credentials
+from passage.turnclient.aio import TurnConnection
 from passage_server import ServerInfo, free_port, passage_process
 
 pytestmark = pytest.mark.interop
@@ -358,3 +363,55 @@ def test_uclient_over_ipv6_with_rtp_rtcp_pairs(
         run = uclient(info, ipv6_peer_port, *static_user(info), "-x", *transport, *load())
         run.assert_no_loss(CLIENTS * MESSAGES)
         assert "relayed=[::1]:" in log.read_text()
+
+
+# -- a drain (SIGTERM) while uclient runs ------------------------------------------------------
+
+
+def test_a_drain_lets_a_live_uclient_run_finish_without_loss(
+    tmp_path: Path, peer_port: int
+) -> None:
+    """SIGTERM once uclient's allocations are up: every message of the run still makes the
+    round trip, while a new Allocate meanwhile gets 300 Try Alternate."""
+    messages = 400  # one per 5 ms after uclient's 1-6 s start offset: the drain starts first
+    with passage_process(
+        tmp_path, "--allow-loopback-peers", "--alternate-server", "127.0.0.1:3999"
+    ) as (info, log):
+        assert UCLIENT is not None
+        command = [
+            UCLIENT, *static_user(info), "-c", "-m", str(CLIENTS), "-n", str(messages),
+            "-l", "160", "-z", "5", "-e", info.host, "-r", str(peer_port),
+            "-p", str(info.turn_port), info.host,
+        ]  # fmt: skip
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + RUN_TIMEOUT
+            # Each client's allocation and its probe, then the channels: all before any data.
+            while len(started(log.read_text(), "udp")) < 2 * CLIENTS:
+                assert time.monotonic() < deadline and process.poll() is None, log.read_text()
+                time.sleep(0.05)
+            pid = json.loads((info.data_dir / "server.json").read_text())["pid"]
+            os.kill(pid, signal.SIGTERM)
+
+            async def new_allocate() -> Message:
+                client = await TurnConnection.open(
+                    "udp", (info.host, info.turn_port), Credentials(info.username, info.password)
+                )
+                try:
+                    return await client.allocate()
+                finally:
+                    await client.close()
+
+            answer = asyncio.run(new_allocate())
+            output, _ = process.communicate(timeout=RUN_TIMEOUT)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        run = Run(process.returncode, output.decode(errors="replace"))
+        run.assert_no_loss(CLIENTS * messages)
+        assert answer.message_class is MessageClass.ERROR
+        assert answer.get(AttributeType.ALTERNATE_SERVER, tuple) == ("127.0.0.1", 3999)
+        text = log.read_text()
+        assert "draining (SIGTERM)" in text
+        assert text.index("draining (SIGTERM)") < text.rindex("ended (refresh_zero)")

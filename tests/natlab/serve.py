@@ -21,6 +21,7 @@ The server's second address (:attr:`natlab.Server.alt_ip`) is there for RFC
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -89,7 +90,8 @@ def serve(
     api_port: int = API_PORT,
     relay_ports: tuple[int, int] = RELAY_PORTS,
 ) -> Iterator[LabPassage]:
-    """Passage running in ``lab.server`` until the block ends, then SIGTERM; it must exit 0.
+    """Passage running in ``lab.server`` until the block ends, then SIGINT (no drain); it
+    must exit 0.
 
     ``extra_args`` go after the lab's own flags. Yields once the TURN and API
     ports accept connections.
@@ -108,5 +110,5 @@ def serve(
         lab.call(lab.server, wait_until_listening, info, process)
         yield LabPassage(info, process, log, lab.server.alt_ip)
     finally:
-        stop(process, timeout=_STOP_WAIT)
+        stop(process, timeout=_STOP_WAIT, how=signal.SIGINT)
     assert process.returncode == 0, log.read_text()[-2000:]

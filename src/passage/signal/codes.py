@@ -20,6 +20,8 @@ class CloseCode(enum.IntEnum):
     """The client closed, or left the room."""
     GOING_AWAY = 1001
     """The server is shutting down."""
+    SERVICE_RESTART = 1012
+    """The server is draining: reconnect (a load balancer sends the room to another node)."""
     MALFORMED = 4000
     """A frame that is not a JSON object of a known ``type`` with valid fields, or binary."""
     UNAUTHORIZED = 4001

@@ -33,6 +33,7 @@ from passage.stun import (
     encode_message,
 )
 from passage.turn.allocation import Allocation, Reservation, Route
+from passage.turn.alternate import Alternates
 from passage.turn.auth import (
     SUPPORTED_PASSWORD_ALGORITHMS,
     Authenticated,
@@ -193,6 +194,17 @@ class TurnServer:
         self._on_refused = on_refused
         self._budget = config.max_bytes_per_second or _UNLIMITED
         self._channel_max = CHANNEL_MAX if config.strict_channel_range else CHANNEL_MAX_RFC5766
+        self.draining = False
+        """Set by :meth:`start_draining`: new Allocates go elsewhere, the rest carries on."""
+        self.drain_alternates = Alternates()
+
+    def start_draining(self, alternates: Alternates) -> None:
+        """A drain: every new Allocate (a reserved port's included) gets 300 Try Alternate
+        naming one of ``alternates`` of the client's family, or 403 when there is none.
+        Refreshes, permissions, channels and data of live allocations carry on (RFC 8656
+        §7.2 leaves the redirect to the server; RFC 8489 §10 has it authenticate first)."""
+        self.draining = True
+        self.drain_alternates = alternates
 
     def reconfigure(self, config: TurnConfig, credentials: CredentialSource) -> None:
         """A reload: ``config``'s quotas, lifetimes, bandwidth cap, peer ranges and SOFTWARE,
@@ -396,6 +408,8 @@ class TurnServer:
             if existing.transaction_id == request.message.transaction_id:
                 return [SendToClient(request.five_tuple, existing.response)]
             raise TurnError(ErrorCode.ALLOCATION_MISMATCH)
+        if self.draining:
+            raise self._elsewhere(request)
         if request.five_tuple in self._pending:
             raise _Drop(DropReason.ALLOCATE_IN_PROGRESS)  # the answer is on its way
         message = request.message
@@ -570,6 +584,19 @@ class TurnServer:
         denied = self.peers.check(ip) if port is None else self.peers.check_transport(ip, port)
         if denied is not None:
             raise TurnError(ErrorCode.FORBIDDEN, f"Forbidden peer ({denied})")
+
+    def _elsewhere(self, request: _Request) -> TurnError:
+        """What a draining server answers a new Allocate: 300 to an alternate, else 403."""
+        transport = request.five_tuple.transport
+        alternate = self.drain_alternates.for_client(transport, request.five_tuple.client[0])
+        if alternate is None:
+            return TurnError(ErrorCode.FORBIDDEN, "Server draining: use another server")
+        attributes: list[tuple[int, AttributeValue]] = [
+            (AttributeType.ALTERNATE_SERVER, alternate.address)
+        ]
+        if transport is Transport.TLS and alternate.domain is not None:
+            attributes.append((AttributeType.ALTERNATE_DOMAIN, alternate.domain))
+        return TurnError(ErrorCode.TRY_ALTERNATE, attributes=attributes)
 
     def _check_permission_quota(self, allocation: Allocation, ips: set[str]) -> None:
         new = ips - allocation.permissions.keys()

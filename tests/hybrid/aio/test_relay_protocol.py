@@ -346,3 +346,36 @@ async def test_listeners_and_bridges_are_listed_with_their_bytes(relay: Api) -> 
         assert (await relay.request("GET", "/live/bridges")).body["value"] == []
     finally:
         await listener.stop()
+
+
+async def test_a_drain_closes_control_channels_1001_once_their_bridges_end(relay: Api) -> None:
+    hybrid = relay.running.relay
+    assert hybrid is not None
+    listener = Listener(relay, "echo")
+    await listener.start()
+    sender = await relay.session.ws_connect(
+        f"{ws_base(relay)}/$hc/echo?sb-hc-action=connect",
+        headers={"ServiceBusAuthorization": token(relay, "echo")},
+    )
+    await sender.send_str("before")
+    assert (await sender.receive()).data == "before"
+    draining = asyncio.ensure_future(hybrid.drain(poll=0.01))
+    await asyncio.sleep(0.05)  # several looks at the channel: its bridge holds it open
+    assert not draining.done()
+    await sender.send_str("during")  # the bridge in flight carries on
+    assert (await sender.receive()).data == "during"
+    # No new listener, and no new sender paired with the draining one.
+    refused = await relay.session.get(
+        f"{ws_base(relay).replace('ws://', 'http://')}/$hc/echo?sb-hc-action=listen",
+        headers={"ServiceBusAuthorization": token(relay, "echo"), "Connection": "Upgrade",
+                 "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                 "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="},
+    )  # fmt: skip
+    assert refused.status == 503
+    await sender.close()
+    await asyncio.wait_for(draining, 5)
+    assert listener.control is not None
+    closing = await asyncio.wait_for(listener.control.receive(), 5)
+    assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    assert listener.control.close_code == 1001
+    await listener.stop()

@@ -279,3 +279,18 @@ async def test_shutdown_closes_sessions_1001(tmp_path: Path) -> None:
         closing = asyncio.ensure_future(closed_with(ws))
         await started.running.signaling.close()
         assert (await closing)[0] == CloseCode.GOING_AWAY
+
+
+async def test_a_drain_tells_members_to_reconnect_1012_and_turns_newcomers_away(
+    tmp_path: Path,
+) -> None:
+    async with api_server(tmp_path) as started:
+        _, token = await user(started)
+        ws = await connect(started, "moving", token)
+        await frame(ws)
+        assert started.running.signaling is not None
+        closing = asyncio.ensure_future(closed_with(ws))
+        await started.running.signaling.drain()
+        assert await closing == (CloseCode.SERVICE_RESTART, "server draining; reconnect")
+        late = await connect(started, "moving", token)
+        assert (await closed_with(late))[0] == CloseCode.SERVICE_RESTART

@@ -1,4 +1,4 @@
-"""``passage serve`` as a process: metering to the ledger, SIGTERM, credentials, logs.
+"""``passage serve`` as a process: metering to the ledger, SIGINT, credentials, logs.
 
 Each test runs the real command (``passage_server.passage_process``), relays
 known traffic through it, and reads what it left behind: the SQLite usage
@@ -79,12 +79,12 @@ async def test_ledger_has_exact_counts_after_refresh_zero(tmp_path: Path) -> Non
     assert row.end_reason == "refresh_zero"
 
 
-async def test_sigterm_ends_open_allocations_and_flushes_them(tmp_path: Path) -> None:
+async def test_sigint_ends_open_allocations_and_flushes_them(tmp_path: Path) -> None:
     with passage_process(tmp_path, "--allow-loopback-peers") as (info, _):
         client, peer = await relay_known_traffic(info)
         tcp = await TurnClient.connect("tcp", (info.host, info.turn_port))
         assert (await tcp.allocate()).message_class is MessageClass.SUCCESS
-    # The harness sent SIGTERM and saw exit status 0 with both allocations open.
+    # The harness sent SIGINT (stop now, no drain), saw exit 0 with both allocations open.
     await client.close(release=False)
     await tcp.close(release=False)
     await peer.close()

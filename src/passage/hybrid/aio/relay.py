@@ -85,6 +85,8 @@ the API's routes (an API route wins over a hybrid connection of the same name)."
 GOING_AWAY = 1001
 """Close code when one side of a stream went away without a close frame of its own."""
 AUTH_HEADER = "ServiceBusAuthorization"
+DRAIN_POLL = 0.1
+"""Seconds between looks at a draining control channel's bridges."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,8 @@ class HybridRelay:
         self.meters = RelayMeters()
         """Refusals, senders and bytes carried, read by ``/metrics`` and the usage ledger."""
         self._tasks: set[asyncio.Task[None]] = set()
+        self.draining = False
+        """Set by :meth:`drain`: listeners are turned away, senders meet no new listener here."""
 
     # --- entry points -------------------------------------------------------------
 
@@ -258,6 +262,31 @@ class HybridRelay:
             for meter in channel.bridges.values()
         ]
 
+    async def drain(self, poll: float = DRAIN_POLL) -> None:
+        """Hand the listeners to other nodes without cutting a stream: take no listener any
+        more (503), pair no new sender with one here, and close each control channel with
+        1001 (the SDKs reconnect, through the load balancer, elsewhere) once its bridges and
+        HTTP exchanges in flight are done. Returns when every channel is closed."""
+        self.draining = True
+        channels = list(self.channels.values())
+        for channel in channels:
+            self.gateway.unregister(channel.path, channel.ref)
+        await asyncio.gather(*(self._close_when_idle(channel, poll) for channel in channels))
+
+    async def _close_when_idle(self, channel: ControlChannel, poll: float) -> None:
+        # Bridges and exchanges end in many places (either side closing, a timeout): a
+        # look every ``poll`` seconds is simpler than a hook in each, and only runs in a drain.
+        while True:
+            if not channel.bridges and not channel.exchanges:
+                break
+            await asyncio.sleep(poll)
+        await channel.websocket.close(code=GOING_AWAY, message=b"relay draining; reconnect")
+
+    @property
+    def bridges_in_flight(self) -> int:
+        """Sender streams bridged to a listener here, and HTTP requests waiting on one."""
+        return sum(len(c.bridges) + len(c.exchanges) for c in self.channels.values())
+
     async def close(self) -> None:
         """Close every control channel (1001) and what waits on them."""
         for channel in list(self.channels.values()):
@@ -268,6 +297,8 @@ class HybridRelay:
     # --- listeners ------------------------------------------------------------------
 
     async def _listen(self, request: web.Request) -> web.StreamResponse:
+        if self.draining:
+            return _error(503, "ServiceUnavailable", "this node is draining: connect to another")
         resolved = self.resolve(_entity_path(request))
         if resolved is None or resolved.suffix:
             return self._listen_failed(

@@ -109,6 +109,10 @@ class _Session:
                 self.transport.abort()
 
 
+DRAINING = "server draining; reconnect"
+"""The close reason of :attr:`CloseCode.SERVICE_RESTART`."""
+
+
 class SignalingServer:
     """Every signaling session of this process."""
 
@@ -133,6 +137,8 @@ class SignalingServer:
         self.closes: Counter[int] = Counter()
         """Sessions ended, by close code: the server's (refusals included), or the client's
         when it closed first (codes outside 1000-1015 and 4000-4999 count as 0)."""
+        self.draining = False
+        """Set by :meth:`drain`: no session is admitted any more."""
 
     @property
     def members(self) -> int:
@@ -160,6 +166,10 @@ class SignalingServer:
             upgrade = "Signaling is a WebSocket: send an upgrade."
             return error_response(HttpError(426, "UpgradeRequired", upgrade))
         await websocket.prepare(request)
+        if self.draining:
+            self.closes[CloseCode.SERVICE_RESTART] += 1
+            await websocket.close(code=CloseCode.SERVICE_RESTART, message=DRAINING.encode())
+            return websocket
         try:
             session = self._admit(request, websocket)
         except SignalError as refused:
@@ -270,6 +280,16 @@ class SignalingServer:
                 session.close_with(problem)
                 closed += 1
         return closed
+
+    async def drain(self) -> None:
+        """Tell every member to reconnect (1012), and every newcomer from now on: with this
+        node out of the load balancer, they meet again on another one."""
+        self.draining = True
+        for session in list(self._sessions.values()):
+            session.close_with(SignalError(CloseCode.SERVICE_RESTART, DRAINING))
+        closers = [s.closer for s in self._sessions.values() if s.closer is not None]
+        if closers:
+            await asyncio.wait(closers)
 
     async def close(self) -> None:
         """Close every session with 1001 (the server is going away)."""

@@ -1,0 +1,117 @@
+"""SIGTERM drains a real ``passage serve``: new Allocates go elsewhere (300 or 403), live
+ones carry on until they end, then the process exits 0 by itself; a second SIGTERM, or
+the drain timeout, stops it at once. Usage is flushed in every case."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from passage.stun import AttributeType, MessageClass
+from passage_server import ServerInfo, passage_process
+from turn_client import TurnClient, UdpPeer, error_code
+from waiting import until
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def server_process(info: ServerInfo) -> int:
+    return int(json.loads((info.data_dir / "server.json").read_text())["pid"])
+
+
+def exited(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[1].startswith("Z")
+    except FileNotFoundError:
+        return True
+
+
+async def drain_and_watch(info: ServerInfo, log: Path) -> int:
+    pid = server_process(info)
+    os.kill(pid, signal.SIGTERM)
+    await until(lambda: "draining (SIGTERM)" in log.read_text())
+    return pid
+
+
+async def test_a_drain_redirects_new_allocates_and_waits_for_live_ones(tmp_path: Path) -> None:
+    with passage_process(
+        tmp_path, "--allow-loopback-peers", "--alternate-server", "127.0.0.1:3999"
+    ) as (info, log):
+        udp = await TurnClient.connect("udp", (info.host, info.turn_port))
+        tcp = await TurnClient.connect("tcp", (info.host, info.turn_port))
+        peer = await UdpPeer.bind()
+        for client in (udp, tcp):
+            assert (await client.allocate()).message_class is MessageClass.SUCCESS
+        assert error_code(await udp.channel_bind(0x4000, peer.address)) is None
+        pid = await drain_and_watch(info, log)
+
+        late = await TurnClient.connect("udp", (info.host, info.turn_port))
+        answer = await late.allocate()
+        assert error_code(answer) == 300
+        assert answer.get(AttributeType.ALTERNATE_SERVER, tuple) == ("127.0.0.1", 3999)
+        await late.close()
+
+        # Live allocations relay, refresh and bind as before.
+        udp.send_channel_data(0x4000, b"during the drain")
+        assert (await peer.receive())[0] == b"during the drain"
+        assert udp.relayed is not None
+        peer.sendto(b"back", udp.relayed)
+        assert (await udp.receive()).data == b"back"
+        assert (await tcp.refresh(600)).message_class is MessageClass.SUCCESS
+        assert error_code(await tcp.create_permission(peer.address)) is None
+        assert not exited(pid)
+
+        # The last one ends: the server stops by itself.
+        await udp.close()  # deletes its allocation (Refresh 0)
+        assert not exited(pid)
+        await tcp.close()
+        await until(lambda: exited(pid))
+        await peer.close()
+    text = log.read_text()
+    assert "drained: no allocation or bridge left" in text
+    assert "stopped; usage ledger flushed" in text
+    assert "new Allocates get 300 Try Alternate (127.0.0.1:3999)" in text
+
+
+async def test_without_an_alternate_new_allocates_get_403(tmp_path: Path) -> None:
+    with passage_process(tmp_path) as (info, log):
+        live = await TurnClient.connect("tcp", (info.host, info.turn_port))
+        assert (await live.allocate()).message_class is MessageClass.SUCCESS
+        await drain_and_watch(info, log)
+        late = await TurnClient.connect("udp", (info.host, info.turn_port))
+        answer = await late.allocate()
+        assert error_code(answer) == 403
+        assert not answer.has(AttributeType.ALTERNATE_SERVER)
+        await late.close()
+        await live.close(release=False)
+    assert "new Allocates get 403 (no --alternate-server)" in log.read_text()
+
+
+@pytest.mark.parametrize("how", ["second-sigterm", "sigint", "timeout"])
+async def test_a_drain_can_be_cut_short(tmp_path: Path, how: str) -> None:
+    extra = ("--drain-timeout", "0.5") if how == "timeout" else ()
+    with passage_process(tmp_path, *extra) as (info, log):
+        live = await TurnClient.connect("udp", (info.host, info.turn_port))
+        assert (await live.allocate()).message_class is MessageClass.SUCCESS
+        pid = await drain_and_watch(info, log)
+        if how != "timeout":
+            await asyncio.sleep(0)  # the drain is under way; the allocation lives
+            assert not exited(pid)
+            signal_number = signal.SIGTERM if how == "second-sigterm" else signal.SIGINT
+            os.kill(pid, signal_number)
+        await until(lambda: exited(pid))
+        await live.close(release=False)
+    text = log.read_text()
+    expected = {
+        "second-sigterm": "second SIGTERM while draining: stopping now",
+        "sigint": "SIGINT: stopping now",
+        "timeout": "drain timeout: stopping with 1 allocations",
+    }[how]
+    assert expected in text
+    assert "ended (shutdown)" in text and "stopped; usage ledger flushed" in text
