@@ -107,6 +107,7 @@ class Lifecycle:
             self.stop_now("second SIGTERM while draining")
             return
         self.running.drain.begin(self.clock(), self.running.config.drain_timeout)
+        self.running.readiness.start_draining("SIGTERM")  # /readyz: 503 from now on
         self._draining = asyncio.get_running_loop().create_task(self.drain())
 
     async def drain(self) -> None:

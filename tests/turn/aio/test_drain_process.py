@@ -8,12 +8,13 @@ import asyncio
 import json
 import os
 import signal
+import socket
 from pathlib import Path
 
 import pytest
 
 from passage.stun import AttributeType, MessageClass
-from passage_server import ServerInfo, passage_process
+from passage_server import ServerInfo, free_port, passage_process
 from turn_client import TurnClient, UdpPeer, error_code
 from waiting import until
 
@@ -32,6 +33,18 @@ def exited(pid: int) -> bool:
         return True
 
 
+def readyz(info: ServerInfo, port: int) -> tuple[int, str]:
+    """``/readyz`` on the operators' listener: its status and body."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://{info.host}:{port}/readyz", timeout=10) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
 async def drain_and_watch(info: ServerInfo, log: Path) -> int:
     pid = server_process(info)
     os.kill(pid, signal.SIGTERM)
@@ -40,9 +53,12 @@ async def drain_and_watch(info: ServerInfo, log: Path) -> int:
 
 
 async def test_a_drain_redirects_new_allocates_and_waits_for_live_ones(tmp_path: Path) -> None:
+    metrics = free_port((socket.SOCK_STREAM,))
     with passage_process(
-        tmp_path, "--allow-loopback-peers", "--alternate-server", "127.0.0.1:3999"
-    ) as (info, log):
+        tmp_path, "--allow-loopback-peers", "--alternate-server", "127.0.0.1:3999",
+        "--metrics-port", str(metrics),
+    ) as (info, log):  # fmt: skip
+        assert readyz(info, metrics)[0] == 200
         udp = await TurnClient.connect("udp", (info.host, info.turn_port))
         tcp = await TurnClient.connect("tcp", (info.host, info.turn_port))
         peer = await UdpPeer.bind()
@@ -50,6 +66,8 @@ async def test_a_drain_redirects_new_allocates_and_waits_for_live_ones(tmp_path:
             assert (await client.allocate()).message_class is MessageClass.SUCCESS
         assert error_code(await udp.channel_bind(0x4000, peer.address)) is None
         pid = await drain_and_watch(info, log)
+        status, body = readyz(info, metrics)
+        assert status == 503 and "draining (SIGTERM)" in body
 
         late = await TurnClient.connect("udp", (info.host, info.turn_port))
         answer = await late.allocate()
