@@ -16,9 +16,11 @@ from .client import (
     FailureReason,
     Relayed,
     RequestId,
+    TryAlternate,
     TurnClientCore,
     error_code,
     relayed_addresses,
+    try_alternate,
 )
 from .transactions import RTO, ClientTransactions
 
@@ -34,7 +36,9 @@ __all__ = [
     "FailureReason",
     "Relayed",
     "RequestId",
+    "TryAlternate",
     "TurnClientCore",
     "error_code",
     "relayed_addresses",
+    "try_alternate",
 ]

@@ -42,6 +42,7 @@ from passage.addresses import Address
 from passage.stun import (
     AttributeType,
     AttributeValue,
+    ErrorCode,
     ErrorCodeValue,
     Message,
     MessageClass,
@@ -70,7 +71,9 @@ __all__ = [
     "RequestId",
     "TurnClientCore",
     "error_code",
+    "TryAlternate",
     "relayed_addresses",
+    "try_alternate",
 ]
 
 Attributes = Sequence[tuple[int, AttributeValue]]
@@ -146,6 +149,29 @@ def error_code(message: Message) -> int | None:
     """The ERROR-CODE of an answer, or None for a success."""
     value = message.get(AttributeType.ERROR_CODE, ErrorCodeValue)
     return None if value is None else value.code
+
+
+@dataclass(frozen=True, slots=True)
+class TryAlternate:
+    """Where a 300 Try Alternate answer sends the client (RFC 8489 §10)."""
+
+    server: Address
+    """ALTERNATE-SERVER: the address to send the request to instead."""
+
+    domain: str | None = None
+    """ALTERNATE-DOMAIN, over TLS: the name to check that server's certificate against
+    (None: the name the client used for this server)."""
+
+
+def try_alternate(message: Message) -> TryAlternate | None:
+    """The alternate a 300 answer names; None for any other answer, or a 300 without one."""
+    if error_code(message) != ErrorCode.TRY_ALTERNATE:
+        return None
+    server = message.get(AttributeType.ALTERNATE_SERVER, tuple)
+    if server is None:
+        return None
+    domain = message.get(AttributeType.ALTERNATE_DOMAIN, str)
+    return TryAlternate((str(server[0]), int(server[1])), domain)
 
 
 def relayed_addresses(message: Message) -> list[Address]:

@@ -24,6 +24,7 @@ that succeeds). :class:`IceAgent` changes three things:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import ssl
 from collections.abc import Callable, Sequence
@@ -91,6 +92,21 @@ class CheckSummary:
     remote: Endpoint
     state: CheckState
     nominated: bool
+
+
+# aioice 0.13 drops the attributes it has no entry for, and has none for the two of a
+# 300 Try Alternate answer (RFC 8489 §14.15, §14.16): give it them, so _open_relay can
+# follow a draining server to the one it names.
+for _type, _name, _pack, _unpack in (
+    (0x8023, "ALTERNATE-SERVER", stun.pack_address, stun.unpack_address),
+    (0x8003, "ALTERNATE-DOMAIN", stun.pack_string, stun.unpack_string),
+):
+    _entry = (_type, _name, _pack, _unpack)
+    stun.ATTRIBUTES_BY_TYPE.setdefault(_type, _entry)
+    stun.ATTRIBUTES_BY_NAME.setdefault(_name, _entry)
+
+MAX_REDIRECTS = 3
+"""Alternate TURN servers one relayed candidate follows at most (300 Try Alternate)."""
 
 
 class _RefusalReporting:
@@ -256,7 +272,32 @@ class IceAgent(aioice.Connection):
         return protocol.local_candidate, protocol
 
     async def _open_relay(self, server: TurnServer) -> StunProtocol:
-        """``aioice.turn.create_turn_endpoint``, with a TURN client that reports refusals."""
+        """An allocation on ``server``, or on the alternate a draining server names (300 Try
+        Alternate, RFC 8489 §10: same transport and credentials; over TLS the certificate is
+        checked against ALTERNATE-DOMAIN, else the first server's name), at most
+        :data:`MAX_REDIRECTS` hops, never back to a server already tried."""
+        tried = {(server.host, server.port)}
+        hostname: str | None = None
+        while True:
+            try:
+                return await self._allocate_relay(server, hostname)
+            except stun.TransactionFailed as error:
+                alternate = error.response.attributes.get("ALTERNATE-SERVER")
+                code = error.response.attributes.get("ERROR-CODE", (0, ""))[0]
+                if code != 300 or alternate is None or len(tried) > MAX_REDIRECTS:
+                    raise
+                target = (str(alternate[0]), int(alternate[1]))
+                if target in tried:
+                    raise
+                tried.add(target)
+                hostname = error.response.attributes.get("ALTERNATE-DOMAIN") or (
+                    hostname or server.host
+                )
+                server = dataclasses.replace(server, host=target[0], port=target[1])
+
+    async def _allocate_relay(self, server: TurnServer, hostname: str | None) -> StunProtocol:
+        """``aioice.turn.create_turn_endpoint``, with a TURN client that reports refusals;
+        ``hostname``: the name a TLS server's certificate must carry (None: its host)."""
         loop = asyncio.get_running_loop()
         protocol = StunProtocol(self)
         refused = functools.partial(self._permission_refused, protocol)
@@ -278,6 +319,7 @@ class IceAgent(aioice.Connection):
                 host=server.host,
                 port=server.port,
                 ssl=tls,
+                server_hostname=(hostname or server.host) if tls is not None else None,
             )
         try:
             await turn.TurnTransport(client)._connect(protocol)

@@ -38,9 +38,13 @@ from passage.turnclient.client import (
     RequestId,
     TurnClientCore,
     relayed_addresses,
+    try_alternate,
 )
 
-__all__ = ["ANSWER_TIMEOUT", "NoAnswer", "TurnConnection"]
+__all__ = ["ANSWER_TIMEOUT", "MAX_REDIRECTS", "NoAnswer", "TurnConnection", "open_allocated"]
+
+MAX_REDIRECTS = 3
+"""Alternate servers :func:`open_allocated` follows at most, one after another."""
 
 ANSWER_TIMEOUT = 3.0
 """Seconds a request waits for its answer unless told otherwise."""
@@ -361,3 +365,42 @@ class TurnConnection:
             self._timer = None
         if when is not None and self._timer is None:
             self._timer = self._loop.call_at(when, self._on_timer)
+
+
+async def open_allocated(
+    transport: Transport | str,
+    server: Address,
+    credentials: Credentials,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+    within: float = ANSWER_TIMEOUT,
+    max_redirects: int = MAX_REDIRECTS,
+) -> tuple[TurnConnection, Message]:
+    """Connect to ``server`` and allocate, following 300 Try Alternate (RFC 8489 §10): a
+    draining server names another, and the Allocate goes there over the same transport,
+    its certificate checked against ALTERNATE-DOMAIN when given, else the name used so far.
+
+    Follows at most ``max_redirects`` alternates, never one already tried (no loop).
+    Returns the connection that holds the last answer, a success or a final error (a 300
+    that is not followed included); raises :class:`NoAnswer` or OSError as
+    :meth:`TurnConnection.open` and :meth:`TurnConnection.allocate` do.
+    """
+    tried = {server}
+    while True:
+        connection = await TurnConnection.open(
+            transport, server, credentials,
+            ssl_context=ssl_context, server_hostname=server_hostname,
+        )  # fmt: skip
+        try:
+            answer = await connection.allocate(within=within)
+        except BaseException:
+            await connection.close(release=False)
+            raise
+        alternate = try_alternate(answer)
+        if alternate is None or alternate.server in tried or len(tried) > max_redirects:
+            return connection, answer
+        await connection.close(release=False)
+        tried.add(alternate.server)
+        server = alternate.server
+        server_hostname = alternate.domain or server_hostname or None
