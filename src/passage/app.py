@@ -320,7 +320,7 @@ async def _join_cluster(
 ) -> ClusterLink:
     """Start this node's link to the cluster's Redis; it runs degraded while Redis is away."""
     from passage.cluster import ClusterKeys, NodeInfo
-    from passage.cluster.aio import ClusterLink
+    from passage.cluster.aio import ClusterLink, RedisGateway
 
     assert config.redis_url is not None and config.node_name is not None
     assert config.public_url is not None
@@ -342,6 +342,7 @@ async def _join_cluster(
         )
 
     link = ClusterLink(config.redis_url, ClusterKeys(config.redis_prefix), advert, clock)
+    running.relay.join(RedisGateway(link))
     await link.start()
     return link
 

@@ -83,7 +83,8 @@ class ClusterLink:
         self.keys = keys
         self.advert = advert
         self.clock = clock
-        self.name = advert(clock()).name
+        first = advert(clock())
+        self.name, self.boot_id = first.name, first.boot_id
         self.redis = connect(url)
         self.nodes = NodeTable()
         self.up = False

@@ -44,6 +44,7 @@ from passage.hybrid.aio.channel import (
     send_command,
 )
 from passage.hybrid.aio.meters import ANONYMOUS, RelayMeters, Traffic
+from passage.hybrid.aio.routing import ClusterRouting, NoListenerReached
 from passage.hybrid.control import (
     HOP_BY_HOP,
     INLINE_LIMIT,
@@ -56,7 +57,7 @@ from passage.hybrid.control import (
     response_request_id,
     strip_relay_query,
 )
-from passage.hybrid.entities import Namespace, Resolved
+from passage.hybrid.entities import HybridConnectionPath, Namespace, Resolved
 from passage.hybrid.framing import (
     Command,
     Event,
@@ -66,7 +67,7 @@ from passage.hybrid.framing import (
     Unreadable,
     relay_reader,
 )
-from passage.hybrid.gateway import GatewayStore, ListenerRef
+from passage.hybrid.gateway import GatewayStore, ListenerRef, SharedGateway
 from passage.hybrid.rendezvous import RENDEZVOUS_LIFETIME, RendezvousTable
 from passage.hybrid.sas import CLOCK_SKEW, Rights, SasError, SasToken, verify_sas_token
 from passage.limiter import FailureLimiter
@@ -140,7 +141,16 @@ class HybridRelay:
         self.listen_failures = FailureLimiter(settings.listen_failures_per_minute, 60.0)
         self.meters = RelayMeters()
         """Refusals, senders and bytes carried, read by ``/metrics`` and the usage ledger."""
+        self.cluster: ClusterRouting | None = None
+        """Cluster mode's routing to listeners on other nodes (:meth:`join`); None: alone."""
+        self.remote_bridges: dict[web.WebSocketResponse, tuple[ListenerRef, str, BridgeMeter]] = {}
+        """Senders bridged here to a listener another node holds: its ref, path, meter."""
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def join(self, shared: SharedGateway) -> None:
+        """Cluster mode: listeners counted across nodes, senders paired with listeners
+        wherever they are (:mod:`passage.hybrid.aio.routing`)."""
+        self.cluster = ClusterRouting(shared, self.gateway, self.channels)
         self.draining = False
         """Set by :meth:`drain`: listeners are turned away, senders meet no new listener here."""
 
@@ -180,14 +190,16 @@ class HybridRelay:
         body = await read_body(request, self.settings.max_body)
         if body is None:
             return self._refuse(413, "RequestEntityTooLarge", "the request body is too large")
-        channel = self._pick(resolved)
-        if channel is None:
+        path = resolved.connection.path
+        channel = self._pick(resolved) if self.cluster is None else None
+        targets = await self._candidates(path)
+        if channel is None and not targets:
             return self._refuse(
                 502, "BadGateway", "no listener is connected to this hybrid connection"
             )
         request_id = secrets.token_urlsafe(16)
         address = rendezvous_address(
-            channel.base_url,
+            channel.base_url if channel is not None else self._cluster_base(),
             resolved.connection.path,
             [("sb-hc-action", "request"), ("sb-hc-id", request_id)],
         )
@@ -206,17 +218,22 @@ class HybridRelay:
         if not self.rendezvous.add(request_id, exchange, self.clock()):
             return self._rendezvous_full()
         traffic = self.meters.traffic_of(resolved.connection.path, grant.rule)
-        channel.exchanges[request_id] = exchange
+        short = Outgoing(request_message(address=address, request_id=request_id))
         try:
-            if full.size <= INLINE_LIMIT:
-                exchange.sent = True
-                await channel.send(full)
-            else:  # the listener fetches it over the rendezvous socket
-                short = request_message(address=address, request_id=request_id)
-                await channel.send(Outgoing(short))
+            if channel is not None:
+                channel.exchanges[request_id] = exchange
+                await _send_request(channel, exchange, short)
+            else:  # cluster mode: the rendezvous form, which works through any node
+                assert self.cluster is not None
+                taken = await self.cluster.offer(path, targets, short)
+                if isinstance(taken, ControlChannel):
+                    channel = taken
+                    channel.exchanges[request_id] = exchange
             head, data = await asyncio.wait_for(
                 asyncio.shield(exchange.response), self.settings.response_timeout
             )
+        except NoListenerReached:
+            return self._refuse(502, "BadGateway", "no listener of this hybrid connection answered")
         except TimeoutError:
             return self._refuse(504, "GatewayTimeout", "the listener did not respond in time")
         except InvalidResponse:
@@ -226,7 +243,8 @@ class HybridRelay:
         except Exception:  # the listener went away (or its channel broke)
             return self._refuse(502, "BadGateway", "the listener went away before responding")
         finally:
-            channel.exchanges.pop(request_id, None)
+            if channel is not None:
+                channel.exchanges.pop(request_id, None)
             self.rendezvous.discard(request_id)
         self.meters.senders["http"] += 1
         traffic.requests += 1
@@ -260,6 +278,16 @@ class HybridRelay:
             )
             for channel in self.channels.values()
             for meter in channel.bridges.values()
+        ] + [
+            LiveBridge(
+                hybrid_connection=path,
+                listener_id=ref.listener_id,
+                sender=meter.sender,
+                opened_at=meter.opened_at,
+                bytes_to_listener=meter.bytes_to_listener,
+                bytes_to_sender=meter.bytes_to_sender,
+            )
+            for ref, path, meter in self.remote_bridges.values()
         ]
 
     async def drain(self, poll: float = DRAIN_POLL) -> None:
@@ -270,7 +298,7 @@ class HybridRelay:
         self.draining = True
         channels = list(self.channels.values())
         for channel in channels:
-            self.gateway.unregister(channel.path, channel.ref)
+            await self._release(channel.path, channel.ref)
         await asyncio.gather(*(self._close_when_idle(channel, poll) for channel in channels))
 
     async def _close_when_idle(self, channel: ControlChannel, poll: float) -> None:
@@ -285,7 +313,8 @@ class HybridRelay:
     @property
     def bridges_in_flight(self) -> int:
         """Sender streams bridged to a listener here, and HTTP requests waiting on one."""
-        return sum(len(c.bridges) + len(c.exchanges) for c in self.channels.values())
+        here = sum(len(c.bridges) + len(c.exchanges) for c in self.channels.values())
+        return here + len(self.remote_bridges)
 
     async def close(self) -> None:
         """Close every control channel (1001) and what waits on them."""
@@ -310,7 +339,7 @@ class HybridRelay:
         source = request.remote or ""
         path = resolved.connection.path
         ref = ListenerRef(secrets.token_hex(16), self.settings.node_id)
-        if not self.gateway.register(path, ref, self.settings.max_listeners):
+        if not await self._admit(path, ref):
             return self._refuse(
                 403,
                 "QuotaExceeded",
@@ -336,7 +365,7 @@ class HybridRelay:
             finally:
                 expiry.cancel()
         finally:
-            self.gateway.unregister(path, ref)
+            await self._release(path, ref)
             closed = self.channels.pop(ref.listener_id, None)
             if closed is not None:
                 await closed.end()
@@ -416,8 +445,10 @@ class HybridRelay:
             if isinstance(authorized, web.Response):
                 return authorized
             rule = authorized.rule
-        channel = self._pick(resolved)
-        if channel is None:
+        path = resolved.connection.path
+        channel = self._pick(resolved) if self.cluster is None else None
+        targets = await self._candidates(path)
+        if channel is None and not targets:
             return self._refuse(404, "EndpointNotFound", "no listener is connected")
         rendezvous_id = secrets.token_urlsafe(16)
         pending = PendingAccept()
@@ -425,7 +456,7 @@ class HybridRelay:
             return self._rendezvous_full()
         query = strip_relay_query(request.query.items())
         address = rendezvous_address(
-            channel.base_url,
+            channel.base_url if channel is not None else self._cluster_base(),
             resolved.connection.path + resolved.suffix,
             [*query, ("sb-hc-action", "accept"), ("sb-hc-id", rendezvous_id)],
         )
@@ -436,9 +467,17 @@ class HybridRelay:
         }
         tracking_id = request.query.get("sb-hc-id") or rendezvous_id
         try:
-            accept = accept_message(address, tracking_id, headers, _remote(request))
-            await channel.send(Outgoing(accept))
+            accept = Outgoing(accept_message(address, tracking_id, headers, _remote(request)))
+            taken: ControlChannel | ListenerRef
+            if channel is not None:
+                await channel.send(accept)
+                taken = channel
+            else:
+                assert self.cluster is not None
+                taken = await self.cluster.offer(path, targets, accept)
             met = await asyncio.wait_for(asyncio.shield(pending.met), RENDEZVOUS_LIFETIME)
+        except NoListenerReached:
+            return self._refuse(404, "EndpointNotFound", "no listener could be reached")
         except TimeoutError:
             return self._refuse(504, "GatewayTimeout", "the listener did not accept in time")
         except ConnectionError:
@@ -453,13 +492,18 @@ class HybridRelay:
         try:
             await sender.prepare(request)
             meter = BridgeMeter(_address_text(request), self.clock())
-            channel.bridges[sender] = meter
+            if isinstance(taken, ControlChannel):
+                taken.bridges[sender] = meter
+            else:
+                self.remote_bridges[sender] = (taken, path, meter)
             self.meters.senders["websocket"] += 1
             traffic = self.meters.traffic_of(resolved.connection.path, rule)
             traffic.requests += 1
             await _bridge(sender, met, meter, traffic)
         finally:
-            channel.bridges.pop(sender, None)
+            if isinstance(taken, ControlChannel):
+                taken.bridges.pop(sender, None)
+            self.remote_bridges.pop(sender, None)
             pending.finished.set()
         return sender
 
@@ -511,6 +555,24 @@ class HybridRelay:
         return websocket
 
     # --- shared -----------------------------------------------------------------------
+
+    async def _admit(self, path: HybridConnectionPath, ref: ListenerRef) -> bool:
+        if self.cluster is not None:
+            return await self.cluster.admit(path, ref, self.settings.max_listeners)
+        return self.gateway.register(path, ref, self.settings.max_listeners)
+
+    async def _release(self, path: HybridConnectionPath, ref: ListenerRef) -> None:
+        if self.cluster is not None:
+            await self.cluster.release(path, ref)
+        else:
+            self.gateway.unregister(path, ref)
+
+    async def _candidates(self, path: HybridConnectionPath) -> list[ListenerRef]:
+        """Cluster mode: listeners here and on live nodes to offer a sender (a draining node
+        released its own, so they go to other nodes)."""
+        if self.cluster is None:
+            return []
+        return await self.cluster.candidates(path)
 
     def _pick(self, resolved: Resolved) -> ControlChannel | None:
         ref = self.gateway.pick(resolved.connection.path)
@@ -578,11 +640,28 @@ class HybridRelay:
         bases = self.settings.bases
         return bases.get(port) or next(iter(bases.values()), "ws://127.0.0.1")
 
+    def _cluster_base(self) -> str:
+        """Where a listener on any node meets a sender that came in here: this node's
+        public URL, which cluster mode requires."""
+        return self.settings.public_url or next(
+            iter(self.settings.bases.values()), "ws://127.0.0.1"
+        )
+
     def _spawn(self, work: Any) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+
+async def _send_request(channel: ControlChannel, exchange: HttpExchange, short: Outgoing) -> None:
+    """The full request inline when it fits, else the rendezvous form (the listener
+    fetches it over the rendezvous socket)."""
+    if exchange.request.size <= INLINE_LIMIT:
+        exchange.sent = True
+        await channel.send(exchange.request)
+    else:
+        await channel.send(short)
 
 
 def _settle(exchange: HttpExchange, events: list[Event[ResponseHead | RenewToken]]) -> bool:
