@@ -146,13 +146,13 @@ class HybridRelay:
         self.remote_bridges: dict[web.WebSocketResponse, tuple[ListenerRef, str, BridgeMeter]] = {}
         """Senders bridged here to a listener another node holds: its ref, path, meter."""
         self._tasks: set[asyncio.Task[None]] = set()
+        self.draining = False
+        """Set by :meth:`drain`: listeners are turned away, senders meet no new listener here."""
 
     def join(self, shared: SharedGateway) -> None:
         """Cluster mode: listeners counted across nodes, senders paired with listeners
         wherever they are (:mod:`passage.hybrid.aio.routing`)."""
         self.cluster = ClusterRouting(shared, self.gateway, self.channels)
-        self.draining = False
-        """Set by :meth:`drain`: listeners are turned away, senders meet no new listener here."""
 
     # --- entry points -------------------------------------------------------------
 
