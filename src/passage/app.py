@@ -343,6 +343,11 @@ async def _join_cluster(
 
     link = ClusterLink(config.redis_url, ClusterKeys(config.redis_prefix), advert, clock)
     running.relay.join(RedisGateway(link))
+
+    def degraded(reason: str | None) -> None:
+        running.readiness.degraded = reason or ""
+
+    link.on_state.append(degraded)
     await link.start()
     return link
 

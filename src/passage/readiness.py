@@ -25,6 +25,9 @@ class Readiness:
     """A drain has started: this node takes no new allocations, listeners or rooms."""
     drain_reason: str = ""
     """Why, in a few words (``SIGTERM``), for the ``/readyz`` body."""
+    degraded: str = ""
+    """What this node serves without, in a few words (cluster mode without Redis); it is
+    still ready: it serves alone rather than not at all."""
 
     def start_draining(self, reason: str) -> None:
         """From now on this node is not ready; :attr:`drain_reason` says why."""

@@ -4,11 +4,14 @@ and a node starts (and keeps serving) without Redis, saying so, then joins when 
 from __future__ import annotations
 
 import logging
+import socket
 from pathlib import Path
 
 import aiohttp
 import pytest
 from cluster_nodes import cluster, cluster_node
+
+from passage_server import free_port
 
 pytestmark = pytest.mark.postgres
 
@@ -36,10 +39,18 @@ async def test_a_node_starts_degraded_without_redis_and_joins_when_it_is_back(
     tmp_path: Path, redis_prefix: str, pg_schema: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, "passage.cluster")
+    metrics = free_port((socket.SOCK_STREAM,))
+    readyz = f"http://127.0.0.1:{metrics}/readyz"
     async with cluster_node(
-        tmp_path, "a", prefix=redis_prefix, schema=pg_schema, redis_down=True
-    ) as a:
+        tmp_path, "a", prefix=redis_prefix, schema=pg_schema, redis_down=True,
+        metrics_port=metrics,
+    ) as a:  # fmt: skip
         assert not a.link.up
+        async with aiohttp.ClientSession() as http, http.get(readyz) as reply:
+            body = await reply.json()
+        assert reply.status == 200  # degraded, but it serves: still ready
+        target = f"redis://127.0.0.1:{a.redis_link.port}"
+        assert body["degraded"] == f"Redis at {target} unreachable: serving alone"
         degraded = [r.getMessage() for r in caplog.records if "running degraded" in r.message]
         assert len(degraded) == 1
         assert f"Redis at redis://127.0.0.1:{a.redis_link.port}" in degraded[0]
@@ -52,3 +63,5 @@ async def test_a_node_starts_degraded_without_redis_and_joins_when_it_is_back(
         await a.link.beat()
         assert a.link.up
         assert any("reachable again" in r.message for r in caplog.records)
+        async with aiohttp.ClientSession() as http, http.get(readyz) as reply:
+            assert (reply.status, await reply.json()) == (200, {"status": "ready", "problems": {}})

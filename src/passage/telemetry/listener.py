@@ -121,9 +121,11 @@ class OperatorsListener:
         store = await self._store_problem()
         if store is not None:
             problems["store"] = store
+        degraded = {"degraded": self.readiness.degraded} if self.readiness.degraded else {}
         if problems:
-            return web.json_response({"status": "not ready", "problems": problems}, status=503)
-        return web.json_response({"status": "ready", "problems": {}})
+            body = {"status": "not ready", "problems": problems, **degraded}
+            return web.json_response(body, status=503)
+        return web.json_response({"status": "ready", "problems": {}, **degraded})
 
     async def _store_problem(self) -> str | None:
         try:

@@ -90,6 +90,8 @@ class ClusterLink:
         self.up = False
         self.on_event: list[Callable[[ClusterEvent], Awaitable[None]]] = []
         self.on_reconnect: list[Callable[[], Awaitable[None]]] = []
+        self.on_state: list[Callable[[str | None], None]] = []
+        """Told why the link went down (a few words), and None when it is up again."""
         self.answer: Ask | None = None
         """Answers asks from other nodes (the Hybrid Connections relay sets it)."""
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -164,6 +166,8 @@ class ClusterLink:
                 redis_target(self.url), _reason(error), NODE_HEARTBEAT,
             )  # fmt: skip
             self._reported_down = True
+            for tell in self.on_state:
+                tell(f"Redis at {redis_target(self.url)} unreachable: serving alone")
         self.up = False
         self._stop_subscriber()
 
@@ -175,6 +179,8 @@ class ClusterLink:
 
     async def _came_up(self) -> None:
         self.up = True
+        for tell in self.on_state:
+            tell(None)
         self._stop_listening = asyncio.Event()
         self._subscriber = asyncio.create_task(self._listen(self._stop_listening))
         self._readers.add(self._subscriber)
