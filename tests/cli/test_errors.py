@@ -3,10 +3,13 @@ value, exit status 2, found before anything starts (no traceback, no half-starte
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import ssl
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -393,3 +396,44 @@ def test_a_misspelled_variable_is_named_with_the_closest_one(tmp_path: Path) -> 
         "passage: warning: PASSAGE_TRUN_PORT is not a Passage variable and is ignored "
         "(did you mean PASSAGE_TURN_PORT?)"
     ]
+
+
+RELAY_KEY = "Endpoint=sb://127.0.0.1:{port}/;SharedAccessKeyName=send;SharedAccessKey=c2VjcmV0"
+
+
+def test_connect_names_a_relay_it_cannot_reach_before_it_listens(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    closed = free_port((socket.SOCK_STREAM,))  # nothing listens there
+    line = fails(
+        capsys, "connect", "echo", "--listen", "127.0.0.1:0",
+        "--relay-connection-string", RELAY_KEY.format(port=closed),
+        "--data-dir", str(tmp_path / "none"),
+    )  # fmt: skip
+    assert line.startswith(f"passage: error: cannot reach the relay at wss://127.0.0.1:{closed}: ")
+
+
+def test_connect_names_the_ca_fix_for_a_relay_it_does_not_trust(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cert, key = openssl_pair(tmp_path, "relay")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        port = listening.getsockname()[1]
+
+        def handshake_once() -> None:
+            accepted, _ = listening.accept()
+            with contextlib.suppress(OSError), context.wrap_socket(accepted, server_side=True):
+                pass  # the client refuses our certificate: the handshake fails on our side too
+
+        thread = threading.Thread(target=handshake_once, daemon=True)
+        thread.start()
+        line = fails(
+            capsys, "connect", "echo", "--listen", "127.0.0.1:0",
+            "--relay-connection-string", RELAY_KEY.format(port=port),
+            "--data-dir", str(tmp_path / "none"),
+        )  # fmt: skip
+        thread.join(timeout=10)
+    assert line.startswith(f"passage: error: cannot reach the relay at wss://127.0.0.1:{port}: ")
+    assert "--ca-file" in line

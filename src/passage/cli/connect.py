@@ -16,7 +16,12 @@ from passage.addresses import format_address
 from passage.cli.command import Command
 from passage.cli.expose import parse_host_port
 from passage.cli.logging import configure_logging
-from passage.cli.relay_access import RelayAccess, add_relay_arguments, relay_access
+from passage.cli.relay_access import (
+    RelayAccess,
+    add_relay_arguments,
+    check_reachable,
+    relay_access,
+)
 from passage.config import ConfigError
 from passage.hybrid.sas import Rights
 from passage.hybrid.sdk.tunnel import forward_tcp
@@ -55,6 +60,7 @@ def _run(arguments: argparse.Namespace) -> int:
 async def _connect(
     access: RelayAccess, name: str, host: str, port: int, *, anonymous: bool
 ) -> None:
+    await check_reachable(access)  # a wrong address or CA now, not at the first connection
     tokens = None if anonymous else access.tokens
     server = await forward_tcp(access.endpoint, name, tokens, host, port, ssl=access.tls)
     stop = asyncio.Event()

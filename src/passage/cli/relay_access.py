@@ -14,11 +14,12 @@ system's CAs plus the data directory's ``ca.pem``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import ssl
 from dataclasses import dataclass
 
-from passage.cli.management import client_tls, with_hybrid_admin
+from passage.cli.management import client_tls, untrusted, with_hybrid_admin
 from passage.cli.options import (
     SERVER_ADDRESS_OPTIONS,
     add_config_arguments,
@@ -34,7 +35,16 @@ from passage.hybrid.entities import ROOT_RULE
 from passage.hybrid.sas import Rights
 from passage.hybrid.sdk import KeyTokenProvider, TokenProvider, token_provider
 
-__all__ = ["RELAY_CONNECTION_STRING_ENV", "RelayAccess", "add_relay_arguments", "relay_access"]
+__all__ = [
+    "RELAY_CONNECTION_STRING_ENV",
+    "RelayAccess",
+    "add_relay_arguments",
+    "check_reachable",
+    "relay_access",
+]
+
+REACH_TIMEOUT = 10.0
+"""Seconds ``check_reachable`` waits for the relay's TCP and TLS handshakes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,3 +150,32 @@ def _local_tokens(config: Config, name: str, rule: str, needed: Rights) -> KeyTo
         return KeyTokenProvider(signing.name, signing.primary_key)
 
     return with_hybrid_admin(config, read)
+
+
+async def check_reachable(access: RelayAccess) -> None:
+    """Open (and close) a connection to the relay, with TLS for ``wss://``: a wrong host or
+    port, or a certificate we do not trust, is reported at start as a ``ConfigError``.
+
+    Rights are not probed here: the relay checks a sender's token only when the sender
+    connects, and a sender that connects reaches a listener (and the service behind it)."""
+    endpoint = access.endpoint
+    where = f"cannot reach the relay at {endpoint.base_url}"
+    try:
+        async with asyncio.timeout(REACH_TIMEOUT):
+            _, writer = await asyncio.open_connection(
+                endpoint.host,
+                endpoint.port,
+                ssl=access.tls,
+                server_hostname=endpoint.host if access.tls else None,
+            )
+    except ssl.SSLCertVerificationError as error:
+        raise ConfigError(f"{where}: {untrusted(error)}") from None
+    except TimeoutError:
+        raise ConfigError(f"{where}: no answer in {REACH_TIMEOUT:.0f} s") from None
+    except (OSError, ssl.SSLError) as error:
+        raise ConfigError(f"{where}: {error.strerror or error}") from None
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except (OSError, ssl.SSLError):
+        pass  # the relay may close first; reaching it was the point
