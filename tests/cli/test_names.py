@@ -6,12 +6,13 @@ and say once what replaced them.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from passage.cli.main import main
+from passage.cli.main import build_parser, main
 from passage_server import free_port
 
 pytestmark = pytest.mark.usefixtures("no_passage_environment")
@@ -103,3 +104,29 @@ def test_the_old_token_variable_still_works_and_says_the_new_one(
         f"passage: error: --endpoint https://127.0.0.1:{closed}/: cannot reach "
         f"127.0.0.1:{closed}: [Errno 111] Connection refused",
     ]
+
+
+def _parsers(
+    parser: argparse.ArgumentParser, path: str = "passage"
+) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from _parsers(child, f"{path} {name}")
+
+
+def test_every_flag_with_a_default_says_it_in_help_nested_actions_too() -> None:
+    """``passage hc rule add --help`` shows defaults as ``passage serve --help`` does."""
+    missing = []
+    for path, parser in _parsers(build_parser()):
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if action.help == argparse.SUPPRESS or not action.option_strings:
+                continue
+            if action.default in (None, False, argparse.SUPPRESS):
+                continue
+            text = formatter._get_help_string(action) or ""
+            if "default" not in text:
+                missing.append(f"{path} {action.option_strings[0]}")
+    assert not missing

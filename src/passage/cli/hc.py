@@ -32,7 +32,7 @@ from passage.cli.management import (
     remote_target,
     with_hybrid_admin,
 )
-from passage.cli.parsing import deprecated_alias
+from passage.cli.parsing import HelpFormatter, deprecated_alias
 from passage.cli.running import served_endpoint
 from passage.config import Config, ConfigError
 from passage.hybrid.admin import AdminError, HybridAdmin, parse_rights, rights_names, sas_token
@@ -64,7 +64,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     delete = _action(actions, "delete", "delete a hybrid connection and its rules", _delete)
     delete.add_argument("name")
 
-    rule = actions.add_parser("rule", help="authorization rules (SAS key names and keys)")
+    rule = actions.add_parser(
+        "rule", help="authorization rules (SAS key names and keys)", formatter_class=HelpFormatter
+    )
     rule_actions = rule.add_subparsers(title="actions", metavar="ACTION", required=True)
     add = _action(rule_actions, "add", "create or replace a rule", _rule_add, entity=True)
     add.add_argument("rule", help="the rule's name (the token's skn)")
@@ -153,7 +155,7 @@ def _action(
         help=help_text,
         description=f"{help_text[0].upper()}{help_text[1:]}.",
         epilog=f"example:\n  {_EXAMPLES[run.__name__]}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     if entity:
         parser.add_argument(

@@ -28,6 +28,7 @@ from passage.cli.management import (
     remote_target,
     with_store,
 )
+from passage.cli.parsing import HelpFormatter
 from passage.config import Config
 from passage.identity.ice_servers import RelayTopology
 from passage.identity.keys import AccessKey, KeyName
@@ -42,6 +43,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "rotate",
         help="replace a key with a new random one",
         description="Replace a key with a new random one (through the running server, if any).",
+        formatter_class=HelpFormatter,
     )
     rotate.add_argument(
         "key_name", choices=[name.value for name in KeyName], help="the key to replace"
@@ -52,6 +54,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "show",
         help="print each key's fingerprint (local store only)",
         description="Print each key's fingerprint, and with --reveal the key (local store only).",
+        formatter_class=HelpFormatter,
     )
     show.add_argument("--reveal", action="store_true", help="also print the secret keys")
     add_management_arguments(show, remote=False)

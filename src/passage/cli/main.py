@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from passage import __version__
-from passage.cli.parsing import EXIT_USAGE, PassageParser, misspelled_variables
+from passage.cli.parsing import EXIT_USAGE, HelpFormatter, PassageParser, misspelled_variables
 
 __all__ = ["COMMANDS", "EXIT_USAGE", "CommandEntry", "build_parser", "main"]
 
@@ -108,23 +108,13 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                 help=entry.help,
                 description=f"{command.help[0].upper()}{command.help[1:]}.",
                 epilog=f"example:\n  {command.example}" if command.example else None,
-                formatter_class=_Formatter,
+                formatter_class=HelpFormatter,
             )
             command.add_arguments(subparser)
             subparser.set_defaults(command=command)
         else:
             subparsers.add_parser(entry.name, help=entry.help)
     return parser
-
-
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults in every flag's help (``(default: 3478)``), the example kept as written."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        text = action.help or ""
-        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
-            return text
-        return super()._get_help_string(action)
 
 
 def _command_named(argv: Sequence[str] | None) -> str | None:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ENV_ALIASES",
     "EXIT_USAGE",
+    "HelpFormatter",
     "PassageParser",
     "deprecated_alias",
     "env_value",
@@ -34,6 +35,17 @@ ENV_ALIASES: Mapping[str, str] = {"PASSAGE_USER_TOKEN": "PASSAGE_TOKEN"}
 """Old variable → the one it is now; the old one still works, with a warning."""
 
 _UNKNOWN = "passage_unknown_arguments"
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults in every flag's help (``(default: 3478)``), the example kept as written; for
+    commands and their nested actions (``passage hc rule add``) alike."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
 
 
 class PassageParser(argparse.ArgumentParser):
