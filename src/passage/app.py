@@ -37,6 +37,7 @@ from passage.endpoint import AdvertisedEndpoint
 from passage.frontdoor import FrontDoor
 from passage.hostaddr import advertised_endpoint, own_addresses, relay_addresses
 from passage.hybrid.admin import HybridAdmin
+from passage.hybrid.aio.meters import UsageFlusher
 from passage.hybrid.aio.relay import HybridRelay, RelaySettings
 from passage.hybrid.gateway import InMemoryGatewayStore
 from passage.identity.ice_servers import RelayTopology
@@ -113,6 +114,8 @@ class Running:
     """What ``/readyz`` reports of this process: listeners bound, draining."""
     operators: OperatorsListener | None = None
     """``/metrics``, ``/healthz`` and ``/readyz`` on the metrics port, unless it is 0."""
+    hybrid_usage: UsageFlusher | None = None
+    """Writes the relay's bytes per hybrid connection and rule to the usage ledger."""
 
     async def stop(self) -> None:
         """Leave the cluster, stop signaling, the relay and the front door, end every
@@ -127,6 +130,8 @@ class Running:
             await self.sync_task
         await self.signaling.close()
         await self.relay.close()
+        if self.hybrid_usage is not None:
+            await self.hybrid_usage.close()
         await self.front_door.stop()
         await self.edge.stop()
         if self.operators is not None:
@@ -283,6 +288,10 @@ async def start(
         config=config, datadir=datadir, identity_state=state,
         tls_contexts=ServerContexts(datadir.tls_cert, datadir.tls_key),
     )  # fmt: skip
+    running.hybrid_usage = UsageFlusher(
+        hybrid.meters, ledger.hybrid.record, interval=config.usage_flush_interval, clock=clock
+    )
+    running.hybrid_usage.start()
     try:
         if config.metrics_port:  # first: /readyz says "not ready" until the rest is bound
             running.operators = OperatorsListener(

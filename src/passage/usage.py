@@ -1,6 +1,7 @@
-"""The usage record: what the TURN core meters and the ledger stores.
+"""The usage records: what the TURN core and the Hybrid Connections relay meter and the
+ledger stores.
 
-It lives apart from both so that neither layer imports the other.
+They live apart from all three so that no layer imports another.
 """
 
 from __future__ import annotations
@@ -38,3 +39,25 @@ class UsageRecord:
     """True on the allocation's final record."""
     end_reason: str | None
     """Why it ended: ``expired``, ``refresh_zero``, ``client_closed``, ``shutdown``..."""
+
+
+@dataclass(frozen=True, slots=True)
+class HybridUsageRecord:
+    """Bytes one hybrid connection carried under one authorization rule, since the previous
+    record of the pair: deltas, as :class:`UsageRecord`'s are."""
+
+    hybrid_connection: str
+    """The hybrid connection's path (its canonical, lower-case name)."""
+    rule: str
+    """The authorization rule whose SAS token let the senders in; ``""`` for anonymous
+    senders (a hybrid connection that requires no client authorization)."""
+    period_start: float
+    """Unix seconds: start of the span these deltas cover."""
+    period_end: float
+    """Unix seconds: end of that span."""
+    bytes_to_listener: int
+    """Sender → listener: request bodies and WebSocket message payloads."""
+    bytes_to_sender: int
+    """Listener → sender: response bodies and WebSocket message payloads."""
+    requests: int
+    """Senders paired with a listener: HTTP requests answered, WebSockets bridged."""

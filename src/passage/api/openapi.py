@@ -199,12 +199,21 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         "responses": {"200": {"description": "relay configuration"}, **_errors(400, 401, 403, 404)},
     },
     "Usage_Get": {
-        "summary": "Relayed bytes, packets and allocation-seconds per identity and hour or day.",
+        "summary": "TURN bytes, packets and allocation-seconds per identity, or Hybrid "
+        "Connections bytes per hybrid connection and rule, per hour or day.",
         "parameters": [
             {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
-            for n in ("identity", "from", "to")
+            for n in ("identity", "hybridConnection", "rule", "from", "to")
         ]
         + [
+            {
+                "name": "kind",
+                "in": "query",
+                "required": False,
+                "description": "turn (default): per identity; hybridConnection: per hybrid "
+                "connection and authorization rule.",
+                "schema": {"enum": ["turn", "hybridConnection"]},
+            },
             {
                 "name": "granularity",
                 "in": "query",

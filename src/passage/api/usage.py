@@ -1,9 +1,13 @@
-"""``GET /usage``: relayed usage per identity, per hour or UTC day.
+"""``GET /usage``: relayed usage per identity, or per hybrid connection and rule, per hour
+or UTC day.
 
-Query: ``identity`` (optional; an identity id, a static user, or
-``anonymous``), ``from`` and ``to`` (ISO 8601 or unix seconds; default the
-last 24 hours), ``granularity`` (``hour`` or ``day``, default ``hour``).
-Every bucket overlapping ``[from, to)`` is returned whole.
+Query: ``kind`` (``turn``, the default: TURN usage per identity; or
+``hybridConnection``: Hybrid Connections bytes per hybrid connection and
+authorization rule), ``identity`` (TURN; an identity id, a static user, or
+``anonymous``), ``hybridConnection`` and ``rule`` (Hybrid Connections),
+``from`` and ``to`` (ISO 8601 or unix seconds; default the last 24 hours),
+``granularity`` (``hour`` or ``day``, default ``hour``), ``format`` (``json``
+or ``csv``). Every bucket overlapping ``[from, to)`` is returned whole.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Literal, cast
 
 from passage.api.call import Reply
 from passage.identity.errors import ValidationError
+from passage.store.hybrid_usage import HybridUsageBucket
 from passage.store.ledger import UsageBucket, UsageLedger
 
 __all__ = [
@@ -33,6 +38,13 @@ CSV_COLUMNS = (
 )  # fmt: skip
 """The columns of ``format=csv``, in order: the JSON rows' names (``passage usage --format
 csv`` writes the same)."""
+
+HYBRID_CSV_COLUMNS = (
+    "start", "hybridConnection", "rule", "bytesToListener", "bytesToSender", "requests",
+)  # fmt: skip
+"""The columns of ``kind=hybridConnection&format=csv``."""
+
+KINDS = ("turn", "hybridConnection")
 
 _CSV_HEADERS = {
     "Content-Type": "text/csv; charset=utf-8",
@@ -74,14 +86,26 @@ def usage_row(bucket: UsageBucket) -> dict[str, object]:
     }
 
 
-def usage_csv(rows: list[dict[str, object]]) -> str:
-    """The rows as CSV (RFC 4180, a header first). An identity is never written so that a
+def hybrid_usage_row(bucket: HybridUsageBucket) -> dict[str, object]:
+    start = datetime.datetime.fromtimestamp(bucket.bucket_start, datetime.UTC)
+    return {
+        "hybridConnection": bucket.hybrid_connection,
+        "rule": bucket.rule or None,  # None: anonymous senders
+        "start": start.isoformat().replace("+00:00", "Z"),
+        "bytesToListener": bucket.bytes_to_listener,
+        "bytesToSender": bucket.bytes_to_sender,
+        "requests": bucket.requests,
+    }
+
+
+def usage_csv(rows: list[dict[str, object]], columns: tuple[str, ...] = CSV_COLUMNS) -> str:
+    """The rows as CSV (RFC 4180, a header first). A name is never written so that a
     spreadsheet would run it as a formula: a leading ``= + - @`` gets a quote mark first."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(columns)
     for row in rows:
-        writer.writerow([_cell(row[column]) for column in CSV_COLUMNS])
+        writer.writerow([_cell("" if row[column] is None else row[column]) for column in columns])
     return out.getvalue()
 
 
@@ -106,21 +130,46 @@ async def usage_reply(
     granularity = query.get("granularity", "hour")
     if granularity not in ("hour", "day"):
         raise ValidationError("granularity must be hour or day.", "granularity")
-    buckets = await ledger.usage(
-        start=start.timestamp(),
-        end=end.timestamp(),
-        subject=query.get("identity") or None,
-        granularity=cast(Literal["hour", "day"], granularity),
-    )
-    rows = [usage_row(bucket) for bucket in buckets]
+    kind = query.get("kind", "turn")
+    if kind not in KINDS:
+        raise ValidationError("kind must be turn or hybridConnection.", "kind")
+    columns: tuple[str, ...] = CSV_COLUMNS
+    if kind == "hybridConnection":
+        found = await ledger.hybrid.usage(
+            start=start.timestamp(),
+            end=end.timestamp(),
+            hybrid_connection=query.get("hybridConnection") or None,
+            rule=query.get("rule") or None,
+            granularity=cast(Literal["hour", "day"], granularity),
+        )
+        rows, columns = [hybrid_usage_row(bucket) for bucket in found], HYBRID_CSV_COLUMNS
+    else:
+        rows = await _turn_rows(ledger, query, start, end, granularity)
     if form == "csv":
-        return Reply(200, text=usage_csv(rows), headers=_CSV_HEADERS)
+        return Reply(200, text=usage_csv(rows, columns), headers=_CSV_HEADERS)
     return Reply(
         200,
         {
+            "kind": kind,
             "granularity": granularity,
             "from": start.isoformat().replace("+00:00", "Z"),
             "to": end.isoformat().replace("+00:00", "Z"),
             "value": rows,
         },
     )
+
+
+async def _turn_rows(
+    ledger: UsageLedger,
+    query: Mapping[str, str],
+    start: datetime.datetime,
+    end: datetime.datetime,
+    granularity: str,
+) -> list[dict[str, object]]:
+    buckets = await ledger.usage(
+        start=start.timestamp(),
+        end=end.timestamp(),
+        subject=query.get("identity") or None,
+        granularity=cast(Literal["hour", "day"], granularity),
+    )
+    return [usage_row(bucket) for bucket in buckets]

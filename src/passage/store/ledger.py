@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from passage.store.database import Database, dialect_insert
+from passage.store.hybrid_usage import HybridUsageLedger
 from passage.store.rollup import (
     DAY,
     HOUR,
@@ -128,6 +129,8 @@ class UsageLedger:
         """``node`` is stamped on the allocations this ledger starts; readers need none."""
         self._database = database
         self._node = node
+        self.hybrid = HybridUsageLedger(database)
+        """Hybrid Connections bytes per hybrid connection, rule and hour."""
 
     async def record(self, records: Sequence[UsageRecord]) -> None:
         """Add a batch of deltas to the allocation totals and hourly rollup, atomically.

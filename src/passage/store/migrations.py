@@ -169,11 +169,32 @@ def _v4_allocation_nodes(connection: Connection) -> None:
     )
 
 
+def _v5_hybrid_usage(connection: Connection) -> None:
+    """Hybrid Connections bytes per hybrid connection, authorization rule and hour."""
+    v5 = MetaData()
+    Table(
+        "hybrid_usage_hourly",
+        v5,
+        Column("hybrid_connection", Text, nullable=False),
+        Column("rule", Text, nullable=False),
+        Column("hour_start", BigInteger, nullable=False),
+        Column("bytes_to_listener", BigInteger, nullable=False),
+        Column("bytes_to_sender", BigInteger, nullable=False),
+        Column("requests", BigInteger, nullable=False),
+        PrimaryKeyConstraint(
+            "hybrid_connection", "rule", "hour_start", name="pk_hybrid_usage_hourly"
+        ),
+        Index("ix_hybrid_usage_hourly_hour_start", "hour_start"),
+    )
+    v5.create_all(connection, checkfirst=False)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "usage ledger", _v1_usage_ledger),
     Migration(2, "identities and access keys", _v2_identities),
     Migration(3, "hybrid connections and authorization rules", _v3_hybrid_connections),
     Migration(4, "the node and run that started each allocation", _v4_allocation_nodes),
+    Migration(5, "Hybrid Connections usage per hour", _v5_hybrid_usage),
 )
 """The schema's history, oldest first. Append only."""
 

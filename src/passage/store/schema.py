@@ -83,6 +83,20 @@ usage_hourly = Table(
 )
 """Usage summed per billed subject and UTC hour."""
 
+hybrid_usage_hourly = Table(
+    "hybrid_usage_hourly",
+    metadata,
+    Column("hybrid_connection", Text, nullable=False),  # hybrid_connections.path
+    Column("rule", Text, nullable=False),  # the SAS rule of the senders; '' for anonymous
+    Column("hour_start", BigInteger, nullable=False),  # unix seconds, multiple of 3600
+    Column("bytes_to_listener", BigInteger, nullable=False),
+    Column("bytes_to_sender", BigInteger, nullable=False),
+    Column("requests", BigInteger, nullable=False),
+    PrimaryKeyConstraint("hybrid_connection", "rule", "hour_start", name="pk_hybrid_usage_hourly"),
+    Index("ix_hybrid_usage_hourly_hour_start", "hour_start"),
+)
+"""Hybrid Connections bytes summed per hybrid connection, authorization rule and UTC hour."""
+
 settings = Table(
     "settings",
     metadata,

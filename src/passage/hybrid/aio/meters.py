@@ -1,17 +1,26 @@
 """What the relay counts: refusals, senders, and the bytes it carries per hybrid connection.
 
 Plain integers, read by ``/metrics`` at scrape time and by the usage ledger
-every flush. Bytes are metered per (hybrid connection, authorization rule):
-the rule is the one whose SAS token let the sender in, ``""`` for an anonymous
-sender (a hybrid connection that does not require client authorization).
+every flush (:class:`UsageFlusher`). Bytes are metered per (hybrid connection,
+authorization rule): the rule is the one whose SAS token let the sender in,
+``""`` for an anonymous sender (a hybrid connection that does not require
+client authorization).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-__all__ = ["ANONYMOUS", "RelayMeters", "Traffic"]
+from passage.usage import HybridUsageRecord
+
+__all__ = ["ANONYMOUS", "RelayMeters", "Traffic", "UsageFlusher"]
+
+logger = logging.getLogger("passage.relay")
 
 ANONYMOUS = ""
 """The rule of a sender no token was asked of."""
@@ -30,6 +39,8 @@ class Traffic:
     requests: int = 0
     """Senders paired with a listener: HTTP requests relayed and WebSockets bridged."""
     flushed: tuple[int, int, int] = (0, 0, 0)
+    flushed_at: float | None = None
+    """When the last usage record of this pair ended; None before the first."""
 
     def unflushed(self) -> tuple[int, int, int]:
         """(to listener, to sender, requests) since :meth:`mark_flushed`."""
@@ -39,12 +50,13 @@ class Traffic:
             self.requests - self.flushed[2],
         )
 
-    def mark_flushed(self, deltas: tuple[int, int, int]) -> None:
+    def mark_flushed(self, deltas: tuple[int, int, int], now: float) -> None:
         self.flushed = (
             self.flushed[0] + deltas[0],
             self.flushed[1] + deltas[1],
             self.flushed[2] + deltas[2],
         )
+        self.flushed_at = now
 
 
 @dataclass(slots=True)
@@ -73,3 +85,67 @@ class RelayMeters:
             sum(t.to_listener for t in self.traffic.values()),
             sum(t.to_sender for t in self.traffic.values()),
         )
+
+    def collect_usage(self, now: float) -> list[HybridUsageRecord]:
+        """A record for every (hybrid connection, rule) that carried something since the
+        last collection; what they count is then flushed."""
+        records: list[HybridUsageRecord] = []
+        for traffic in self.traffic.values():
+            deltas = traffic.unflushed()
+            if not any(deltas):
+                continue
+            start = traffic.flushed_at if traffic.flushed_at is not None else now
+            records.append(HybridUsageRecord(traffic.path, traffic.rule, start, now, *deltas))
+            traffic.mark_flushed(deltas, now)
+        return records
+
+
+UsageSink = Callable[[list[HybridUsageRecord]], Awaitable[None]]
+
+
+class UsageFlusher:
+    """Hands the relay's usage records to the ledger every interval, and once more at
+    :meth:`close`; a failed write keeps its records for the next one."""
+
+    def __init__(
+        self,
+        meters: RelayMeters,
+        sink: UsageSink,
+        *,
+        interval: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.meters = meters
+        self.sink = sink
+        self.interval = interval
+        self.clock = clock
+        self.unsaved: list[HybridUsageRecord] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._forever())
+
+    async def close(self) -> None:
+        """Stop the periodic writes and write what is left (call after the relay closed)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.flush()
+
+    async def flush(self) -> None:
+        self.unsaved += self.meters.collect_usage(self.clock())
+        if not self.unsaved:
+            return
+        batch, self.unsaved = self.unsaved, []
+        try:
+            await self.sink(batch)
+        except Exception:
+            logger.exception(
+                "Hybrid Connections usage write failed; %d records kept for retry", len(batch)
+            )
+            self.unsaved = batch + self.unsaved
+
+    async def _forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.flush()
