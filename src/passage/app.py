@@ -330,6 +330,7 @@ async def _join_cluster(
     """Start this node's link to the cluster's Redis; it runs degraded while Redis is away."""
     from passage.cluster import ClusterKeys, NodeInfo
     from passage.cluster.aio import ClusterLink, RedisGateway
+    from passage.cluster.aio.quota import AllocationCounts
 
     assert config.redis_url is not None and config.node_name is not None
     assert config.public_url is not None
@@ -358,6 +359,12 @@ async def _join_cluster(
 
     link.on_state.append(degraded)
     await link.start()
+    core = edge.core
+
+    def apply(elsewhere: dict[str, int]) -> None:
+        core.allocations_elsewhere = elsewhere
+
+    link.run(AllocationCounts(link, core.allocations_per_user, apply).forever())
     return link
 
 
@@ -367,6 +374,7 @@ def _share_changes(
     """Changes made here go to every node after they commit; changes made elsewhere are
     read from the store as soon as their event arrives (the poll stays the backstop)."""
     from passage.cluster import ClusterEvent, EventKind
+    from passage.identity.ice_servers import ClusterRelay
 
     async def publish(kind: EventKind, subject: str) -> None:
         await link.publish(ClusterEvent(kind, link.name, subject))
@@ -381,6 +389,10 @@ def _share_changes(
             await store_poll.identities()
 
     service.committed = publish
+    service.cluster_relays = lambda: tuple(
+        ClusterRelay(node.region, node.turn_host, node.turn_port, node.turns_port)
+        for node in (link.nodes.relays(link.clock()) if link.up else ())
+    )
     hybrid_admin.on_commit = hc_changed
     link.on_event.append(apply)
 

@@ -9,6 +9,7 @@ soon as the store has committed, so a revocation holds on this node at once.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime
 import logging
 import secrets
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 from passage.cluster.events import EventKind
 from passage.identity.errors import NotFoundError, ValidationError
-from passage.identity.ice_servers import RelayTopology, RouteType, ice_servers
+from passage.identity.ice_servers import ClusterRelay, RelayTopology, RouteType, ice_servers
 from passage.identity.ids import IdentityId, new_identity_id, parse_identity_id
 from passage.identity.keys import KEY_BYTES, AccessKey, AccessKeys, KeyName, decode_key
 from passage.identity.relay_credentials import mint_relay_credential
@@ -90,6 +91,8 @@ class IdentityService:
         self.state = state
         self.topology = topology
         self.clock = clock
+        self.cluster_relays: Callable[[], tuple[ClusterRelay, ...]] | None = None
+        """Cluster mode: the live, non-draining nodes to hand out, least loaded first."""
         self.committed: Callable[[EventKind, str], Awaitable[None]] | None = None
         """Awaited after a revocation, deletion or key rotation committed, to tell other
         nodes at once (cluster mode); must not raise."""
@@ -174,9 +177,14 @@ class IdentityService:
                 "username": username,
                 "credential": credential,
             }
-            for server in ice_servers(self.topology, route_type, client_ip)
+            for server in ice_servers(self._topology(), route_type, client_ip)
         ]
         return RelayConfiguration(acs_time(expires), servers)
+
+    def _topology(self) -> RelayTopology:
+        if self.cluster_relays is None:
+            return self.topology
+        return dataclasses.replace(self.topology, cluster=self.cluster_relays())
 
     # --- keys -----------------------------------------------------------------
 

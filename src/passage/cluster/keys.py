@@ -41,6 +41,6 @@ class ClusterKeys:
         """A hash: listener id → ``node boot``, where that listener of ``path`` is held."""
         return f"{self.prefix}:hc:{path}"
 
-    def allocations(self, user: str) -> str:
-        """A hash: node name → allocations ``user`` holds on that node."""
-        return f"{self.prefix}:allocs:{user}"
+    def allocations(self, node: str) -> str:
+        """A hash, expiring: quota key (user) → allocations it holds on node ``node``."""
+        return f"{self.prefix}:allocs:{node}"

@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from passage.ice_uris import relay_uris
 from passage.identity.errors import ValidationError
 
-__all__ = ["IceServer", "RelayTopology", "RouteType", "ice_servers", "parse_route_type"]
+__all__ = [
+    "ClusterRelay",
+    "IceServer",
+    "RelayTopology",
+    "RouteType",
+    "ice_servers",
+    "parse_route_type",
+]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -41,6 +48,17 @@ def parse_route_type(value: object) -> RouteType | None:
     raise ValidationError(
         f"RouteType value {value!r} is invalid. Valid values: any, nearest.", "RouteType"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterRelay:
+    """A live node of the cluster that takes new allocations (cluster mode)."""
+
+    region: str
+    host: str
+    turn_port: int
+    turns_port: int
+    """0 when TURN over TLS is off on that node."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +82,10 @@ class RelayTopology:
     turns_extra_ports: tuple[int, ...] = ()
     """More TURN-over-TLS ports (443 for clients behind strict firewalls), listed after it."""
 
+    cluster: tuple[ClusterRelay, ...] = ()
+    """Cluster mode: the nodes to hand out, least loaded first, in place of this node
+    alone; empty: this node (alone, or its cluster's registry is unreachable)."""
+
     def region_of(self, client_ip: str | None) -> str:
         """The region whose range most specifically contains ``client_ip``; ours by default."""
         try:
@@ -78,14 +100,26 @@ class RelayTopology:
     def hosts(self, region: str | None) -> tuple[str, ...]:
         """Relay hosts of ``region`` (every host for None); ours if the region has none."""
         hosts = [host for r, host in self.other_relays if region is None or r == region]
+        if self.cluster:
+            nodes = [node.host for node in self.cluster if region is None or node.region == region]
+            if nodes:
+                return tuple(dict.fromkeys([*nodes, *hosts]))
         if region is None or region == self.region:
             hosts = [*self.own_hosts, *hosts]
         return tuple(dict.fromkeys(hosts)) or self.own_hosts
 
     def urls(self, hosts: Sequence[str]) -> list[str]:
         """Every relay URI of every host in ``hosts`` (:func:`passage.ice_uris.relay_uris`)."""
-        tls_ports = ((self.turns_port,) if self.turns_port else ()) + self.turns_extra_ports
-        return [str(uri) for host in hosts for uri in relay_uris(host, self.turn_port, tls_ports)]
+        nodes = {node.host: node for node in self.cluster}
+        urls = []
+        for host in hosts:
+            node = nodes.get(host)
+            turn_port, turns_port = (
+                (node.turn_port, node.turns_port) if node else (self.turn_port, self.turns_port)
+            )
+            tls_ports = ((turns_port,) if turns_port else ()) + self.turns_extra_ports
+            urls += [str(uri) for uri in relay_uris(host, turn_port, tls_ports)]
+        return urls
 
 
 @dataclass(frozen=True, slots=True)

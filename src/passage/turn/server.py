@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -185,6 +185,10 @@ class TurnServer:
         self._reservations: dict[bytes, Reservation] = {}
         self._per_user: Counter[str] = Counter()
         """Allocations (live or binding) per quota key (``Credential.quota_key``)."""
+        self.allocations_elsewhere: Mapping[str, int] = {}
+        """Cluster mode: allocations per quota key on the cluster's other nodes, as the
+        adapter last read them (about once a second); ``max_allocations_per_user`` counts
+        them too."""
         self._ended: list[tuple[Allocation, float, str, str]] = []
         """Allocations ended since the last usage collection, with when and why: their final
         records are built at collection, so bytes an adapter adds to their meters after the
@@ -613,8 +617,13 @@ class TurnServer:
         if held + ports > self.config.max_allocations_total:
             raise TurnError(ErrorCode.ALLOCATION_QUOTA_REACHED, "Server allocation quota reached")
         quota_key = request.auth.credential.quota_key
-        if self._per_user[quota_key] + users > self.config.max_allocations_per_user:
+        elsewhere = self.allocations_elsewhere.get(quota_key, 0)
+        if self._per_user[quota_key] + elsewhere + users > self.config.max_allocations_per_user:
             raise TurnError(ErrorCode.ALLOCATION_QUOTA_REACHED)
+
+    def allocations_per_user(self) -> dict[str, int]:
+        """Allocations (live or binding) per quota key on this node, for the cluster."""
+        return dict(self._per_user)
 
     def _release_quota(self, quota_key: str) -> None:
         """One allocation (or pending one) of ``quota_key`` is gone; forget keys at zero."""

@@ -16,7 +16,7 @@ import json
 import logging
 import secrets
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import redis.asyncio as redis
@@ -109,6 +109,10 @@ class ClusterLink:
         one every :data:`NODE_HEARTBEAT` seconds until :meth:`close`."""
         await self.beat()
         self._tasks.append(asyncio.create_task(self._heartbeats()))
+
+    def run(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` until :meth:`close` (a loop that lives as long as the link)."""
+        self._tasks.append(asyncio.create_task(work))
 
     async def close(self) -> None:
         """Withdraw this node's record (it is gone now, not in six seconds) and disconnect."""

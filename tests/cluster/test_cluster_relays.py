@@ -1,0 +1,123 @@
+"""Relays across the cluster: the relay configuration of any node hands out every live,
+non-draining node, least loaded first; a user's allocation quota counts every node's;
+``/usage`` of any node shows every node's allocations (one ledger, in PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+import pytest
+from cluster_nodes import Node, cluster
+
+from api_harness import Api
+from passage.stun import MessageClass
+from passage.turn.config import TurnConfig
+from passage_server import PASSWORD, REALM, USER
+from turn_client import TurnClient, error_code
+
+pytestmark = pytest.mark.postgres
+
+RELAY_PATH = "/networkTraversal/:issueRelayConfiguration?api-version=2022-03-01-preview"
+
+
+@asynccontextmanager
+async def apis(nodes: list[Node]) -> AsyncIterator[list[Api]]:
+    async with aiohttp.ClientSession() as session:
+        yield [
+            Api(node.server.running, node.server.datadir, node.server.config, session=session)
+            for node in nodes
+        ]
+
+
+async def hosts_handed_out(api: Api) -> list[str]:
+    answer = await api.request("POST", RELAY_PATH, {"routeType": "any"})
+    assert answer.status == 200, answer
+    (server,) = answer.body["iceServers"]
+    urls = [url for url in server["urls"] if url.startswith("turn:") and "udp" in url]
+    return [url.split(":")[1] for url in urls]
+
+
+async def beat(nodes: list[Node]) -> None:
+    for node in nodes:
+        await node.link.beat()
+
+
+@asynccontextmanager
+async def allocations(node: Node, count: int) -> AsyncIterator[list[TurnClient]]:
+    async with AsyncExitStack() as stack:
+        clients = []
+        for _ in range(count):
+            client = await TurnClient.connect("udp", node.server.address("udp"), USER, PASSWORD)
+            stack.push_async_callback(client.close)
+            assert (await client.allocate()).message_class is MessageClass.SUCCESS
+            clients.append(client)
+        yield clients
+
+
+async def test_any_node_hands_out_every_live_node_least_loaded_first_and_no_draining_one(
+    tmp_path: Path, redis_prefix: str, pg_schema: str
+) -> None:
+    async with (
+        cluster(tmp_path, "abc", prefix=redis_prefix, schema=pg_schema) as nodes,
+        apis(nodes) as (api_a, api_b, api_c),
+        allocations(nodes[0], 2),
+        allocations(nodes[1], 1),
+    ):
+        await beat(nodes)
+        await beat(nodes)  # each has read the others' loads
+        assert await hosts_handed_out(api_a) == ["127.0.0.4", "127.0.0.3", "127.0.0.2"]
+        assert await hosts_handed_out(api_c) == ["127.0.0.4", "127.0.0.3", "127.0.0.2"]
+        nodes[2].server.running.drain.begin(time.time(), 60.0)
+        await beat(nodes)
+        await beat(nodes)
+        assert await hosts_handed_out(api_b) == ["127.0.0.3", "127.0.0.2"]
+        nodes[1].redis_link.cut()  # without its registry, a node hands out itself
+        await nodes[1].link.beat()
+        assert await hosts_handed_out(api_b) == ["127.0.0.3"]
+
+
+async def test_a_user_s_quota_counts_every_node(
+    tmp_path: Path, redis_prefix: str, pg_schema: str
+) -> None:
+    quota = TurnConfig(realm=REALM, max_allocations_per_user=2)
+    async with (
+        cluster(tmp_path, "abc", prefix=redis_prefix, schema=pg_schema, turn=quota) as nodes,
+        allocations(nodes[0], 1),
+        allocations(nodes[1], 1),
+    ):
+        third = await TurnClient.connect("udp", nodes[2].server.address("udp"), USER, PASSWORD)
+        try:
+            started = time.monotonic()
+            while True:
+                answer = await third.allocate()
+                if answer.message_class is MessageClass.ERROR:
+                    assert error_code(answer) == 486
+                    break
+                await third.refresh(0)
+                assert time.monotonic() - started < 2.0, "a third allocation still granted"
+                await asyncio.sleep(0.05)
+        finally:
+            await third.close()
+
+
+async def test_usage_on_any_node_shows_every_node_s_allocations(
+    tmp_path: Path, redis_prefix: str, pg_schema: str
+) -> None:
+    async with (
+        cluster(tmp_path, "abc", prefix=redis_prefix, schema=pg_schema) as nodes,
+        apis(nodes) as node_apis,
+    ):
+        for node in nodes:
+            async with allocations(node, 1):
+                pass
+            await node.server.running.edge.flush_usage()
+        for api in node_apis:
+            answer = await api.request("GET", f"/usage?identity={USER}")
+            assert answer.status == 200, answer
+            started = sum(row["allocationsStarted"] for row in answer.body["value"])
+            assert started == 3
