@@ -102,6 +102,7 @@ LAYERS: dict[str, Layer] = {
     "doctor": layer(CORE, "stun", "turnclient"),
     "offload": layer(CORE),
     "cluster": layer(CORE),
+    "console": layer(CORE, "identity"),
     # Adapters: asyncio and the network, over a core.
     "turn.aio": layer(PRODUCT, "offload.xdp", core="turn"),
     "turnclient.aio": layer(ADAPTER, core="turnclient"),
@@ -113,6 +114,7 @@ LAYERS: dict[str, Layer] = {
     "api": layer(PRODUCT, "frontdoor", "store"),
     "frontdoor": layer(ADAPTER),
     "telemetry": layer(ADAPTER, "frontdoor"),
+    "console.aio": layer(ADAPTER, "api", "frontdoor", core="console"),
     "offload.xdp": layer(ADAPTER, core="offload"),
     "cluster.aio": layer(ADAPTER, core="cluster"),
     # Support: the store and what the process reads at start.

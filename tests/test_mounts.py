@@ -14,11 +14,12 @@ def test_reserved_names_are_lower_case_first_segments() -> None:
     assert all(name == name.lower() and "/" not in name for name in RESERVED_NAMES)
 
 
-def test_every_api_path_signal_and_hc_are_reserved() -> None:
+def test_every_api_path_signal_hc_and_the_console_are_reserved() -> None:
     """A hybrid connection under one of them would never see its HTTP senders."""
     firsts = {template_of(route.path).split("/")[1].lower() for route in ROUTES}
-    assert firsts | {"signal", "$hc"} == set(RESERVED_NAMES)
+    assert firsts | {"signal", "$hc", "console"} == set(RESERVED_NAMES)
     assert RESERVED_NAMES["signal"] == "signaling"
+    assert RESERVED_NAMES["console"] == "the console"
     assert RESERVED_NAMES["usage"] == "the Passage API"
 
 

@@ -30,6 +30,7 @@ from passage.api.server import ApiServer
 from passage.api.service import IdentityService, load_state, new_key_text
 from passage.api.sync import POLL_INTERVAL, IdentitySync
 from passage.config import Config, ConfigError
+from passage.console.aio import Console
 from passage.datadir import DataDir, prepare_data_dir
 from passage.descriptors import DescriptorBudget, raise_limit
 from passage.drain import Drain
@@ -277,8 +278,9 @@ async def start(
         settings=lambda: shown_settings(running.config),  # as reloads change it
     )
     api = ApiServer(service, ledger, hybrid_admin=hybrid_admin, live=live, clock=clock)
+    console = Console(api, clock=clock)
     door = front_door(
-        api, hybrid, signaling, limits=config.http, descriptors=DescriptorBudget(),
+        api, hybrid, signaling, console, limits=config.http, descriptors=DescriptorBudget(),
         access_log=config.access_log,
     )  # fmt: skip
     store_poll = StorePoll(sync, hybrid_admin)

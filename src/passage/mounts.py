@@ -9,6 +9,8 @@
 4. a path under a registered hybrid connection: the relay's HTTP senders;
 5. anything else: the management API's 404.
 
+``/console/...`` (the web console) is an exact-path claim beside the API's.
+
 :data:`CLAIMS` is the one list of what is served by prefix or exact path, so
 :data:`RESERVED_NAMES`, the first path segments no hybrid connection may
 take, is the same for ``passage serve`` and ``passage hc``. Assembly: it
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 from passage.api.routes import API_PATHS
 from passage.api.server import ApiServer
+from passage.console.aio import CONSOLE_PATHS, Console
 from passage.frontdoor import FrontDoor, Paths, Prefix, reserved_names
 from passage.frontdoor.guard import Descriptors
 from passage.http_limits import HttpLimits
@@ -27,7 +30,7 @@ from passage.signal.aio import SIGNAL_PATHS, SignalingServer
 
 __all__ = ["CLAIMS", "RESERVED_NAMES", "front_door"]
 
-CLAIMS: tuple[Prefix | Paths, ...] = (SIGNAL_PATHS, WEBSOCKET_PATHS, API_PATHS)
+CLAIMS: tuple[Prefix | Paths, ...] = (SIGNAL_PATHS, WEBSOCKET_PATHS, API_PATHS, CONSOLE_PATHS)
 """Every prefix and exact path the API port serves, in the order they are asked."""
 
 RESERVED_NAMES = reserved_names(CLAIMS)
@@ -38,6 +41,7 @@ def front_door(
     api: ApiServer,
     relay: HybridRelay,
     signaling: SignalingServer,
+    console: Console | None = None,
     *,
     limits: HttpLimits | None = None,
     descriptors: Descriptors | None = None,
@@ -49,6 +53,7 @@ def front_door(
     door.add(SIGNAL_PATHS, signaling.websocket)
     door.add(WEBSOCKET_PATHS, relay.websocket)
     door.add(API_PATHS, api.handle)
+    door.add(CONSOLE_PATHS, (console or Console(api)).handle)
     door.add_resolver(HYBRID_CONNECTION_PATHS, relay.handler_for)
     door.set_fallback(API_PATHS.owner, api.handle)
     return door

@@ -3,7 +3,7 @@
 :func:`shown_settings` walks :data:`passage.config.OPTIONS` in order and
 writes each value as text. What would let someone in is never shown: the
 REST shared secrets (``auth_secrets``) and static users' passwords are
-masked, and so is a password in ``database_url``. ``GET /settings`` and the
+masked, and so is a password in ``database_url`` or ``redis_url``. ``GET /settings`` and the
 console's Settings page show this list.
 """
 
@@ -49,6 +49,7 @@ _SECRET: dict[str, Callable[[object], str]] = {
     "auth_secrets": _masked_secrets,
     "users": _masked_users,
     "database_url": _masked_url,
+    "redis_url": _masked_url,
 }
 """Options whose value holds a secret, and how each is shown."""
 

@@ -50,6 +50,11 @@ COMMANDS: tuple[CommandEntry, ...] = (
         "connection_string",
         "print the connection string ACS SDKs use to reach this deployment",
     ),
+    CommandEntry(
+        "console-link",
+        "console_link",
+        "print a one-time link that signs a browser in to the web console",
+    ),
     CommandEntry("token", "token", "mint a user access token (for pipe, doctor and signaling)"),
     CommandEntry("keys", "keys", "rotate or show the access keys"),
     CommandEntry("usage", "usage", "print relayed usage per identity and hour or day"),
