@@ -106,8 +106,9 @@ LAYERS: dict[str, Layer] = {
     # Adapters: asyncio and the network, over a core.
     "turn.aio": layer(PRODUCT, "offload.xdp", core="turn"),
     "turnclient.aio": layer(ADAPTER, core="turnclient"),
-    "hybrid.aio": layer(PRODUCT, "frontdoor", core="hybrid"),
-    "hybrid.sdk": layer(ADAPTER, core="hybrid"),
+    "hybrid.aio": layer(PRODUCT, "frontdoor", "hybrid.framesocket", core="hybrid"),
+    "hybrid.sdk": layer(ADAPTER, "hybrid.framesocket", core="hybrid"),
+    "hybrid.framesocket": layer(ADAPTER, core="hybrid"),
     "signal.aio": layer(PRODUCT, "frontdoor", core="signal"),
     "peer.sdk": layer(ADAPTER, core="peer"),
     "doctor.aio": layer(ADAPTER, "turnclient.aio", core="doctor"),

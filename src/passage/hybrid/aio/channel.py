@@ -13,24 +13,32 @@ listener to meet it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from passage.hybrid.aio.meters import Traffic
 from passage.hybrid.control import RenewToken, ResponseHead
 from passage.hybrid.entities import HybridConnectionPath
 from passage.hybrid.framing import CommandReader, Outgoing
 from passage.hybrid.gateway import ListenerRef
 
 __all__ = [
+    "Body",
     "ControlChannel",
     "HttpExchange",
     "InvalidResponse",
     "ListenerGone",
     "PendingAccept",
     "Rejected",
+    "SenderGone",
     "send_command",
 ]
+
+
+Body = bytes | AsyncIterator[bytes]
+"""A body whole (inline on the control channel), or streamed as it comes (rendezvous)."""
 
 
 @dataclass(slots=True)
@@ -38,15 +46,25 @@ class HttpExchange:
     """One HTTP request relayed to a listener, and the response it is waiting for."""
 
     request_id: str
-    request: Outgoing
-    """The full ``request``: method, target, headers, and the body it announces."""
+    head: str
+    """The full ``request`` JSON: method, target, headers, whether a body follows."""
+    body: Body | None
+    """What follows the head (None: nothing); a stream is read once, as it is sent."""
     sent: bool = False
     """True once the listener has the full request (inline, or over the rendezvous)."""
-    response: asyncio.Future[tuple[ResponseHead, bytes]] = field(
+    response: asyncio.Future[tuple[ResponseHead, Body]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set by the sender's side once it is done with the response (relayed or not)."""
+    relayed: bool = False
+    """True once the response body reached the sender whole."""
+    last_upload: float = 0.0
+    """When the request body last moved (the response deadline runs from there)."""
+    traffic: Traffic | None = None
+    """Where the bytes it carries are metered."""
 
-    def complete(self, head: ResponseHead, body: bytes) -> None:
+    def complete(self, head: ResponseHead, body: Body) -> None:
         if not self.response.done():
             self.response.set_result((head, body))
 
@@ -89,6 +107,10 @@ class ListenerGone(Exception):
 
 class InvalidResponse(Exception):
     """The listener answered a request with a ``response`` we cannot relay."""
+
+
+class SenderGone(Exception):
+    """The HTTP sender broke its request body off: nobody waits for the response."""
 
 
 @dataclass(slots=True)

@@ -25,7 +25,7 @@ import logging
 import secrets
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,14 +39,20 @@ from passage.hybrid.aio.channel import (
     ControlChannel,
     HttpExchange,
     InvalidResponse,
+    ListenerGone,
     PendingAccept,
     Rejected,
-    send_command,
+    SenderGone,
+)
+from passage.hybrid.aio.http_stream import (
+    request_body,
+    send_response,
+    serve_rendezvous,
+    wait_for_response,
 )
 from passage.hybrid.aio.meters import ANONYMOUS, RelayMeters, Traffic
 from passage.hybrid.aio.routing import ClusterRouting, NoListenerReached
 from passage.hybrid.control import (
-    HOP_BY_HOP,
     INLINE_LIMIT,
     RenewToken,
     ResponseHead,
@@ -59,7 +65,6 @@ from passage.hybrid.control import (
 )
 from passage.hybrid.entities import HybridConnectionPath, Namespace, Resolved
 from passage.hybrid.framing import (
-    Command,
     Event,
     MissingBody,
     Outgoing,
@@ -180,16 +185,14 @@ class HybridRelay:
         return await handler(request)
 
     async def http(self, request: web.Request, resolved: Resolved) -> web.StreamResponse:
-        """An HTTP sender at ``/{name}[/{suffix}]``."""
+        """An HTTP sender at ``/{name}[/{suffix}]``: no listener is 502 before any body is
+        read; a small body of known length goes inline, any other streams by rendezvous."""
         grant = Grant(ANONYMOUS, from_authorization=False)
         if resolved.connection.requires_client_authorization:
             authorized = self._authorize(request, resolved, Rights.SEND, http=True)
             if isinstance(authorized, web.Response):
                 return authorized
             grant = authorized
-        body = await read_body(request, self.settings.max_body)
-        if body is None:
-            return self._refuse(413, "RequestEntityTooLarge", "the request body is too large")
         path = resolved.connection.path
         channel = self._pick(resolved) if self.cluster is None else None
         targets = await self._candidates(path)
@@ -203,21 +206,28 @@ class HybridRelay:
             resolved.connection.path,
             [("sb-hc-action", "request"), ("sb-hc-id", request_id)],
         )
-        full = Outgoing.request(
-            address=address,
-            request_id=request_id,
-            target=request.path + _query_string(strip_relay_query(request.query.items())),
-            method=request.method,
-            headers=forwarded_headers(
-                request.headers.items(), strip_authorization=grant.from_authorization
-            ),
-            remote=_remote(request),
-            body=body,
+        traffic = self.meters.traffic_of(resolved.connection.path, grant.rule)
+        exchange = HttpExchange(request_id, "", None, last_upload=self.clock(), traffic=traffic)
+        length = request.content_length
+        body: bytes | AsyncIterator[bytes] | None
+        if not request.body_exists or (length is not None and length <= INLINE_LIMIT):
+            body = await read_body(request, INLINE_LIMIT) if request.body_exists else b""
+            if body is None:  # more than its Content-Length said: not valid HTTP framing
+                return self._refuse(400, "BadRequest", "the body is longer than its Content-Length")
+            traffic.to_listener += len(body)
+        else:
+            body = request_body(request, exchange, self.clock)
+        headers = forwarded_headers(
+            request.headers.items(), strip_authorization=grant.from_authorization
         )
-        exchange = HttpExchange(request_id, full)
+        exchange.head = request_message(
+            address=address, request_id=request_id,
+            target=request.path + _query_string(strip_relay_query(request.query.items())),
+            method=request.method, headers=headers, remote=_remote(request), has_body=bool(body),
+        )  # fmt: skip
+        exchange.body = body or None
         if not self.rendezvous.add(request_id, exchange, self.clock()):
             return self._rendezvous_full()
-        traffic = self.meters.traffic_of(resolved.connection.path, grant.rule)
         short = Outgoing(request_message(address=address, request_id=request_id))
         try:
             if channel is not None:
@@ -229,18 +239,25 @@ class HybridRelay:
                 if isinstance(taken, ControlChannel):
                     channel = taken
                     channel.exchanges[request_id] = exchange
-            head, data = await asyncio.wait_for(
-                asyncio.shield(exchange.response), self.settings.response_timeout
+            head, data = await wait_for_response(
+                exchange, self.settings.response_timeout, self.clock
             )
         except NoListenerReached:
+            exchange.finished.set()
             return self._refuse(502, "BadGateway", "no listener of this hybrid connection answered")
         except TimeoutError:
+            exchange.finished.set()
             return self._refuse(504, "GatewayTimeout", "the listener did not respond in time")
         except InvalidResponse:
+            exchange.finished.set()
             return self._refuse(
                 500, "InvalidListenerResponse", "the listener's response was invalid"
             )
+        except SenderGone:
+            exchange.finished.set()
+            return self._refuse(400, "BadRequest", "the request body was broken off")
         except Exception:  # the listener went away (or its channel broke)
+            exchange.finished.set()
             return self._refuse(502, "BadGateway", "the listener went away before responding")
         finally:
             if channel is not None:
@@ -248,9 +265,7 @@ class HybridRelay:
             self.rendezvous.discard(request_id)
         self.meters.senders["http"] += 1
         traffic.requests += 1
-        traffic.to_listener += len(body)
-        traffic.to_sender += len(data)
-        return _http_response(request, head, data)
+        return await send_response(request, exchange, head, data, self.settings.response_timeout)
 
     def live_listeners(self) -> list[LiveListener]:
         """Every listener connected to this node now."""
@@ -534,25 +549,11 @@ class HybridRelay:
         exchange = self.rendezvous.take(request.query.get("sb-hc-id", ""), self.clock())
         if not isinstance(exchange, HttpExchange):
             return self._refuse(403, "Forbidden", "the rendezvous address is invalid or expired")
-        websocket = web.WebSocketResponse(compress=False, max_msg_size=self.settings.max_body)
-        await websocket.prepare(request)
-        if not exchange.sent:
-            exchange.sent = True
-            await send_command(websocket, exchange.request)
-        reader = relay_reader(self.settings.max_body)
-        async for message in websocket:
-            if message.type is WSMsgType.TEXT:
-                events = reader.receive_text(message.data)
-            elif message.type is WSMsgType.BINARY:
-                events = reader.receive_binary(message.data)
-            else:
-                continue
-            if _settle(exchange, events):
-                break
-        else:
-            _settle(exchange, reader.close())
-        await websocket.close()
-        return websocket
+        try:
+            return await serve_rendezvous(request, exchange)
+        except HttpError as error:
+            exchange.fail(ListenerGone(error.message))
+            return error_response(error)
 
     # --- shared -----------------------------------------------------------------------
 
@@ -657,23 +658,12 @@ class HybridRelay:
 async def _send_request(channel: ControlChannel, exchange: HttpExchange, short: Outgoing) -> None:
     """The full request inline when it fits, else the rendezvous form (the listener
     fetches it over the rendezvous socket)."""
-    if exchange.request.size <= INLINE_LIMIT:
+    body = exchange.body
+    if body is None or (isinstance(body, bytes) and len(exchange.head) + len(body) <= INLINE_LIMIT):
         exchange.sent = True
-        await channel.send(exchange.request)
+        await channel.send(Outgoing(exchange.head, body or b""))
     else:
         await channel.send(short)
-
-
-def _settle(exchange: HttpExchange, events: list[Event[ResponseHead | RenewToken]]) -> bool:
-    """Complete or fail ``exchange`` with the first response in ``events``; True if done."""
-    for event in events:
-        if isinstance(event, Command) and isinstance(event.head, ResponseHead):
-            exchange.complete(event.head, event.body)
-            return True
-        if isinstance(event, Unreadable | MissingBody):
-            exchange.fail(InvalidResponse(_describe(event)))
-            return True
-    return False
 
 
 def _describe(event: Unreadable | MissingBody[ResponseHead | RenewToken]) -> str:
@@ -714,19 +704,6 @@ def _remote(request: web.Request) -> tuple[str, int] | None:
 
 def _query_string(query: list[tuple[str, str]]) -> str:
     return "?" + urllib.parse.urlencode(query) if query else ""
-
-
-def _http_response(request: web.Request, head: ResponseHead, body: bytes) -> web.Response:
-    headers = {
-        name: value for name, value in head.headers.items() if name.lower() not in HOP_BY_HOP
-    }
-    via = headers.get("Via") or headers.pop("via", "")
-    headers["Via"] = f"{via}, 1.1 {request.host}" if via else f"1.1 {request.host}"
-    reason = " ".join(head.description.split()) or None
-    no_body = request.method == "HEAD" or head.status in (204, 304) or head.status < 200
-    return web.Response(
-        status=head.status, reason=reason, headers=headers, body=None if no_body else body
-    )
 
 
 def _sendable_close_code(code: int) -> int:

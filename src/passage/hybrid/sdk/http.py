@@ -2,10 +2,14 @@
 
 The relay hands a listener each HTTP request with its method, target
 (``/{hybrid connection}{suffix}?{query}``, ``sb-hc-*`` removed), headers
-(hop-by-hop and relay tokens removed) and whole body (reference §2.5). A
-handler answers with a :class:`RelayedResponse`; :class:`ForwardingHandler`
-answers by making the same request to a local HTTP service, the way
-``passage expose --http`` does.
+(hop-by-hop and relay tokens removed) and body (reference §2.5). A handler
+answers with a :class:`RelayedResponse`, whose body may be bytes or an async
+iterable of them, sent as it comes. A handler gets the request body whole in
+``body`` (up to :data:`MAX_BUFFERED_BODY`, else the sender gets 413), unless
+it says ``streams_bodies = True``: then it reads ``content`` as it arrives,
+any size. :class:`ForwardingHandler` streams both ways: it makes the same
+request to a local HTTP service, the way ``passage expose --http`` does, and
+relays the answer as the service sends it, never holding a body whole.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import http
 import logging
 import ssl as ssl_module
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -23,6 +27,7 @@ from passage.hybrid.control import HOP_BY_HOP
 
 __all__ = [
     "ForwardingHandler",
+    "MAX_BUFFERED_BODY",
     "HttpHandler",
     "RelayedRequest",
     "RelayedResponse",
@@ -35,8 +40,8 @@ logger = logging.getLogger("passage.hybrid.sdk")
 RESERVED_STATUSES = frozenset({502, 504})
 """The relay's own answers (no listener, no response in time); a listener may not send them."""
 
-MAX_LOCAL_BODY = 16 * 1024 * 1024
-"""Largest response read from a local service; the relay relays no more either."""
+MAX_BUFFERED_BODY = 16 * 1024 * 1024
+"""Largest request body a handler that does not stream gets whole (else 413)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +54,20 @@ class RelayedRequest:
     """``target`` without the hybrid connection's name: what a local service is asked for."""
     headers: Mapping[str, str]
     body: bytes
+    """The whole body; empty when it is in :attr:`content` (a handler that streams)."""
     remote: tuple[str, int] | None = None
+    content: AsyncIterator[bytes] | None = None
+    """For a handler with ``streams_bodies = True``: the body as it arrives (read it once);
+    None when the request has none. A sender that breaks it off raises ``ConnectionError``."""
 
 
 @dataclass(frozen=True, slots=True)
 class RelayedResponse:
     status: int = 200
     headers: Mapping[str, str] = field(default_factory=dict)
-    body: bytes = b""
+    body: bytes | AsyncIterable[bytes] = b""
+    """The whole body, or an async iterable sent as it yields; if it raises, the sender's
+    connection is cut (a short body never passes as whole)."""
     reason: str = ""
     """The status description; empty: the standard phrase."""
 
@@ -102,11 +113,19 @@ class ForwardingHandler:
     """Answers each relayed request by making it to ``base_url`` (``http://127.0.0.1:8080``).
 
     The path the local service sees is the sender's, without the hybrid
-    connection's name; the client's address goes in ``X-Forwarded-For``. A
-    local service that cannot be reached gives the sender 503. A
-    :class:`HybridConnectionListener` closes the handler it was given when it
-    closes (any handler with an ``aclose()``), so no session is left open.
+    connection's name; the client's address goes in ``X-Forwarded-For``. Both
+    bodies stream: the request's goes to the service as it arrives, the
+    service's answer back as it comes, any size, with back-pressure both
+    ways; a sender that goes away mid-body closes the connection to the
+    service. ``timeout`` bounds connecting and each wait for the service's
+    next bytes, not a whole transfer. A local service that cannot be reached
+    gives the sender 503. A :class:`HybridConnectionListener` closes the
+    handler it was given when it closes (any handler with an ``aclose()``), so
+    no session is left open.
     """
+
+    streams_bodies = True
+    """It reads ``RelayedRequest.content`` as it arrives (see :class:`RelayedRequest`)."""
 
     def __init__(
         self,
@@ -117,7 +136,7 @@ class ForwardingHandler:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._ssl: ssl_module.SSLContext | bool = ssl if ssl is not None else True
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
         self._session: aiohttp.ClientSession | None = None
 
     async def __call__(self, request: RelayedRequest) -> RelayedResponse:
@@ -130,25 +149,23 @@ class ForwardingHandler:
         if request.remote is not None:
             headers["X-Forwarded-For"] = request.remote[0]
         url = yarl.URL(self.base_url + request.path, encoded=True)
+        data = request.content if request.content is not None else (request.body or None)
         try:
-            async with self._session.request(
+            answer = await self._session.request(
                 request.method,
                 url,
                 headers=headers,
-                data=request.body or None,
+                data=data,
                 allow_redirects=False,
                 ssl=self._ssl,
                 skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-            ) as answer:
-                body = await answer.content.read(MAX_LOCAL_BODY + 1)
-                if len(body) > MAX_LOCAL_BODY:
-                    return _error(500, f"the response of {self.base_url} is larger than 16 MiB")
-                return RelayedResponse(
-                    answer.status, _joined(answer.headers.items()), body, answer.reason or ""
-                )
+            )
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
             logger.warning("could not reach %s: %s", self.base_url, error or type(error).__name__)
             return _error(503, "the service behind this hybrid connection is unreachable")
+        return RelayedResponse(
+            answer.status, _joined(answer.headers.items()), _body_of(answer), answer.reason or ""
+        )
 
     @property
     def closed(self) -> bool:
@@ -160,6 +177,24 @@ class ForwardingHandler:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+async def _body_of(answer: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """The service's body as it comes. Stopped early (the sender went), it closes the
+    connection, so the service sees the disconnect; cut by the service, it raises, so
+    the listener cuts the relay's copy too."""
+    whole = False
+    try:
+        async for chunk in answer.content.iter_any():
+            yield chunk
+        whole = True
+    except (aiohttp.ClientError, TimeoutError) as error:
+        raise ConnectionResetError(f"the local service's body was cut: {error}") from None
+    finally:
+        if whole:
+            answer.release()
+        else:
+            answer.close()
 
 
 def _joined(items: Iterable[tuple[str, str]]) -> dict[str, str]:

@@ -23,21 +23,33 @@ import ssl as ssl_module
 import urllib.parse
 import uuid
 import weakref
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Coroutine,
+    Mapping,
+    Sequence,
+)
 from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
 import yarl
 
+from passage.hybrid import framesocket
 from passage.hybrid.control import (
     INLINE_LIMIT,
     Accept,
+    ControlMessageError,
     RequestHead,
+    parse_service_message,
     renew_token_message,
+    response_message,
     strip_relay_query,
 )
 from passage.hybrid.endpoint import RelayEndpoint
+from passage.hybrid.framesocket import BodyBroken, FrameSocket
 from passage.hybrid.framing import (
     Command,
     CommandReader,
@@ -52,6 +64,7 @@ from passage.hybrid.sdk.errors import (
     handshake_refusal,
 )
 from passage.hybrid.sdk.http import (
+    MAX_BUFFERED_BODY,
     HttpHandler,
     RelayedRequest,
     RelayedResponse,
@@ -318,67 +331,118 @@ class HybridConnectionListener:
     ) -> None:
         """Answer a request that came on the control channel: there up to 64 kB, else by
         the request's rendezvous address, where the listener speaks first (reference §4.3)."""
-        answer = await self._answer(head, body)
-        if answer.size <= INLINE_LIMIT and not control.closed:
+        response = await self._respond(head, body, None)
+        first, rest = await _first_bytes(response.body, INLINE_LIMIT)
+        answer = Outgoing.response(
+            head.request_id, response.status, response.reason, response.headers, first
+        )
+        if rest is None and answer.size <= INLINE_LIMIT and not control.closed:
             async with self._send_lock:
                 await _send(control, answer)
             return
-        assert self._session is not None
         try:
-            async with self._session.ws_connect(
-                yarl.URL(head.address, encoded=True), ssl=self._ssl, max_msg_size=0
-            ) as rendezvous:
-                await _send(rendezvous, answer)
-                # The relay closes once it has the response; leaving first could cut it short.
-                with contextlib.suppress(TimeoutError):
-                    await rendezvous.receive(timeout=RENDEZVOUS_LINGER)
-        except (aiohttp.ClientError, OSError) as error:
+            rendezvous = await framesocket.connect(head.address, self._ssl)
+        except OSError as error:
             logger.warning("listener %s: could not deliver a response: %s", self.name, error)
+            await _close_body(rest)
+            return
+        await self._send_response(rendezvous, head, response, _chain(first, rest))
+        # The relay closes once it has the response; leaving first could cut it short.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(rendezvous.receive_text(), RENDEZVOUS_LINGER)
+        rendezvous.abort()
 
     async def _serve_rendezvous(self, head: RequestHead) -> None:
-        """A request too large for the control channel: fetch it over its rendezvous
-        socket and answer there; later requests on that socket are served the same way."""
-        assert self._session is not None
+        """A request too large (or too long) for the control channel: fetch it over its
+        rendezvous socket, its body as it comes, and answer there as the answer comes."""
         try:
-            async with self._session.ws_connect(
-                yarl.URL(head.address, encoded=True), ssl=self._ssl, max_msg_size=0
-            ) as rendezvous:
-                reader = listener_reader(max_message=None)  # as large as the relay sends
-                async for message in rendezvous:
-                    for command in _commands(self.name, reader, message):
-                        request = command.head
-                        if isinstance(request, RequestHead) and request.method is not None:
-                            await _send(rendezvous, await self._answer(request, command.body))
-        except (aiohttp.ClientError, OSError) as error:
+            rendezvous = await framesocket.connect(head.address, self._ssl)
+        except OSError as error:
             logger.warning("listener %s: request rendezvous failed: %s", self.name, error)
+            return
+        try:
+            text = await rendezvous.receive_text()
+            request = _request_head(text)
+            if request is None:
+                return
+            content = rendezvous.receive_body() if request.has_body else None
+            response = await self._respond(request, b"", content)
+            await self._send_response(rendezvous, request, response, response.body)
+            with contextlib.suppress(TimeoutError):  # the relay closes once it has it all
+                await asyncio.wait_for(rendezvous.receive_text(), RENDEZVOUS_LINGER)
+        except (ConnectionError, BodyBroken) as error:
+            logger.info("listener %s: a request rendezvous was cut: %s", self.name, error)
+        finally:
+            rendezvous.abort()
 
-    async def _answer(self, head: RequestHead, body: bytes) -> Outgoing:
-        """The ``response`` to send for ``head``: the HTTP handler's, or 501 without one."""
-        response = await self._respond(head, body)
-        return Outgoing.response(
-            head.request_id, response.status, response.reason, response.headers, response.body
-        )
+    async def _send_response(
+        self,
+        rendezvous: FrameSocket,
+        head: RequestHead,
+        response: RelayedResponse,
+        body: bytes | AsyncIterable[bytes],
+    ) -> None:
+        """The ``response`` head, then its body frame by frame as it comes. A body that
+        fails leaves the message open and drops the socket: the sender sees it cut."""
+        chunks = _iterate(body)
+        try:
+            has_body = not isinstance(body, bytes) or bool(body)
+            await rendezvous.send_text(
+                response_message(
+                    head.request_id, response.status, response.reason, response.headers, has_body
+                )
+            )
+            if has_body:
+                await rendezvous.send_body(chunks)
+        except (ConnectionError, BodyBroken) as error:
+            logger.info("listener %s: a response was cut: %s", self.name, error)
+            rendezvous.abort()
+        finally:
+            await chunks.aclose()
 
-    async def _respond(self, head: RequestHead, body: bytes) -> RelayedResponse:
+    async def _respond(
+        self, head: RequestHead, body: bytes, content: AsyncIterator[bytes] | None
+    ) -> RelayedResponse:
+        """The handler's answer to ``head``, fit for the relay; 501 without a handler."""
         assert head.method is not None
+        streams = bool(getattr(self.http_handler, "streams_bodies", False))
         if self.http_handler is None:
             response = RelayedResponse(501, body=b"this listener does not serve HTTP requests")
+        elif content is not None and not streams:
+            whole = await _read_whole(content, MAX_BUFFERED_BODY)
+            if whole is None:
+                response = RelayedResponse(413, body=b"the request body is too large")
+            else:
+                response = await self._handle(head, whole, None)
         else:
-            request = RelayedRequest(
-                request_id=head.request_id,
-                method=head.method,
-                target=head.target,
-                path=local_target(head.target, self.name),
-                headers=head.headers,
-                body=body,
-                remote=head.remote,
-            )
-            try:
-                response = await self.http_handler(request)
-            except Exception:
-                logger.exception("listener %s: the HTTP handler failed", self.name)
-                response = RelayedResponse(500, body=b"the listener's handler failed")
-        return response_for_relay(response, head.method)
+            if streams and content is None and body:
+                content = _iterate(body)
+                body = b""
+            response = await self._handle(head, body, content)
+        relayed = response_for_relay(response, head.method)
+        if relayed.body is not response.body and not isinstance(response.body, bytes):
+            await _close_body(response.body)
+        return relayed
+
+    async def _handle(
+        self, head: RequestHead, body: bytes, content: AsyncIterator[bytes] | None
+    ) -> RelayedResponse:
+        assert head.method is not None and self.http_handler is not None
+        request = RelayedRequest(
+            request_id=head.request_id,
+            method=head.method,
+            target=head.target,
+            path=local_target(head.target, self.name),
+            headers=head.headers,
+            body=body,
+            remote=head.remote,
+            content=content,
+        )
+        try:
+            return await self.http_handler(request)
+        except Exception:
+            logger.exception("listener %s: the HTTP handler failed", self.name)
+            return RelayedResponse(500, body=b"the listener's handler failed")
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(work)
@@ -434,3 +498,70 @@ async def _send(websocket: aiohttp.ClientWebSocketResponse, command: Outgoing) -
             await websocket.send_str(message)
         else:
             await websocket.send_bytes(message)
+
+
+def _request_head(text: str | None) -> RequestHead | None:
+    """The full ``request`` a rendezvous socket starts with; None if it is not one."""
+    if text is None:
+        return None
+    try:
+        head = parse_service_message(text)
+    except ControlMessageError:
+        return None
+    return head if isinstance(head, RequestHead) and head.method is not None else None
+
+
+async def _iterate(body: bytes | AsyncIterable[bytes]) -> AsyncGenerator[bytes, None]:
+    if isinstance(body, bytes):
+        if body:
+            yield body
+        return
+    try:
+        async for chunk in body:
+            yield chunk
+    finally:  # stopped early, the body's owner (a local service's response) lets go at once
+        await _close_body(body)
+
+
+async def _chain(first: bytes, rest: AsyncIterable[bytes] | None) -> AsyncGenerator[bytes, None]:
+    if first:
+        yield first
+    if rest is not None:
+        try:
+            async for chunk in rest:
+                yield chunk
+        finally:
+            await _close_body(rest)
+
+
+async def _first_bytes(
+    body: bytes | AsyncIterable[bytes], limit: int
+) -> tuple[bytes, AsyncIterator[bytes] | None]:
+    """Up to about ``limit`` bytes of ``body``, and the rest (None if that was all)."""
+    if isinstance(body, bytes):
+        return (body, None) if len(body) <= limit else (b"", _iterate(body))
+    chunks = aiter(body)
+    first = bytearray()
+    async for chunk in chunks:
+        first += chunk
+        if len(first) > limit:
+            return bytes(first), chunks
+    return bytes(first), None
+
+
+async def _read_whole(content: AsyncIterator[bytes], limit: int) -> bytes | None:
+    """All of ``content``, or None once it passes ``limit`` bytes."""
+    whole = bytearray()
+    async for chunk in content:
+        whole += chunk
+        if len(whole) > limit:
+            return None
+    return bytes(whole)
+
+
+async def _close_body(body: object) -> None:
+    """Close an async generator body we will not read to its end (its owner cleans up)."""
+    aclose = getattr(body, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(Exception):
+            await aclose()
