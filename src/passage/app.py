@@ -29,6 +29,7 @@ from passage.addresses import Address, Transport, format_address
 from passage.api.server import ApiServer
 from passage.api.service import IdentityService, load_state, new_key_text
 from passage.api.sync import POLL_INTERVAL, IdentitySync
+from passage.cli.logging import set_log_format
 from passage.config import Config, ConfigError
 from passage.console.aio import Console
 from passage.datadir import DataDir, prepare_data_dir
@@ -157,6 +158,7 @@ class Running:
             raise ConfigError(error.message) from None
         self.edge.core.reconfigure(plan.config.turn, credentials)
         logging.getLogger().setLevel(plan.config.log_level.upper())
+        set_log_format(plan.config.log_format)
         self.config, self.datadir = plan.config, datadir
         await self.edge.flush_usage()
         return plan

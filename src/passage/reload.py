@@ -8,7 +8,7 @@ socket, a file or a clock.
 
 Reloadable: the certificate and key, the secrets of REST credentials, static
 users, peer allow and deny ranges, quotas, lifetimes and bandwidth caps, the
-log level, the alternate servers a drain redirects to and the drain timeout.
+log level and format, the alternate servers a drain redirects to and the drain timeout.
 Everything that decides what is bound or advertised (ports, addresses, the data
 directory, the store) needs a restart, as do the realm (every long-term key and
 live allocation depends on it) and the rate limiters' settings.
@@ -31,6 +31,7 @@ RELOADABLE: frozenset[str] = frozenset(
         "auth_secrets",
         "users",
         "log_level",
+        "log_format",
         "alternate_servers",
         "tls_alternate_servers",
         "drain_timeout",

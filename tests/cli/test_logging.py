@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from passage.cli.logging import configure_logging
+from passage.cli.logging import configure_logging, set_log_format
 
 pytestmark = pytest.mark.usefixtures("restore_root_logger")
 
@@ -42,3 +42,13 @@ def test_switching_back_to_text_replaces_the_json_handler(
     logging.getLogger("passage.test").info("plain")
     (line,) = capsys.readouterr().err.splitlines()
     assert line.endswith(" INFO passage.test: plain")
+
+
+def test_a_reload_switches_the_format_of_the_installed_handler(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("info", "text")
+    set_log_format("json")
+    logging.getLogger("passage.test").info("now json")
+    (line,) = capsys.readouterr().err.splitlines()
+    assert json.loads(line)["event"] == "now json"

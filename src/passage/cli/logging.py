@@ -15,7 +15,7 @@ import logging
 import sys
 from typing import Any, TextIO
 
-__all__ = ["LOG_FORMAT", "JsonFormatter", "configure_logging"]
+__all__ = ["LOG_FORMAT", "JsonFormatter", "configure_logging", "set_log_format"]
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -69,8 +69,20 @@ def configure_logging(level: str, log_format: str = "text") -> None:
     for old in [h for h in root.handlers if isinstance(h, _PassageHandler)]:
         root.removeHandler(old)
     handler = _PassageHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(_formatter(log_format))
     root.addHandler(handler)
     root.setLevel(level.upper())
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+
+
+def set_log_format(log_format: str) -> None:
+    """Write from now on as ``text`` or ``json`` (a reload): the handler
+    :func:`configure_logging` installed changes its formatter; nothing else is touched."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, _PassageHandler):
+            handler.setFormatter(_formatter(log_format))
+
+
+def _formatter(log_format: str) -> logging.Formatter:
+    return JsonFormatter() if log_format == "json" else logging.Formatter(LOG_FORMAT)

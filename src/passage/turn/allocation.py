@@ -63,6 +63,10 @@ class Allocation:
     flushed: tuple[int, int, int, int] = (0, 0, 0, 0)
     flushed_at: float = 0.0
 
+    peers_permitted: int = 0
+    """Permissions installed that were not already there: the peer IPs this allocation
+    was let talk to over its life (one that expired and came back counts twice)."""
+
     def relay_for(self, ip: str) -> Route | None:
         """The relay that talks to peers of ``ip``'s family, if we have one."""
         return self.relays.get(family_of(ip))
@@ -72,6 +76,7 @@ class Allocation:
         fresh = ip not in self.permissions
         self.permissions[ip] = expires_at
         if fresh:
+            self.peers_permitted += 1
             self.rebuild_routes()
 
     def bind_channel(self, channel: int, peer: Address, expires_at: float) -> None:

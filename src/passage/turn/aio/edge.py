@@ -340,19 +340,25 @@ class TurnEdge:
                 stream.watch_idle()  # the connection may allocate again, or go
         if self.offload is not None:
             self.offload.ended(allocation)
+        duration = self.clock() - allocation.started_at
         logger.info(
             "allocation %s ended (%s): user=%s client=%s after %.1fs, to peer %d B/%d pkts, "
-            "from peer %d B/%d pkts",
-            allocation.id,
-            reason,
-            allocation.username,
-            five_tuple.describe(),
-            self.clock() - allocation.started_at,
-            allocation.bytes_to_peer,
-            allocation.packets_to_peer,
-            allocation.bytes_from_peer,
-            allocation.packets_from_peer,
-        )
+            "from peer %d B/%d pkts, %d peers",
+            allocation.id, reason, allocation.username, five_tuple.describe(), duration,
+            allocation.bytes_to_peer, allocation.packets_to_peer,
+            allocation.bytes_from_peer, allocation.packets_from_peer, allocation.peers_permitted,
+            extra={"fields": {
+                "allocation": allocation.id, "user": allocation.username,
+                "subject": allocation.subject, "transport": five_tuple.transport.value,
+                "client": format_address(five_tuple.client), "reason": reason,
+                "duration_seconds": round(duration, 3),
+                "bytes_to_peer": allocation.bytes_to_peer,
+                "packets_to_peer": allocation.packets_to_peer,
+                "bytes_from_peer": allocation.bytes_from_peer,
+                "packets_from_peer": allocation.packets_from_peer,
+                "peers": allocation.peers_permitted,
+            }},
+        )  # fmt: skip
 
     # -- what an operator sees and does ----------------------------------------
 
