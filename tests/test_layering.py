@@ -129,6 +129,7 @@ LAYERS: dict[str, Layer] = {
     "settings": layer(SUPPORT),
     "reload": layer(SUPPORT),
     "tlscontexts": layer(SUPPORT),
+    "sdnotify": layer(SUPPORT),
     # Assembly.
     "app": layer(ASSEMBLY),
     "lifecycle": layer(ASSEMBLY),

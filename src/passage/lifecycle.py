@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from passage.addresses import parse_host_port
 from passage.config import Config, ConfigError
 from passage.runtime import RuntimeRecord, RuntimeRecordError, write_record
+from passage.sdnotify import Notifier
 from passage.tlsmaterial import TlsMaterialError, load_key_pair
 from passage.turn.alternate import Alternate, Alternates
 
@@ -63,9 +64,12 @@ class Lifecycle:
         reread: Callable[[], Config],
         *,
         clock: Callable[[], float] = time.time,
+        notifier: Notifier | None = None,
     ) -> None:
         """``reread`` loads the configuration again as the process was started with it (its
-        flags, its environment, the file they name)."""
+        flags, its environment, the file they name); ``notifier`` tells systemd
+        (:mod:`passage.sdnotify`; by default the ``NOTIFY_SOCKET`` of the environment)."""
+        self.notifier = notifier if notifier is not None else Notifier()
         self.running = running
         self.record = record
         self.reread = reread
@@ -76,9 +80,14 @@ class Lifecycle:
         self._reloading: asyncio.Task[None] | None = None
         self._reload_again = False
         self._draining: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Take SIGHUP, SIGINT and SIGTERM on ``loop``."""
+        """Take SIGHUP, SIGINT and SIGTERM on ``loop``; tell systemd the server is ready, and
+        keep its watchdog fed from this loop (a loop that hangs stops feeding it)."""
+        self.notifier.ready(self._status())
+        if self.notifier.watchdog_interval is not None:
+            self._watchdog = loop.create_task(self._feed_watchdog(self.notifier.watchdog_interval))
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         loop.add_signal_handler(signal.SIGTERM, self.request_drain)
         loop.add_signal_handler(signal.SIGINT, lambda: self.stop_now("SIGINT"))
@@ -87,7 +96,19 @@ class Lifecycle:
         """Stop without waiting for anything (usage is still flushed)."""
         if not self.stopped.is_set():
             logger.info("%s: stopping now", why)
+            self.notifier.stopping(f"stopping ({why})")
         self.stopped.set()
+
+    async def _feed_watchdog(self, interval: float) -> None:
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    def _status(self) -> str:
+        """One line for ``systemctl status``."""
+        core = self.running.edge.core
+        state = "draining" if self.running.drain.draining else "serving"
+        return f"{state}: {len(core.allocations)} allocations"
 
     async def close(self) -> None:
         """Before the server stops: let a reload under way finish, start none after it; end
@@ -95,9 +116,10 @@ class Lifecycle:
         self._reload_again = False
         if self._reloading is not None:
             await self._reloading
-        if self._draining is not None and not self._draining.done():
-            self._draining.cancel()
-            await asyncio.gather(self._draining, return_exceptions=True)
+        for task in (self._draining, self._watchdog):
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
     # --- drain ------------------------------------------------------------------------------
 
@@ -115,6 +137,7 @@ class Lifecycle:
         running, core = self.running, self.running.edge.core
         alternates = await resolve_alternates(running.config)
         core.start_draining(alternates)
+        self.notifier.stopping(self._status())
         logger.warning(
             "draining (SIGTERM): %d allocations and %d Hybrid Connections listeners live; "
             "new Allocates get %s; stopping when they end, at the latest in %.0f s "
@@ -148,6 +171,7 @@ class Lifecycle:
                 return
             if now >= next_report:
                 next_report = now + DRAIN_REPORT_INTERVAL
+                self.notifier.status(self._status())
                 logger.info(
                     "draining: %d allocations and %d bridges left; %.0f s to the deadline",
                     len(core.allocations), running.relay.bridges_in_flight,
@@ -175,6 +199,7 @@ class Lifecycle:
 
     async def reload(self) -> bool:
         """Reload once; log and record the outcome. True if the new configuration runs."""
+        self.notifier.reloading()
         try:
             plan = await self.running.reload(self.reread())
         except ConfigError as error:
@@ -195,6 +220,7 @@ class Lifecycle:
                 logger.warning("reload: %s", restart)
                 message += f"; {restart}"
         self.reloads += 1
+        self.notifier.ready(f"{self._status()}; last reload {'applied' if ok else 'refused'}")
         self._record_outcome({"sequence": self.reloads, "at": self.clock(), "ok": ok,
                               "message": message})  # fmt: skip
         return ok
