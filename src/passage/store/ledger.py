@@ -13,6 +13,7 @@ to close.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from sqlalchemy import (
     and_,
     case,
     cast,
+    delete,
     func,
     literal_column,
     or_,
@@ -44,7 +46,7 @@ from passage.store.rollup import (
     merge_allocations,
     validate,
 )
-from passage.store.schema import allocations, usage_hourly
+from passage.store.schema import allocations, ledger_batches, usage_hourly
 from passage.usage import UsageRecord
 
 __all__ = [
@@ -64,6 +66,9 @@ _COUNTERS = ("bytes_to_peer", "packets_to_peer", "bytes_from_peer", "packets_fro
 
 _ID_CHUNK = 500
 """Allocation ids per ``IN (...)`` look-up, well under both databases' parameter limits."""
+
+BATCHES_KEPT = 1000
+"""Batch sequences of a node kept in ``ledger_batches`` (older ones are never retried)."""
 
 RESTART_END_REASON = "server_restart"
 """End reason of an allocation closed by the next start of the node whose run died."""
@@ -132,12 +137,14 @@ class UsageLedger:
         self.hybrid = HybridUsageLedger(database)
         """Hybrid Connections bytes per hybrid connection, rule and hour."""
 
-    async def record(self, records: Sequence[UsageRecord]) -> None:
+    async def record(self, records: Sequence[UsageRecord], sequence: int | None = None) -> None:
         """Add a batch of deltas to the allocation totals and hourly rollup, atomically.
 
         The whole batch commits or none of it does. Raises `ValueError`, before writing
         anything, if a record has a negative delta or a span that ends before it starts.
-        Not idempotent: recording the same batch twice counts it twice.
+        With a ``sequence`` (and a node), the batch is written at most once: a retry of
+        batch (node, boot, sequence) after a commit whose answer was lost changes nothing.
+        Without one, recording the same batch twice counts it twice.
         """
         if not records:
             return
@@ -145,6 +152,8 @@ class UsageLedger:
             validate(item)
         merged = merge_allocations(records)
         async with self._database.write() as connection:
+            if sequence is not None and not await self._claim(connection, sequence):
+                return  # written before: its commit went through, only its answer was lost
             known = await _known_allocation_ids(connection, list(merged))
             started = [delta.first for key, delta in merged.items() if key not in known]
             hourly = hourly_deltas(records, started)
@@ -152,6 +161,25 @@ class UsageLedger:
                 _allocation_upsert(self._database.dialect), _allocation_rows(merged, self._node)
             )
             await connection.execute(_hourly_upsert(self._database.dialect), _hourly_rows(hourly))
+
+    async def _claim(self, connection: AsyncConnection, sequence: int) -> bool:
+        """Record batch ``sequence`` of this run as written; False if it already was. Keeps
+        the last :data:`BATCHES_KEPT` of them (only the last one is ever retried)."""
+        assert self._node is not None, "a sequence needs the node that writes it"
+        node, boot = self._node.node_id, self._node.boot_id
+        claimed = await connection.execute(
+            dialect_insert(self._database.dialect, ledger_batches)
+            .values(node_id=node, boot_id=boot, sequence=sequence, written_at=time.time())
+            .on_conflict_do_nothing()
+        )
+        if sequence % BATCHES_KEPT == 0:
+            await connection.execute(
+                delete(ledger_batches).where(
+                    ledger_batches.c.node_id == node,
+                    ledger_batches.c.sequence <= sequence - BATCHES_KEPT,
+                )
+            )
+        return bool(claimed.rowcount)
 
     async def close_orphans(self, now: float) -> int:
         """Close the allocations an earlier run of this node left open; return how many.
@@ -309,7 +337,9 @@ def _hourly_rows(hourly: dict[tuple[str, int], HourlyDelta]) -> list[dict[str, A
             "allocation_seconds": delta.allocation_seconds,
             "allocations_started": delta.allocations_started,
         }
-        for (subject, hour_start), delta in hourly.items()
+        # In key order: two nodes adding to the same subject-hours lock them in one order,
+        # so their transactions wait for each other rather than deadlock.
+        for (subject, hour_start), delta in sorted(hourly.items())
     ]
 
 

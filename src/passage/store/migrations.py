@@ -189,12 +189,29 @@ def _v5_hybrid_usage(connection: Connection) -> None:
     v5.create_all(connection, checkfirst=False)
 
 
+def _v6_ledger_batches(connection: Connection) -> None:
+    """The usage batches each run of each node wrote, so a batch retried after a commit
+    whose answer was lost is not counted twice (several writers share PostgreSQL)."""
+    v6 = MetaData()
+    Table(
+        "ledger_batches",
+        v6,
+        Column("node_id", Text, nullable=False),
+        Column("boot_id", Text, nullable=False),
+        Column("sequence", BigInteger, nullable=False),
+        Column("written_at", Double, nullable=False),
+        PrimaryKeyConstraint("node_id", "boot_id", "sequence", name="pk_ledger_batches"),
+    )
+    v6.create_all(connection, checkfirst=False)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "usage ledger", _v1_usage_ledger),
     Migration(2, "identities and access keys", _v2_identities),
     Migration(3, "hybrid connections and authorization rules", _v3_hybrid_connections),
     Migration(4, "the node and run that started each allocation", _v4_allocation_nodes),
     Migration(5, "Hybrid Connections usage per hour", _v5_hybrid_usage),
+    Migration(6, "usage batches written, per node run", _v6_ledger_batches),
 )
 """The schema's history, oldest first. Append only."""
 

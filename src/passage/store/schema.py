@@ -97,6 +97,17 @@ hybrid_usage_hourly = Table(
 )
 """Hybrid Connections bytes summed per hybrid connection, authorization rule and UTC hour."""
 
+ledger_batches = Table(
+    "ledger_batches",
+    metadata,
+    Column("node_id", Text, nullable=False),
+    Column("boot_id", Text, nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    Column("written_at", Double, nullable=False),
+    PrimaryKeyConstraint("node_id", "boot_id", "sequence", name="pk_ledger_batches"),
+)
+"""Usage batches written, by node, run and sequence: a retried batch is written once."""
+
 settings = Table(
     "settings",
     metadata,

@@ -45,7 +45,10 @@ from passage.usage import UsageRecord
 
 logger = logging.getLogger("passage.turn")
 
-UsageSink = Callable[[list[UsageRecord]], Awaitable[None]]
+UsageSink = Callable[[list[UsageRecord], int], Awaitable[None]]
+"""Writes a batch of records, with its sequence number in this run (from 1): a batch whose
+write failed is offered again, alone and with the same number, so a sink that saw its
+commit through (only the answer was lost) can tell and skip it."""
 
 TLS_BACKLOG = 1024
 """Connections the kernel queues on a TLS listener before the accept loop takes them."""
@@ -92,6 +95,9 @@ class TurnEdge:
         self._timer: asyncio.TimerHandle | None = None
         self._usage_task: asyncio.Task[None] | None = None
         self._unsaved: list[UsageRecord] = []
+        self._retry: tuple[int, list[UsageRecord]] | None = None
+        """The batch whose write failed, with its sequence number: written again first."""
+        self._sequence = 0
         self.flush_latency = Histogram()
         """Seconds each ledger write took, failed ones included."""
         self.flush_failures = 0
@@ -455,25 +461,38 @@ class TurnEdge:
         if self.usage_sink is None:
             return
         self._unsaved += records
+        if self._retry is not None:  # the failed batch first, alone, under its number
+            sequence, batch = self._retry
+            if not await self._write(sequence, batch):
+                return
+            self._retry = None
         if not self._unsaved:
             return
         batch, self._unsaved = self._unsaved, []
+        self._sequence += 1
+        if not await self._write(self._sequence, batch):
+            self._retry = (self._sequence, batch)
+
+    async def _write(self, sequence: int, batch: list[UsageRecord]) -> bool:
+        assert self.usage_sink is not None
         started = time.perf_counter()
         self._in_flight = len(batch)
         try:
-            await self.usage_sink(batch)
+            await self.usage_sink(batch, sequence)
         except Exception:
             self.flush_failures += 1
             logger.exception("usage ledger write failed; %d records kept for retry", len(batch))
-            self._unsaved = batch + self._unsaved
+            return False
         finally:
             self._in_flight = 0
             self.flush_latency.observe(time.perf_counter() - started)
+        return True
 
     @property
     def unsaved_records(self) -> int:
         """Usage records waiting for the ledger (a write failed, or one is under way)."""
-        return len(self._unsaved) + self._in_flight
+        retry = len(self._retry[1]) if self._retry is not None else 0
+        return len(self._unsaved) + retry + (self._in_flight if self._retry is None else 0)
 
     def _spawn(self, coroutine: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coroutine)
