@@ -78,8 +78,11 @@ class ServerKind:
             # Every benchmark client is 127.0.0.1: one source whose challenges the
             # per-source limit would pace (coturn's --unauthorized-ratelimit is off too).
             "--unauthenticated-answers-per-second", "0",
+            *METRICS_OFF,  # its default port is one per host; metrics_cost.py measures it
         ]  # fmt: skip
 
+
+METRICS_OFF = ("--metrics-port", "0")
 
 COTURN = ServerKind("coturn", (40000, 44999))
 PASSAGE = ServerKind("passage", (45000, 49999))
