@@ -81,18 +81,22 @@ class Driver:
         self.events: list[dict[str, object]] = []
 
     async def next_event(self, kind: str, within: float = 15.0) -> dict[str, object]:
+        return await self.next_event_of(kind, within=within)
+
+    async def next_event_of(self, *kinds: str, within: float = 15.0) -> dict[str, object]:
+        """The next event of one of ``kinds`` (the others stay for later calls)."""
         assert self.process.stdout is not None
         deadline = time.monotonic() + within
         while True:
             for event in self.events:
-                if event["event"] == kind:
+                if event["event"] in kinds:
                     self.events.remove(event)
                     return event
             line = await asyncio.wait_for(
                 self.process.stdout.readline(), max(deadline - time.monotonic(), 0.01)
             )
             if not line:
-                raise AssertionError(f"driver exited before {kind!r}: {self.events}")
+                raise AssertionError(f"driver exited before {kinds!r}: {self.events}")
             self.events.append(json.loads(line))
 
 
