@@ -265,6 +265,7 @@ async def start(
             bases=endpoint.websocket_bases(),
             audience_hosts=_audience_hosts(config, endpoint),
             max_listeners=config.max_listeners,
+            max_message=config.hc_max_message,
         ),
         clock=clock,
     )

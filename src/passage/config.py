@@ -135,6 +135,9 @@ class Config:
     max_listeners: int = 25
     """Listeners one hybrid connection may have at once (Azure Relay's limit)."""
 
+    hc_max_message: int = 1024 * 1024
+    """Bytes of the largest WebSocket message a bridged Hybrid Connections stream carries."""
+
     signal_room_size: int = 2
     """Members one signaling room may have at once (``/signal/{room}``); 2 for peer pairs."""
 
@@ -456,6 +459,7 @@ COUNT = _integer("N", 1)
 BYTE_RATE = _integer("BYTES", 0)
 COUNT_OR_OFF = _integer("N", 0)
 LINE_BYTES = _integer("BYTES", 256)
+MESSAGE_BYTES = _integer("BYTES", 1024)
 SECONDS = _positive_seconds()
 
 
@@ -553,6 +557,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     _top("public_url", WS_URL, "wss://HOST:PORT Hybrid Connections listeners reach this node at"),
     _top("max_listeners", COUNT, "listeners per hybrid connection"),
+    _top("hc_max_message", MESSAGE_BYTES, "largest message of a bridged WebSocket (else 1009)"),
     _top("signal_room_size", COUNT, "members per signaling room"),
     _top("log_level", LOG_LEVEL, "debug, info, warning or error"),
     _top("log_format", LOG_FORMAT, "log lines as text or json (one object per line)"),

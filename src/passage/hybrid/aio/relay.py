@@ -124,7 +124,11 @@ class RelaySettings:
     max_body: int = 16 * 1024 * 1024
     """Largest HTTP request or response body relayed, in bytes."""
     heartbeat: float = 30.0
-    """Seconds between pings on control channels; a listener that misses one is dropped."""
+    """Seconds between pings on control channels and on both sockets of every bridge; a peer
+    that misses the pong (half this) is dropped, and a bridge with it."""
+    max_message: int = 1024 * 1024
+    """Bytes of the largest message a bridge carries either way: a larger one closes its
+    sender with 1009 as soon as its frame header says so (nothing of it is buffered)."""
     listen_failures_per_minute: int = 30
     """Failed listen attempts one address may make per minute before 429."""
 
@@ -503,7 +507,7 @@ class HybridRelay:
             pending.finished.set()
             return self._refuse(met.status, "Rejected", met.description or "the listener declined")
         protocols = (met.ws_protocol,) if met.ws_protocol else ()
-        sender = web.WebSocketResponse(protocols=protocols, compress=False, max_msg_size=0)
+        sender = self._bridge_socket(protocols)
         try:
             await sender.prepare(request)
             meter = BridgeMeter(_address_text(request), self.clock())
@@ -535,13 +539,23 @@ class HybridRelay:
             return web.Response(status=410)
         # The listener asks for one subprotocol, the one it chose from the sender's offer.
         requested = request.headers.get("Sec-WebSocket-Protocol", "").split(",")[0].strip()
-        listener = web.WebSocketResponse(
-            protocols=(requested,) if requested else (), compress=False, max_msg_size=0
-        )
+        listener = self._bridge_socket((requested,) if requested else ())
         await listener.prepare(request)
         pending.met.set_result(listener)
         await pending.finished.wait()
         return listener
+
+    def _bridge_socket(self, protocols: tuple[str, ...]) -> web.WebSocketResponse:
+        """One side of a bridge: messages up to ``max_message`` (else 1009, RFC 6455
+        §7.4.1), pinged every ``heartbeat`` s so a dead peer ends the bridge. aiohttp
+        reads at most a window ahead and waits for the far side to drain before sending
+        on, so a slow reader slows its writer instead of filling the relay."""
+        return web.WebSocketResponse(
+            protocols=protocols,
+            compress=False,
+            max_msg_size=self.settings.max_message,
+            heartbeat=self.settings.heartbeat,
+        )
 
     # --- HTTP rendezvous --------------------------------------------------------------
 
@@ -750,7 +764,10 @@ async def _bridge(
                 await sink.close(code=_sendable_close_code(int(message.data)))
                 return
             elif message.type in (WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
-                await sink.close(code=GOING_AWAY)
+                # aiohttp closed ``source`` itself (1009 for a message over the limit,
+                # 1006 for a missed pong); the other side is told it went away.
+                why = f"the other side was closed ({source.close_code})"
+                await sink.close(code=GOING_AWAY, message=why.encode())
                 return
 
     tasks = [
