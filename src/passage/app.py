@@ -300,7 +300,9 @@ async def start(
     try:
         if config.metrics_port:  # first: /readyz says "not ready" until the rest is bound
             running.operators = OperatorsListener(
-                registry(Sources(edge, door, hybrid, signaling)), running.readiness, database.ping
+                registry(Sources(edge, door, hybrid, signaling, running.readiness)),
+                running.readiness,
+                database.ping,
             )
             await running.operators.listen(config.metrics_ip, config.metrics_port)
         await _listen_turn(config, edge, alternates, running)

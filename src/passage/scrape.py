@@ -34,15 +34,29 @@ from passage.addresses import AddressFamily
 from passage.frontdoor import FrontDoor
 from passage.hybrid.aio.relay import HybridRelay
 from passage.meters import Histogram
+from passage.readiness import Readiness
 from passage.signal.aio import SignalingServer
+from passage.stun import Method
 from passage.turn.aio.edge import TurnEdge
-from passage.turn.aio.refusals import method_name
 
 __all__ = ["PassageCollector", "Sources", "registry"]
 
 NAMESPACE = "passage"
 
 FAMILY_NAMES: dict[int, str] = {AddressFamily.IPV4: "ipv4", AddressFamily.IPV6: "ipv6"}
+
+METHOD_NAMES: dict[int, str] = {int(method): method.name.lower() for method in Method}
+"""A method's label; any other of the 4,096 a client may send is ``other``."""
+
+
+def method_name(method: int) -> str:
+    return METHOD_NAMES.get(method, "other")
+
+
+def status_label(status: int) -> str:
+    """An HTTP status as a label: a listener chooses its own, so one outside 100-599 is
+    ``other``."""
+    return str(status) if 100 <= status <= 599 else "other"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +67,7 @@ class Sources:
     front_door: FrontDoor
     relay: HybridRelay
     signaling: SignalingServer
+    readiness: Readiness
 
 
 def registry(sources: Sources) -> CollectorRegistry:
@@ -75,6 +90,16 @@ class PassageCollector(Collector):
         )
         info.add_metric([__version__], 1)
         yield info
+        readiness = self.sources.readiness
+        yield _gauge(
+            "passage_draining",
+            "1 while this node drains (SIGTERM): no new allocations, live ones carry on.",
+            int(readiness.draining),
+        )
+        yield _gauge(
+            "passage_ready", "1 when /readyz would say ready but for the store check.",
+            int(not readiness.problems()),
+        )  # fmt: skip
         yield from self._turn()
         yield from self._store()
         yield from self._http()
@@ -181,7 +206,7 @@ class PassageCollector(Collector):
             "HTTP requests answered on the API and HTTP ports, by route (the API's operation, "
             "else the product: relay, signaling) and status.",
             ["route", "status"],
-            [((route, str(status)), v) for (route, status), v in meter.responses.items()]
+            [((route, status_label(status)), v) for (route, status), v in meter.responses.items()]
         )  # fmt: skip
         durations = HistogramMetricFamily(
             "passage_http_request_duration_seconds",
@@ -271,9 +296,13 @@ def _counter(
     labels: list[str],
     rows: Iterable[tuple[tuple[str, ...], float]],
 ) -> CounterMetricFamily:
-    """A counter family (``_total`` is added to ``name``), rows sorted by label values."""
+    """A counter family (``_total`` is added to ``name``), rows sorted by label values;
+    rows whose labels fold into the same values (``other``) are summed."""
     family = CounterMetricFamily(name, documentation, labels=labels)
-    for values, count in sorted(rows):
+    summed: dict[tuple[str, ...], float] = {}
+    for values, count in rows:
+        summed[values] = summed.get(values, 0) + count
+    for values, count in sorted(summed.items()):
         family.add_metric(list(values), count)
     return family
 

@@ -151,9 +151,12 @@ async def test_a_whole_server_is_ready_once_started_and_not_while_it_stops(
         assert await get(session, base + "/readyz") == (200, {"status": "ready", "problems": {}})
         found = await scrape(session, base)
         assert found.value("passage_build_info", version=__version__) == 1
+        assert (found.value("passage_ready"), found.value("passage_draining")) == (1, 0)
         # What /readyz says while the server stops (its listener goes last).
         server.running.readiness.start_draining("shutting down")
         status, body = await get(session, base + "/readyz")
         assert (status, body["problems"]) == (503, {"draining": "draining (shutting down)"})
+        found = await scrape(session, base)
+        assert (found.value("passage_ready"), found.value("passage_draining")) == (0, 1)
     with pytest.raises(aiohttp.ClientConnectionError):  # stopped with the server
         await get(session, base + "/healthz")

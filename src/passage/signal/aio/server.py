@@ -136,7 +136,7 @@ class SignalingServer:
         """Frames queued for members (welcome, joined, left, relayed, errors)."""
         self.closes: Counter[int] = Counter()
         """Sessions ended, by close code: the server's (refusals included), or the client's
-        when it closed first (codes outside 1000-1015 and 4000-4999 count as 0)."""
+        when it closed first (codes outside 1000-1015 and :class:`CloseCode` count as 0)."""
         self.draining = False
         """Set by :meth:`drain`: no session is admitted any more."""
 
@@ -305,8 +305,12 @@ class SignalingServer:
 
 
 def _client_close_code(code: int | None) -> int:
-    """The code a client closed with, as counted: one RFC 6455 defines or an application's
-    (4000-4999); anything else (none at all: the connection dropped) is 0."""
-    if code is not None and (1000 <= code <= 1015 or 4000 <= code <= 4999):
+    """The code a client closed with, as counted: one RFC 6455 defines (1000-1015) or one of
+    ours; anything else (another application code, none at all: the connection dropped)
+    is 0, so that clients cannot make the count grow a label per code they invent."""
+    if code is not None and (1000 <= code <= 1015 or code in _OUR_CODES):
         return code
     return 0
+
+
+_OUR_CODES = frozenset(int(code) for code in CloseCode)
