@@ -59,7 +59,7 @@ from passage.runtime import (
     write_record,
 )
 from passage.scrape import Sources, registry
-from passage.settings import shown_settings
+from passage.settings import settings_view
 from passage.signal import SignalLimits
 from passage.signal.aio import SignalingServer
 from passage.store.database import Database, open_database, sqlite_url
@@ -118,6 +118,8 @@ class Running:
     """``/metrics``, ``/healthz`` and ``/readyz`` on the metrics port, unless it is 0."""
     hybrid_usage: UsageFlusher | None = None
     """Writes the relay's bytes per hybrid connection and rule to the usage ledger."""
+    reread: Callable[[], Config] | None = None
+    """Reads the configuration as a reload (SIGHUP) would: what the Settings show against."""
 
     async def stop(self) -> None:
         """Leave the cluster, stop signaling, the relay and the front door, end every
@@ -278,7 +280,7 @@ async def start(
         listeners=hybrid.live_listeners,
         bridges=hybrid.live_bridges,
         rooms=signaling.live_rooms,
-        settings=lambda: shown_settings(running.config),  # as reloads change it
+        settings=lambda: settings_view(running.config, running.reread),  # as reloads change it
     )
     api = ApiServer(service, ledger, hybrid_admin=hybrid_admin, live=live, clock=clock)
     console = Console(api, clock=clock)
@@ -470,6 +472,7 @@ async def serve(
         raise
     sys.stderr.write(banner(config, datadir, running) + "\n")
     sys.stderr.flush()
+    running.reread = reread
     lifecycle = Lifecycle(running, record, reread or (lambda: config))
     lifecycle.install(asyncio.get_running_loop())
     try:

@@ -22,6 +22,7 @@ __all__ = [
     "LiveView",
     "RoomSummary",
     "Setting",
+    "SettingsView",
     "ThroughputPoint",
     "ThroughputSeries",
     "TurnCounters",
@@ -111,6 +112,21 @@ class Setting:
     flag: str
     value: str
     secret: bool
+    after_reload: str | None = None
+    """Its value after a reload now, where that differs (masked too); None: the same."""
+    reload_applies: bool = False
+    """True when a reload would apply that value; False when it would need a restart."""
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsView:
+    """The settings, and what a reload (SIGHUP, ``passage reload``) would change now."""
+
+    settings: Sequence[Setting]
+    reload_checked: bool
+    """False where this server cannot re-read its configuration (not ``passage serve``)."""
+    reload_error: str | None = None
+    """Why a reload now would be refused (the configuration as it reads now is invalid)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,4 +191,4 @@ class LiveView:
     listeners: Callable[[], Sequence[LiveListener]]
     bridges: Callable[[], Sequence[LiveBridge]]
     rooms: Callable[[], Sequence[RoomSummary]]
-    settings: Callable[[], Sequence[Setting]]
+    settings: Callable[[], SettingsView]

@@ -13,10 +13,11 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
-from passage.config import OPTIONS, PORT_RANGE, Config, Option
-from passage.live import Setting
+from passage.config import OPTIONS, PORT_RANGE, Config, ConfigError, Option
+from passage.live import Setting, SettingsView
+from passage.reload import RELOADABLE
 
-__all__ = ["MASK", "shown_settings"]
+__all__ = ["MASK", "settings_view", "shown_settings"]
 
 MASK = "********"
 
@@ -71,17 +72,41 @@ def _value_of(config: Config, option: Option) -> object:
     return getattr(holder, option.name)
 
 
-def shown_settings(config: Config) -> list[Setting]:
-    """Every option, in ``--help`` order, with its value as text; secrets masked."""
+def _shown(config: Config, option: Option) -> str:
+    value = _value_of(config, option)
+    mask = _SECRET.get(option.name) if not option.section else None
+    if mask is not None:
+        return mask(value)
+    if option.kind is PORT_RANGE and isinstance(value, tuple):
+        return f"{value[0]}-{value[1]}"
+    return _text(value)
+
+
+def shown_settings(config: Config, reloaded: Config | None = None) -> list[Setting]:
+    """Every option, in ``--help`` order, with its value as text; secrets masked. With
+    ``reloaded`` (the configuration a reload would read now), each that differs says its
+    value after the reload and whether a reload applies it (else it needs a restart)."""
     shown = []
     for option in OPTIONS:
-        value = _value_of(config, option)
-        mask = _SECRET.get(option.name) if not option.section else None
-        if mask is not None:
-            text = mask(value)
-        elif option.kind is PORT_RANGE and isinstance(value, tuple):
-            text = f"{value[0]}-{value[1]}"
-        else:
-            text = _text(value)
-        shown.append(Setting(option.toml_key, option.flag, text, mask is not None))
+        text = _shown(config, option)
+        secret = not option.section and option.name in _SECRET
+        after = None
+        if reloaded is not None and _value_of(reloaded, option) != _value_of(config, option):
+            after = _shown(reloaded, option)
+            if after == text:  # a secret changed behind the same mask
+                after = f"{text} (changed)"
+        applies = option.dest in RELOADABLE
+        shown.append(Setting(option.toml_key, option.flag, text, secret, after, applies))
     return shown
+
+
+def settings_view(config: Config, reread: Callable[[], Config] | None) -> SettingsView:
+    """The settings ``config`` holds, and what a reload would change, asking ``reread``
+    for the configuration as it reads now (None: nothing to compare with)."""
+    if reread is None:
+        return SettingsView(shown_settings(config), reload_checked=False)
+    try:
+        reloaded = reread()
+    except ConfigError as error:
+        return SettingsView(shown_settings(config), reload_checked=True, reload_error=str(error))
+    return SettingsView(shown_settings(config, reloaded), reload_checked=True)

@@ -7,6 +7,7 @@ These are what the console shows; each is a REST operation first.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from pathlib import Path
 
@@ -102,6 +103,23 @@ async def test_settings_show_values_and_mask_secrets(tmp_path: Path) -> None:
         assert "hunter2" not in str(answer.body) and PASSWORD not in str(answer.body)
         low, high = api.config.relay_ports
         assert shown["relay_ports"]["value"] == f"{low}-{high}"
+
+
+async def test_settings_say_what_a_reload_would_change(tmp_path: Path) -> None:
+    async with api_server(tmp_path) as api:
+        answer = await api.request("GET", "/settings")
+        assert answer.body["reload"] == {"checked": False, "error": None}
+        running = api.running.config
+        api.running.reread = lambda: dataclasses.replace(
+            running, turn=dataclasses.replace(running.turn, max_bytes_per_second=64000)
+        )
+        answer = await api.request("GET", "/settings")
+        assert answer.body["reload"] == {"checked": True, "error": None}
+        changed = [s for s in answer.body["value"] if "afterReload" in s]
+        assert changed == [
+            {"name": "turn.max_bytes_per_second", "flag": "--max-bps", "value": "0",
+             "secret": False, "afterReload": "64000", "onReload": "applies"},
+        ]  # fmt: skip
 
 
 async def test_identities_are_listed_newest_first_and_searched(tmp_path: Path) -> None:

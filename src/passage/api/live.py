@@ -163,17 +163,23 @@ async def get_rooms(call: Call) -> Reply:
 
 
 async def get_settings(call: Call) -> Reply:
-    """``GET /settings``: every option as the server runs with it, secrets masked."""
-    settings = _live(call).settings()
-    return Reply(
-        200,
-        {
-            "value": [
-                {"name": s.name, "flag": s.flag, "value": s.value, "secret": s.secret}
-                for s in settings
-            ]
-        },
-    )
+    """``GET /settings``: every option as the server runs with it, secrets masked, and
+    what a reload now would change (``afterReload``, ``onReload``)."""
+    view = _live(call).settings()
+    settings = []
+    for setting in view.settings:
+        body: dict[str, object] = {
+            "name": setting.name,
+            "flag": setting.flag,
+            "value": setting.value,
+            "secret": setting.secret,
+        }
+        if setting.after_reload is not None:
+            body["afterReload"] = setting.after_reload
+            body["onReload"] = "applies" if setting.reload_applies else "needsRestart"
+        settings.append(body)
+    reload = {"checked": view.reload_checked, "error": view.reload_error}
+    return Reply(200, {"value": settings, "reload": reload})
 
 
 def _top(query: Mapping[str, str], default: int = 100) -> int:

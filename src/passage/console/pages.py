@@ -523,21 +523,54 @@ def hc_page(
 # --- Settings ------------------------------------------------------------------------
 
 
+def _after_reload(item: Body) -> str:
+    if "afterReload" not in item:
+        return ""
+    when = "applied at once" if item.get("onReload") == "applies" else "needs a restart"
+    value = esc(item["afterReload"]) if item["afterReload"] else "(not set)"
+    return f"<strong>{value}</strong> ({when})"
+
+
 def settings_page(settings: Body) -> str:
+    items = _values(settings)
     rows = [
         (
             f"<code>{esc(item['name'])}</code>",
             f"<code>{esc(item['flag'])}</code>",
             esc(item["value"]) if item["value"] else '<span class="muted">(not set)</span>',
+            _after_reload(item),
         )
-        for item in _values(settings)
+        for item in items
     ]
+    reload = settings.get("reload") or {}
+    changes = sum(1 for item in items if "afterReload" in item)
+    if not reload.get("checked"):
+        pending = "This server cannot re-read its configuration, so no reload is shown."
+    elif reload.get("error"):
+        pending = (
+            '<p class="alert" role="alert">A reload now would be refused, and the '
+            f"running configuration kept: {esc(reload['error'])}</p>"
+        )
+    elif changes:
+        pending = (
+            f"<p>A reload now (<code>passage reload --data-dir DIR</code> or SIGHUP) would "
+            f"change <strong>{changes}</strong> setting{'s' if changes != 1 else ''}: see the "
+            "last column. Those that need a restart keep their value until then.</p>"
+        )
+    else:
+        pending = "<p>A reload now would change nothing: the configuration reads the same.</p>"
+    if not pending.startswith("<p"):
+        pending = f"<p>{pending}</p>"
     return (
         "<p>What this server runs with, from its flags, <code>PASSAGE_*</code> variables, "
-        "configuration file and defaults. Secrets are masked. <code>passage serve</code> "
-        "reads its settings once, at start: restart it to change one (there is no reload, "
-        "so nothing is pending).</p>"
-        + table("Settings", ("Setting (TOML key)", "Flag", "Value"), rows, empty="none")
+        "configuration file and defaults, as reloads changed it. Secrets are masked.</p>"
+        + pending
+        + table(
+            "Settings",
+            ("Setting (TOML key)", "Flag", "Value", "After a reload"),
+            rows,
+            empty="none",
+        )
     )
 
 
