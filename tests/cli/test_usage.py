@@ -20,6 +20,7 @@ from passage.cli.main import main
 from passage.cli.usage import COLUMNS
 from passage.store.database import open_database, sqlite_url
 from passage.store.ledger import UsageLedger, UsageRecord
+from passage.usage import HybridUsageRecord
 from passage_server import passage_process
 from usage_records import flush
 
@@ -192,3 +193,36 @@ def test_remote_prints_what_local_prints(tmp_path: Path) -> None:
             printed = run_passage("usage", *remote, *WINDOW, *args)
             assert "alice" in printed
             assert run_passage("usage", *local, *WINDOW, *args) == printed
+
+
+def test_hybrid_connections_per_connection_and_rule(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def write() -> None:
+        database = await open_database(sqlite_url(data_dir))
+        try:
+            await UsageLedger(database).hybrid.record(
+                [
+                    HybridUsageRecord("echo", "sender", H + 5, H + 6, 300, 20, 1),
+                    HybridUsageRecord("echo", "", H + 7, H + 8, 9, 50, 1),
+                    HybridUsageRecord("web/app", "sender", H + 9, H + 10, 1, 2, 1),
+                ]
+            )
+        finally:
+            await database.close()
+
+    asyncio.run(write())
+    lines = usage(data_dir, capsys, *WINDOW, "--hybrid-connections").splitlines()
+    assert lines[0].split() == ["start", "hybrid", "connection", "rule", "bytes", "to",
+                                "listener", "bytes", "to", "sender", "requests"]  # fmt: skip
+    assert lines[1].split() == ["2023-11-14T23:00:00Z", "echo", "(anonymous)", "9", "50", "1"]
+    assert lines[2].split() == ["2023-11-14T23:00:00Z", "echo", "sender", "300", "20", "1"]
+    text = usage(data_dir, capsys, *WINDOW, "--hybrid-connections", "--hybrid-connection",
+                 "Web/App", "--format", "csv")  # fmt: skip
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows == [
+        ["start", "hybridConnection", "rule", "bytesToListener", "bytesToSender", "requests"],
+        ["2023-11-14T23:00:00Z", "web/app", "sender", "1", "2", "1"],
+    ]
+    assert main(["usage", "--data-dir", str(data_dir), "--rule", "sender"]) == 2
+    assert "--hybrid-connections" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""``passage usage``: relayed usage per identity and hour or UTC day.
+"""``passage usage``: relayed usage per identity, or Hybrid Connections bytes per hybrid
+connection and rule (``--hybrid-connections``), per hour or UTC day.
 
 Reads the local store's ledger (``--data-dir``/``--database-url``) or asks a
 running server (``--connection-string``, ``GET /usage``). Both go through the
@@ -64,6 +65,16 @@ COLUMNS: tuple[Column, ...] = (
 )
 """The columns of ``table`` and ``csv``, in order."""
 
+HYBRID_COLUMNS: tuple[Column, ...] = (
+    Column("start", "start", left=True),
+    Column("hybridConnection", "hybrid connection", left=True),
+    Column("rule", "rule", left=True, show=lambda rule: rule or "(anonymous)"),
+    Column("bytesToListener", "bytes to listener"),
+    Column("bytesToSender", "bytes to sender"),
+    Column("requests", "requests"),
+)
+"""The columns with ``--hybrid-connections``."""
+
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -76,6 +87,15 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "--to", dest="end", metavar="TIME", help="end instant, exclusive (default: now)"
     )
     parser.add_argument("--identity", metavar="ID", help="one identity, static user or 'anonymous'")
+    parser.add_argument(
+        "--hybrid-connections",
+        action="store_true",
+        help="Hybrid Connections bytes per hybrid connection and authorization rule instead",
+    )
+    parser.add_argument(
+        "--hybrid-connection", metavar="NAME", help="with --hybrid-connections: only this one"
+    )
+    parser.add_argument("--rule", metavar="NAME", help="with --hybrid-connections: only this rule")
     parser.add_argument(
         "--granularity", choices=("hour", "day"), default="hour", help="bucket size (UTC)"
     )
@@ -113,6 +133,14 @@ def _query(arguments: argparse.Namespace, now: datetime.datetime) -> dict[str, s
     }
     if arguments.identity:
         query["identity"] = arguments.identity
+    if arguments.hybrid_connections:
+        query["kind"] = "hybridConnection"
+        if arguments.hybrid_connection:
+            query["hybridConnection"] = arguments.hybrid_connection.strip("/").lower()
+        if arguments.rule:
+            query["rule"] = arguments.rule
+    elif arguments.hybrid_connection or arguments.rule:
+        raise ConfigError("--hybrid-connection and --rule go with --hybrid-connections")
     return query
 
 
@@ -143,23 +171,32 @@ def _print_json(body: Any) -> None:
     print(json.dumps(body, indent=2))
 
 
+def _columns(body: Any) -> tuple[Column, ...]:
+    return HYBRID_COLUMNS if body.get("kind") == "hybridConnection" else COLUMNS
+
+
 def _print_csv(body: Any) -> None:
+    columns = _columns(body)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(column.field for column in COLUMNS)
-    writer.writerows([row[column.field] for column in COLUMNS] for row in _rows(body))
+    writer.writerow(column.field for column in columns)
+    writer.writerows(
+        ["" if row[column.field] is None else row[column.field] for column in columns]
+        for row in _rows(body)
+    )
     print(out.getvalue(), end="")
 
 
 def _print_table(body: Any) -> None:
-    cells = [[column.title for column in COLUMNS]]
-    cells += [[column.show(row[column.field]) for column in COLUMNS] for row in _rows(body)]
-    widths = [max(len(line[index]) for line in cells) for index in range(len(COLUMNS))]
+    columns = _columns(body)
+    cells = [[column.title for column in columns]]
+    cells += [[column.show(row[column.field]) for column in columns] for row in _rows(body)]
+    widths = [max(len(line[index]) for line in cells) for index in range(len(columns))]
     for line in cells:
         print(
             "  ".join(
                 cell.ljust(width) if column.left else cell.rjust(width)
-                for cell, width, column in zip(line, widths, COLUMNS, strict=True)
+                for cell, width, column in zip(line, widths, columns, strict=True)
             )
         )
 
