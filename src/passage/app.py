@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
+import hmac
 import ipaddress
 import logging
 import os
@@ -174,6 +176,18 @@ def credential_source(config: Config, datadir: DataDir, state: IdentityState) ->
     return CredentialChain(sources)
 
 
+def nonce_key(datadir: DataDir) -> bytes:
+    """The key of this node's stateless nonces, derived from the first REST secret.
+
+    The nodes of one deployment share that secret (REST credentials must pass on each),
+    so a nonce one node issued passes at another: a client sent elsewhere by 300 Try
+    Alternate keeps its nonce, and libwebrtc gives up on a 438 to an Allocate. A nonce
+    says only when and to which address it was issued; the secret cannot be read back.
+    """
+    secret = datadir.auth_secrets[0].encode()
+    return hmac.new(secret, b"passage stateless nonce key v1", hashlib.sha256).digest()
+
+
 def _audience_hosts(config: Config, endpoint: AdvertisedEndpoint) -> tuple[str, ...]:
     """Hosts a Hybrid Connections token may name: loopback, this node's names and addresses."""
     hosts = ["localhost", "127.0.0.1", "::1", endpoint.host]
@@ -242,7 +256,7 @@ async def start(
     core = TurnServer(
         config.turn,
         credential_source(config, datadir, state),
-        nonce_key=secrets.token_bytes(32),
+        nonce_key=nonce_key(datadir),
         rng=random.Random(secrets.randbits(64)),
         relay_families=relays.families,
         on_refused=RefusalLog(logging.getLogger("passage.turn")),

@@ -31,6 +31,7 @@ import random
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -321,3 +322,79 @@ async def test_chromium_checks_passage_certificate(
     # Passage saw only the TURN/TCP allocation.
     started = allocation_lines(passage, username, "started:")
     assert len(started) == 1 and " client=tcp " in started[0], started
+
+
+SHARED_SECRET = ("--auth-secret", "one deployment's secret")
+"""Nodes of one deployment share it, and with it the key of their nonces: libwebrtc keeps
+its nonce when it follows 300 Try Alternate, and gives up on a 438 to an Allocate."""
+
+HOLD_RELAY = """async ({ iceServer }) => {
+  // One RTCPeerConnection that keeps its allocation until the page closes.
+  const pc = new RTCPeerConnection({ iceServers: [iceServer], iceTransportPolicy: "relay" });
+  window.held = pc;
+  const relayed = new Promise((resolve) => {
+    pc.onicecandidate = (event) => resolve(event.candidate ? event.candidate.candidate : null);
+  });
+  pc.createDataChannel("hold");
+  await pc.setLocalDescription();
+  return await relayed;
+}"""
+
+
+async def test_chromium_follows_300_try_alternate_to_a_second_passage(
+    stage: Stage, browsers: dict[str, Browser]
+) -> None:
+    """A draining Passage answers Chromium's Allocate with 300 Try Alternate naming a
+    second Passage; Chromium (libwebrtc's TurnPort) allocates there instead, while the
+    allocation it already held on the first one lives on until its page closes, and then
+    the first one's drain ends by itself."""
+    ip = stage.passage.ip
+    second_ports = {"turn_port": 3480, "turns_port": 4443, "api_port": 8444,
+                    "relay_ports": (49408, 49663)}  # fmt: skip
+    first_ports = {"turn_port": 3490, "turns_port": 4453, "api_port": 8454,
+                   "relay_ports": (49664, 49919)}  # fmt: skip
+    with (
+        stage.lab.passage(
+            stage.scratch / "second" / "data",
+            *SHARED_SECRET,
+            **second_ports,  # type: ignore[arg-type]
+        ) as second,
+        stage.lab.passage(
+            stage.scratch / "first" / "data",
+            "--alternate-server",
+            f"{ip}:3480",
+            *SHARED_SECRET,
+            **first_ports,  # type: ignore[arg-type]
+        ) as first,
+    ):
+        info = first.info
+        server = {"urls": f"turn:{ip}:3490?transport=udp", "username": info.username,
+                  "credential": info.password}  # fmt: skip
+        holder = await new_page(browsers["trusting"])
+        try:
+            held = await asyncio.wait_for(
+                holder.evaluate(HOLD_RELAY, {"iceServer": server}), CONNECT_TIMEOUT
+            )
+            assert held is not None and " typ relay " in held, held
+            first.process.send_signal(signal.SIGTERM)
+            await until(lambda: "draining (SIGTERM)" in first.log.read_text())
+
+            page = await new_page(browsers["trusting"])
+            try:
+                gathered = await run_script(page, "gather.js", {"iceServer": server})
+            finally:
+                await page.close()
+            (candidate,) = gathered["candidates"]
+            port = int(candidate.split()[5])  # foundation component protocol priority ip port
+            low, high = second_ports["relay_ports"]  # type: ignore[misc]
+            assert f" {ip} " in candidate and low <= port <= high, candidate
+            started = [line for line in second.log.read_text().splitlines()
+                       if " started: user=alice " in line and " client=udp " in line]  # fmt: skip
+            assert len(started) == 1, started
+            assert first.process.poll() is None  # still draining: the held allocation lives
+            await holder.evaluate("window.held.close()")  # libwebrtc deletes its allocation
+            await until(lambda: first.process.poll() is not None)  # the drain is over
+        finally:
+            await holder.close()
+    text = first.log.read_text()
+    assert "new Allocates get 300 Try Alternate" in text and "drained:" in text, text[-3000:]

@@ -100,3 +100,17 @@ async def test_the_peer_agent_gathers_its_relayed_candidate_on_the_alternate(
         finally:
             await protocol.close()
             await agent.close()
+
+
+async def test_nodes_sharing_a_secret_accept_each_others_nonces(tmp_path: Path) -> None:
+    """libwebrtc keeps its nonce when it follows 300 and gives up on a 438 to an Allocate:
+    the alternate must take the nonce the first node issued, so both derive their nonce
+    key from the deployment's shared REST secret; nodes with other secrets do not."""
+    async with (
+        in_process(tmp_path / "a", auth_secrets=("shared",)) as first,
+        in_process(tmp_path / "b", auth_secrets=("shared",)) as second,
+        in_process(tmp_path / "c", auth_secrets=("other",)) as stranger,
+    ):
+        issued = first.running.edge.core.auth.nonces.issue("198.51.100.2", 1000.0)
+        assert second.running.edge.core.auth.nonces.is_fresh(issued, "198.51.100.2", 1001.0)
+        assert not stranger.running.edge.core.auth.nonces.is_fresh(issued, "198.51.100.2", 1001.0)
