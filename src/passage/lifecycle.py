@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from passage.addresses import parse_host_port
+from passage.addresses import format_address, parse_host_port
 from passage.config import Config, ConfigError
 from passage.runtime import RuntimeRecord, RuntimeRecordError, write_record
 from passage.sdnotify import Notifier
@@ -39,8 +39,9 @@ from passage.turn.alternate import Alternate, Alternates
 
 if TYPE_CHECKING:
     from passage.app import Running
+    from passage.cluster.aio import ClusterLink
 
-__all__ = ["LAST_RELOAD", "Lifecycle"]
+__all__ = ["LAST_RELOAD", "Lifecycle", "cluster_alternates"]
 
 logger = logging.getLogger("passage")
 
@@ -136,6 +137,10 @@ class Lifecycle:
         """Send new work elsewhere, let live work end, then set :attr:`stopped`."""
         running, core = self.running, self.running.edge.core
         alternates = await resolve_alternates(running.config)
+        if running.cluster is not None:
+            await running.cluster.beat()  # the others stop handing this node out now
+            if not alternates.plain and not alternates.tls:
+                alternates = await cluster_alternates(running.cluster)
         core.start_draining(alternates)
         self.notifier.stopping(self._status())
         logger.warning(
@@ -261,6 +266,20 @@ async def resolve_alternates(config: Config) -> Alternates:
     return Alternates(tuple(plain), tuple(tls))
 
 
+async def cluster_alternates(link: ClusterLink) -> Alternates:
+    """Cluster mode without ``--alternate-server``: the least loaded other live node that
+    takes new allocations, over UDP/TCP and (with its TLS port) TLS."""
+    others = [node for node in link.nodes.relays(link.clock()) if node.name != link.name]
+    if not others:
+        return Alternates()
+    node = others[0]
+    plain = await _resolve(format_address((node.turn_host, node.turn_port)))
+    tls = (
+        await _resolve(format_address((node.turn_host, node.turns_port))) if node.turns_port else []
+    )
+    return Alternates(tuple(plain), tuple(tls))
+
+
 async def _resolve(text: str) -> list[Alternate]:
     host, port = parse_host_port(text)  # checked when the configuration was read
     try:
@@ -281,7 +300,6 @@ async def _resolve(text: str) -> list[Alternate]:
 
 def _describe(alternates: Alternates) -> str:
     """``300 Try Alternate (192.0.2.2:3478; TLS: turn2.example.com)`` or ``403``."""
-    from passage.addresses import format_address
 
     parts = [", ".join(format_address(a.address) for a in alternates.plain)]
     if alternates.tls:

@@ -15,7 +15,8 @@ import pytest
 from cluster_nodes import Node, cluster
 
 from api_harness import Api
-from passage.stun import MessageClass
+from passage.lifecycle import cluster_alternates
+from passage.stun import AttributeType, MessageClass
 from passage.turn.config import TurnConfig
 from passage_server import PASSWORD, REALM, USER
 from turn_client import TurnClient, error_code
@@ -121,3 +122,25 @@ async def test_usage_on_any_node_shows_every_node_s_allocations(
             assert answer.status == 200, answer
             started = sum(row["allocationsStarted"] for row in answer.body["value"])
             assert started == 3
+
+
+async def test_a_draining_node_answers_a_new_allocate_with_300_to_another_live_node(
+    tmp_path: Path, redis_prefix: str, pg_schema: str
+) -> None:
+    async with (
+        cluster(tmp_path, "abc", prefix=redis_prefix, schema=pg_schema) as (a, b, c),
+        allocations(a, 1) as (live,),
+        allocations(b, 1),
+    ):
+        await beat([a, b, c])
+        await beat([a, b, c])
+        a.server.running.edge.core.start_draining(await cluster_alternates(a.link))
+        fresh = await TurnClient.connect("udp", a.server.address("udp"), USER, PASSWORD)
+        try:
+            answer = await fresh.allocate()
+        finally:
+            await fresh.close()
+        assert error_code(answer) == 300
+        # c is the least loaded live node other than a
+        assert answer.get(AttributeType.ALTERNATE_SERVER, tuple) == c.server.address("udp")
+        assert (await live.refresh(600)).message_class is MessageClass.SUCCESS  # live one goes on
