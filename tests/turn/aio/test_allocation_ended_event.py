@@ -36,6 +36,9 @@ async def test_the_event_carries_what_the_allocation_did(
             await client.close()  # Refresh with lifetime 0
             await first.close()
             await second.close()
+    (started,) = [r for r in caplog.records if " started: " in r.getMessage()]
+    assert started.fields["transport"] == "tcp"  # type: ignore[attr-defined]
+    assert started.fields["lifetime_seconds"] == 600  # type: ignore[attr-defined]
     (event,) = [r for r in caplog.records if "ended (" in r.getMessage()]
     fields = event.fields  # type: ignore[attr-defined]
     assert fields["user"] == USER and fields["transport"] == "tcp"

@@ -323,15 +323,18 @@ class TurnEdge:
         if self.offload is not None:
             self.offload.started(allocation)
         relayed = " ".join(format_address(route[1]) for route in allocation.relays.values())
+        lifetime = round(allocation.expires_at - allocation.started_at)
         logger.info(
             "allocation %s started: user=%s subject=%s client=%s relayed=%s lifetime=%ds",
-            allocation.id,
-            allocation.username,
-            allocation.subject,
-            five_tuple.describe(),
-            relayed,
-            round(allocation.expires_at - allocation.started_at),
-        )
+            allocation.id, allocation.username, allocation.subject, five_tuple.describe(),
+            relayed, lifetime,
+            extra={"fields": {
+                "allocation": allocation.id, "user": allocation.username,
+                "subject": allocation.subject, "transport": five_tuple.transport.value,
+                "client": format_address(five_tuple.client), "relayed": relayed,
+                "lifetime_seconds": lifetime,
+            }},
+        )  # fmt: skip
 
     def _ended(self, allocation: Allocation, reason: str) -> None:
         five_tuple = allocation.five_tuple
