@@ -15,6 +15,15 @@ METRICS_OFF = ("PASSAGE_METRICS_PORT", "0")
 os.environ.setdefault(*METRICS_OFF)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Servers the tests start relay TURN in one process (``--workers 1``) unless a test
+    says otherwise: the default, one worker per CPU, would double the processes of every
+    server on a two-core machine shared by concurrent runs, for tests that look at one
+    process's behaviour. ``tests/workers`` runs several workers, and the default, on purpose.
+    """
+    os.environ.setdefault("PASSAGE_WORKERS", "1")
+
+
 @pytest.fixture
 def no_passage_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No ``PASSAGE_*`` variable of the machine running the tests reaches the code under test

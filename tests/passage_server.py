@@ -291,7 +291,10 @@ async def in_process(
     on ``clock``, polling its store every ``poll_interval`` seconds; stopped cleanly on exit."""
     config = local_config(tmp_path, loopback_peers=loopback_peers, environ=environ, **settings)
     datadir = prepare_data_dir(config)
-    running = await start(config, datadir, clock=clock, poll_interval=poll_interval)
+    # Worker processes (``workers=N`` among ``settings``) see the real time, not ``clock``.
+    running = await start(
+        config, datadir, clock=clock, poll_interval=poll_interval, workers=max(1, config.workers)
+    )
     try:
         yield Server(running, datadir, config)
     finally:

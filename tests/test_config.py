@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from passage.cli.main import build_parser
-from passage.config import OPTIONS, SECTIONS, Config, ConfigError, load_config
+from passage.config import OPTIONS, SECTIONS, Config, ConfigError, load_config, worker_count
 from passage.turn.config import TurnConfig
 
 
@@ -327,3 +327,34 @@ def test_metrics_and_log_settings_from_every_source(tmp_path: Path) -> None:
 def test_metrics_and_log_mistakes_are_named(argv: tuple[str, ...], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(flags(*argv), {})
+
+
+def test_workers_is_auto_unless_given_and_takes_a_count_from_every_source(tmp_path: Path) -> None:
+    assert load_config(flags(), {}).workers == 0  # auto
+    assert load_config(flags("--workers", "4"), {}).workers == 4
+    assert load_config(flags("--workers", "auto"), {"PASSAGE_WORKERS": "3"}).workers == 0
+    assert load_config(flags(), {"PASSAGE_WORKERS": "3"}).workers == 3
+    path = write_toml(tmp_path, 'workers = "auto"\n')
+    assert load_config(flags("--config", str(path)), {}).workers == 0
+    path = write_toml(tmp_path, "workers = 2\n")
+    assert load_config(flags("--config", str(path)), {}).workers == 2
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "257", "many", "2.5"])
+def test_workers_refuses_what_is_not_auto_or_1_to_256(value: str) -> None:
+    with pytest.raises(ConfigError, match='--workers: expected "auto" or an integer'):
+        load_config(flags("--workers", value), {})
+
+
+def test_auto_workers_is_one_per_cpu_and_one_with_offload() -> None:
+    assert worker_count(Config(), cpus=8) == 8
+    assert worker_count(Config(workers=3), cpus=8) == 3
+    assert worker_count(Config(workers=1), cpus=8) == 1
+    assert worker_count(Config(offload="auto"), cpus=8) == 1
+    assert worker_count(Config(), cpus=0) == 1
+
+
+def test_several_workers_with_offload_is_refused() -> None:
+    with pytest.raises(ConfigError, match="workers 2 with offload xdp"):
+        load_config(flags("--workers", "2", "--offload", "xdp"), {})
+    assert load_config(flags("--workers", "1", "--offload", "xdp"), {}).workers == 1

@@ -103,6 +103,7 @@ LAYERS: dict[str, Layer] = {
     "offload": layer(CORE),
     "cluster": layer(CORE),
     "console": layer(CORE, "identity"),
+    "workers": layer(CORE),
     # Adapters: asyncio and the network, over a core.
     "turn.aio": layer(PRODUCT, "offload.xdp", core="turn"),
     "turnclient.aio": layer(ADAPTER, core="turnclient"),
@@ -118,6 +119,7 @@ LAYERS: dict[str, Layer] = {
     "console.aio": layer(ADAPTER, "api", "frontdoor", core="console"),
     "offload.xdp": layer(ADAPTER, core="offload"),
     "cluster.aio": layer(ADAPTER, core="cluster"),
+    "workers.aio": layer(ADAPTER, core="workers"),
     # Support: the store and what the process reads at start.
     "store": layer(SUPPORT),
     "config": layer(SUPPORT),
@@ -136,6 +138,7 @@ LAYERS: dict[str, Layer] = {
     "cli": layer(ASSEMBLY),
     "mounts": layer(ASSEMBLY),
     "scrape": layer(ASSEMBLY),
+    "worker_main": layer(ASSEMBLY),
     "__main__": layer(ASSEMBLY),
 }
 

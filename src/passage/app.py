@@ -20,11 +20,12 @@ import logging
 import os
 import random
 import secrets
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from passage import __version__
 from passage.addresses import Address, Transport, format_address
@@ -32,7 +33,7 @@ from passage.api.server import ApiServer
 from passage.api.service import IdentityService, load_state, new_key_text
 from passage.api.sync import POLL_INTERVAL, IdentitySync
 from passage.cli.logging import set_log_format
-from passage.config import Config, ConfigError
+from passage.config import Config, ConfigError, worker_count
 from passage.console.aio import Console
 from passage.datadir import DataDir, prepare_data_dir
 from passage.descriptors import DescriptorBudget, raise_limit
@@ -60,7 +61,7 @@ from passage.runtime import (
     remove_record,
     write_record,
 )
-from passage.scrape import Sources, registry
+from passage.scrape import PlainFamily, Sources, registry
 from passage.settings import settings_view
 from passage.signal import SignalLimits
 from passage.signal.aio import SignalingServer
@@ -71,13 +72,17 @@ from passage.store.ledger import RESTART_END_REASON, LedgerNode, UsageLedger
 from passage.telemetry import OperatorsListener
 from passage.tlscontexts import ServerContexts
 from passage.tlsmaterial import TlsMaterialError
-from passage.turn.aio.edge import TurnEdge
+from passage.turn.aio.edge import TurnEdge, UsageSink, stream_socket, udp_socket
 from passage.turn.aio.offload import start_kernel_channels
 from passage.turn.aio.refusals import RefusalLog
+from passage.turn.alternate import Alternates
 from passage.turn.auth import CredentialChain, CredentialSource, RestSecretUsers, StaticUsers
 from passage.turn.binding import AlternateAddresses
 from passage.turn.credentials import RestSecrets
 from passage.turn.server import TurnServer
+from passage.workers.aio.pool import WorkerPool, WorkerStartError
+from passage.workers.protocol import Start
+from passage.workers.quota import SharedQuota
 
 if TYPE_CHECKING:  # redis is the cluster extra's: imported only with --redis-url
     from passage.cluster.aio import ClusterLink
@@ -89,7 +94,8 @@ logger = logging.getLogger("passage")
 class Running:
     """A started server: what it listens on, and how to stop it."""
 
-    edge: TurnEdge
+    edge: TurnEdge | None
+    """The TURN relay in this process; None when worker processes run it (``workers``)."""
     database: Database
     front_door: FrontDoor
     """The API port and the plain-HTTP port: the API, the relay and signaling behind them."""
@@ -122,6 +128,10 @@ class Running:
     """Writes the relay's bytes per hybrid connection and rule to the usage ledger."""
     reread: Callable[[], Config] | None = None
     """Reads the configuration as a reload (SIGHUP) would: what the Settings show against."""
+    workers: WorkerPool | None = None
+    """The worker processes relaying TURN (``--workers N``, N > 1)."""
+    shared_sockets: list[socket.socket] = field(default_factory=list)
+    """The TURN sockets bound here for the workers, kept open while they run."""
 
     async def stop(self) -> None:
         """Leave the cluster, stop signaling, the relay and the front door, end every
@@ -139,10 +149,47 @@ class Running:
         if self.hybrid_usage is not None:
             await self.hybrid_usage.close()
         await self.front_door.stop()
-        await self.edge.stop()
+        if self.edge is not None:
+            await self.edge.stop()
+        if self.workers is not None:
+            await self.workers.stop()
+        for sock in self.shared_sockets:
+            sock.close()
         if self.operators is not None:
             await self.operators.stop()
         await self.database.close()
+
+    def start_draining(self, alternates: Alternates) -> None:
+        """New Allocates go to ``alternates`` (300) from now on, here or in every worker."""
+        if self.edge is not None:
+            self.edge.core.start_draining(alternates)
+        if self.workers is not None:
+            self.workers.start_draining(alternates)
+
+    async def flush_usage(self) -> None:
+        """Write the usage metered so far (workers send theirs every flush interval)."""
+        if self.edge is not None:
+            await self.edge.flush_usage()
+
+    def allocations_per_user(self) -> dict[str, int]:
+        """Allocations per quota key on this node (every worker's), for the cluster."""
+        if self.edge is not None:
+            return self.edge.core.allocations_per_user()
+        return self.workers.quota.per_key() if self.workers is not None else {}
+
+    def allocations_elsewhere(self, elsewhere: dict[str, int]) -> None:
+        """The cluster's other nodes hold ``elsewhere`` per quota key: count them too."""
+        if self.edge is not None:
+            self.edge.core.allocations_elsewhere = elsewhere
+        if self.workers is not None:
+            self.workers.quota.elsewhere = elsewhere
+
+    @property
+    def allocations(self) -> int:
+        """Allocations live now, in this process or (as last reported) in the workers."""
+        if self.edge is not None:
+            return len(self.edge.core.allocations)
+        return len(self.workers.live_allocations()) if self.workers is not None else 0
 
     async def reload(self, new: Config) -> ReloadPlan:
         """Apply what of ``new`` can change while running (:mod:`passage.reload`): re-read
@@ -160,11 +207,15 @@ class Running:
             self.tls_contexts.reload(datadir.tls_cert, datadir.tls_key)
         except TlsMaterialError as error:  # replaced again since prepare_data_dir read it
             raise ConfigError(error.message) from None
-        self.edge.core.reconfigure(plan.config.turn, credentials)
+        if self.edge is not None:
+            self.edge.core.reconfigure(plan.config.turn, credentials)
+        if self.workers is not None:  # each worker does the same with its own copy
+            self.workers.reload(plan.config, datadir)
         logging.getLogger().setLevel(plan.config.log_level.upper())
         set_log_format(plan.config.log_format)
         self.config, self.datadir = plan.config, datadir
-        await self.edge.flush_usage()
+        if self.edge is not None:
+            await self.edge.flush_usage()
         return plan
 
 
@@ -217,17 +268,53 @@ def relay_topology(config: Config, endpoint: AdvertisedEndpoint) -> RelayTopolog
     )
 
 
+def turn_edge(
+    config: Config,
+    datadir: DataDir,
+    state: IdentityState,
+    *,
+    nonce_key: bytes,
+    usage_sink: UsageSink,
+    clock: Callable[[], float] = time.time,
+    on_quota: Callable[[str, int], None] | None = None,
+) -> TurnEdge:
+    """The TURN core and its asyncio edge, listening nowhere yet: this process's relay,
+    or one worker's (``passage.worker_main``)."""
+    relays = relay_addresses(config)
+    core = TurnServer(
+        config.turn,
+        credential_source(config, datadir, state),
+        nonce_key=nonce_key,
+        rng=random.Random(secrets.randbits(64)),
+        relay_families=relays.families,
+        on_refused=RefusalLog(logging.getLogger("passage.turn")),
+        alternates=nat_discovery(config),
+        own_addresses=own_addresses(config, relays),
+        on_quota=on_quota,
+    )
+    return TurnEdge(
+        core,
+        relays,
+        usage_sink=usage_sink,
+        usage_interval=config.usage_flush_interval,
+        clock=clock,
+        own_addresses=lambda: own_addresses(config, relays),
+    )
+
+
 async def start(
     config: Config,
     datadir: DataDir,
     *,
     clock: Callable[[], float] = time.time,
     poll_interval: float = POLL_INTERVAL,
+    workers: int = 1,
 ) -> Running:
     """Open the store and bind every listener; raises OSError if a port is taken.
 
     ``clock`` (Unix seconds) is every service's notion of now: tests pass their own,
-    and a longer ``poll_interval`` to see what only cluster events deliver.
+    and a longer ``poll_interval`` to see what only cluster events deliver. ``workers``
+    > 1 runs TURN in that many processes (``passage.workers``), which see the real time.
     """
     _raise_descriptor_limit()
     database = await open_database(
@@ -253,24 +340,21 @@ async def start(
     relays = relay_addresses(config)
     endpoint = advertised_endpoint(config, relays)
     alternates = nat_discovery(config)
-    core = TurnServer(
-        config.turn,
-        credential_source(config, datadir, state),
-        nonce_key=nonce_key(datadir),
-        rng=random.Random(secrets.randbits(64)),
-        relay_families=relays.families,
-        on_refused=RefusalLog(logging.getLogger("passage.turn")),
-        alternates=alternates,
-        own_addresses=own_addresses(config, relays),
-    )
-    edge = TurnEdge(
-        core,
-        relays,
-        usage_sink=ledger.record,
-        usage_interval=config.usage_flush_interval,
-        clock=clock,
-        own_addresses=lambda: own_addresses(config, relays),
-    )
+    nonces = nonce_key(datadir)  # every worker's, and every node's sharing the secret
+    edge, pool = None, None
+    live_turn: TurnEdge | WorkerPool
+    if workers <= 1:
+        edge = live_turn = turn_edge(
+            config, datadir, state, nonce_key=nonces, usage_sink=ledger.record, clock=clock
+        )
+    else:
+        pool = live_turn = WorkerPool(
+            workers,
+            lambda index, listeners: Start(index, nonces, config, datadir, state, listeners),
+            SharedQuota(config.turn.max_allocations_per_user, config.turn.max_allocations_total),
+            usage_sink=ledger.record,
+            close_lost=ledger.close_lost,
+        )
     service = IdentityService(store, state, relay_topology(config, endpoint), clock)
     hybrid = HybridRelay(
         hybrid_admin.namespace,
@@ -287,10 +371,10 @@ async def start(
     )
     signaling = SignalingServer(state, SignalLimits(room_size=config.signal_room_size), clock=clock)
     live = LiveView(
-        allocations=edge.live_allocations,
-        end_allocation=edge.end_allocation,
-        turn=edge.turn_counters,
-        throughput=edge.throughput.points,
+        allocations=live_turn.live_allocations,
+        end_allocation=live_turn.end_allocation,
+        turn=live_turn.turn_counters,
+        throughput=live_turn.throughput.points,
         listeners=hybrid.live_listeners,
         bridges=hybrid.live_bridges,
         rooms=signaling.live_rooms,
@@ -316,17 +400,26 @@ async def start(
     try:
         if config.metrics_port:  # first: /readyz says "not ready" until the rest is bound
             running.operators = OperatorsListener(
-                registry(Sources(edge, door, hybrid, signaling, running.readiness)),
+                registry(
+                    Sources(edge, door, hybrid, signaling, running.readiness, _worker_metrics(pool))
+                ),
                 running.readiness,
                 database.ping,
             )
             await running.operators.listen(config.metrics_ip, config.metrics_port)
-        await _listen_turn(config, edge, alternates, running)
-        edge.offload = start_kernel_channels(
-            config.offload,
-            [*config.listen_ips, *relays.bind.values()],
-            capped=config.turn.max_bytes_per_second > 0,
-        )
+        if edge is not None:
+            await _listen_turn(config, edge, alternates, running)
+            edge.offload = start_kernel_channels(
+                config.offload,
+                [*config.listen_ips, *relays.bind.values()],
+                capped=config.turn.max_bytes_per_second > 0,
+            )
+        elif pool is not None:
+            running.workers = pool
+            await pool.start(_shared_sockets(config, workers, running))
+            logger.info("TURN runs in %d worker processes: %s", workers,
+                        ", ".join(str(pid) for pid in pool.pids))  # fmt: skip
+            pool.share_identity(state)
         for ip in config.listen_ips:  # the API last: once it accepts, every listener is bound
             if config.api_port:
                 tls = running.tls_contexts.context(("http/1.1",))
@@ -335,7 +428,7 @@ async def start(
                 running.http.append(await door.listen(ip, config.http_port, None))
         running.readiness.listening = True
         if config.redis_url is not None:  # once it serves: the registry announces it
-            running.cluster = await _join_cluster(config, endpoint, edge, running, clock)
+            running.cluster = await _join_cluster(config, endpoint, running, clock)
             _share_changes(running.cluster, service, hybrid_admin, store_poll)
     except BaseException:
         await running.stop()
@@ -346,7 +439,6 @@ async def start(
 async def _join_cluster(
     config: Config,
     endpoint: AdvertisedEndpoint,
-    edge: TurnEdge,
     running: Running,
     clock: Callable[[], float],
 ) -> ClusterLink:
@@ -369,7 +461,7 @@ async def _join_cluster(
             turn_port=config.turn_port,
             turns_port=config.turns_port if running.tls else 0,
             region=config.region,
-            load=len(edge.core.allocations),
+            load=running.allocations,
             draining=running.drain.draining,
             seen_at=now,
         )
@@ -382,12 +474,8 @@ async def _join_cluster(
 
     link.on_state.append(degraded)
     await link.start()
-    core = edge.core
-
-    def apply(elsewhere: dict[str, int]) -> None:
-        core.allocations_elsewhere = elsewhere
-
-    link.run(AllocationCounts(link, core.allocations_per_user, apply).forever())
+    counts = AllocationCounts(link, running.allocations_per_user, running.allocations_elsewhere)
+    link.run(counts.forever())
     return link
 
 
@@ -418,6 +506,49 @@ def _share_changes(
     )
     hybrid_admin.on_commit = hc_changed
     link.on_event.append(apply)
+
+
+def _worker_metrics(
+    pool: WorkerPool | None,
+) -> Callable[[], list[list[PlainFamily]]] | None:
+    """The workers' metric reports for ``/metrics`` (they are ``scrape.turn_families``)."""
+    if pool is None:
+        return None
+    return lambda: [cast(list[PlainFamily], list(report)) for report in pool.metric_reports()]
+
+
+def _shared_sockets(
+    config: Config, workers: int, running: Running
+) -> list[list[tuple[str, socket.socket]]]:
+    """Every TURN listener, bound ``workers`` times with ``SO_REUSEPORT``: one socket each.
+
+    The addresses go in ``running`` as ``_listen_turn`` puts them; a port 0 is the port
+    the first socket got.
+    """
+    per_worker: list[list[tuple[str, socket.socket]]] = [[] for _ in range(workers)]
+
+    def bind(kind: str, host: str, port: int, into: list[Address]) -> None:
+        make = udp_socket if kind == "udp" else stream_socket
+        first = make(host, port, reuse_port=True)
+        running.shared_sockets.append(first)
+        bound = first.getsockname()
+        into.append((str(bound[0]), int(bound[1])))
+        per_worker[0].append((kind, first))
+        for sockets in per_worker[1:]:
+            sock = make(host, int(bound[1]), reuse_port=True)
+            running.shared_sockets.append(sock)
+            sockets.append((kind, sock))
+
+    for ip in config.listen_ips:
+        bind("udp", ip, config.turn_port, running.udp)
+        bind("tcp", ip, config.turn_port, running.tcp)
+        for port in config.tls_ports:
+            bind("tls", ip, port, running.tls)
+    alternates = nat_discovery(config)
+    for host, port in alternates.listeners()[1:] if alternates else ():
+        bind("udp", host, port, running.discovery)
+        bind("tcp", host, port, running.tcp)
+    return per_worker
 
 
 async def _close_orphans(ledger: UsageLedger, now: float) -> None:
@@ -470,8 +601,11 @@ async def serve(
 
     While it runs, ``DATA_DIR/server.json`` (:mod:`passage.runtime`) says where.
     """
+    workers = worker_count(config, len(os.sched_getaffinity(0)))
     try:
-        running = await start(config, datadir)
+        running = await start(config, datadir, workers=workers)
+    except WorkerStartError as error:
+        raise ConfigError(str(error)) from None
     except OSError as error:
         # The CLI checked every port and address before; another process got there since.
         raise ConfigError(
@@ -491,7 +625,7 @@ async def serve(
     lifecycle.install(asyncio.get_running_loop())
     try:
         await lifecycle.stopped.wait()
-        logger.info("shutting down: ending %d allocations", len(running.edge.core.allocations))
+        logger.info("shutting down: ending %d allocations", running.allocations)
     finally:
         await lifecycle.close()
         remove_record(datadir.path, record.boot_id)

@@ -35,6 +35,7 @@ __all__ = [
     "ValueKind",
     "load_config",
     "settings_given",
+    "worker_count",
 ]
 
 CONFIG_ENV = "PASSAGE_CONFIG"
@@ -171,6 +172,10 @@ class Config:
 
     offload: str = "off"
     """Kernel fast path for UDP channels: off, xdp (fail if it cannot), auto (fall back)."""
+
+    workers: int = 0
+    """Processes relaying TURN, sharing its ports (``SO_REUSEPORT``); 0 (``auto``): one per
+    CPU this process may run on, or 1 with ``offload``. 1 is one process for everything."""
 
     turn: TurnConfig = field(default_factory=TurnConfig)
     """Policy of the TURN core: realm, lifetimes, quotas, peer filtering (``[turn]`` table)."""
@@ -432,6 +437,25 @@ def _parse_offload(text: str) -> str:
     return mode
 
 
+MAX_WORKERS = 256
+
+
+def _workers_from_toml(value: object) -> int:
+    if value == "auto":
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_WORKERS:
+        raise _expected(f'"auto" or an integer from 1 to {MAX_WORKERS}', value)
+    return value
+
+
+def _parse_workers(text: str) -> int:
+    word = text.strip().lower()
+    try:
+        return _workers_from_toml("auto" if word == "auto" else int(word))
+    except ValueError:
+        raise _expected(f'"auto" or an integer from 1 to {MAX_WORKERS}', text) from None
+
+
 TEXT = _via_text("a string", _parse_text, "TEXT")
 PATH = _via_text("a path", _parse_path, "PATH")
 IP = _via_text("an IP address", _parse_ip, "IP")
@@ -450,6 +474,7 @@ NAME = _via_text("a name", _parse_name, "NAME")
 LOG_LEVEL = _via_text("a log level", _parse_log_level, "LEVEL")
 LOG_FORMAT = _via_text("a log format", _parse_log_format, "FORMAT")
 OFFLOAD = _via_text("an offload mode", _parse_offload, "MODE")
+WORKERS = ValueKind(_parse_workers, _workers_from_toml, "N")
 BOOL = ValueKind(_parse_bool, _check_bool, None)
 PORT = _integer("PORT", 1, 65535)
 PORT_OR_OFF = _integer("PORT", 0, 65535)
@@ -581,6 +606,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     _top("drain_timeout", SECONDS, "seconds a drain (SIGTERM) waits for live allocations"),
     _top("offload", OFFLOAD, "kernel fast path for UDP channels: off, xdp or auto"),
+    _top("workers", WORKERS, "processes relaying TURN on the same ports; auto: one per CPU"),
     _turn("realm", TEXT, "TURN realm"),
     _turn("software", TEXT, "SOFTWARE attribute in authenticated responses"),
     _turn("default_lifetime", LIFETIME, "allocation lifetime when the client asks none"),
@@ -762,6 +788,11 @@ def _check(config: Config) -> None:
             f"turn.max_lifetime ({config.turn.max_lifetime} s)"
         )
     _check_nat_discovery(config)
+    if config.workers > 1 and config.offload != "off":
+        raise ConfigError(
+            f"workers {config.workers} with offload {config.offload}: the XDP fast path runs "
+            "in one process; use --workers 1 (or leave --workers at auto) with --offload"
+        )
     # Every one of these is a TCP listener on the same addresses.
     tcp_ports = [("turn_port", config.turn_port), ("turns_port", config.turns_port)]
     tcp_ports += [("turns_extra_ports", port) for port in config.turns_extra_ports]
@@ -774,6 +805,14 @@ def _check(config: Config) -> None:
         if port and port in seen:
             raise ConfigError(f"{seen[port]} and {name} are both {port}")
         seen.setdefault(port, name)
+
+
+def worker_count(config: Config, cpus: int) -> int:
+    """How many processes relay TURN: ``workers``, or for auto one per CPU (``cpus``)
+    unless the kernel fast path is on, which one process drives."""
+    if config.workers:
+        return config.workers
+    return 1 if config.offload != "off" else max(1, cpus)
 
 
 def _check_nat_discovery(config: Config) -> None:

@@ -107,9 +107,8 @@ class Lifecycle:
 
     def _status(self) -> str:
         """One line for ``systemctl status``."""
-        core = self.running.edge.core
         state = "draining" if self.running.drain.draining else "serving"
-        return f"{state}: {len(core.allocations)} allocations"
+        return f"{state}: {self.running.allocations} allocations"
 
     async def close(self) -> None:
         """Before the server stops: let a reload under way finish, start none after it; end
@@ -135,22 +134,22 @@ class Lifecycle:
 
     async def drain(self) -> None:
         """Send new work elsewhere, let live work end, then set :attr:`stopped`."""
-        running, core = self.running, self.running.edge.core
+        running = self.running
         alternates = await resolve_alternates(running.config)
         if running.cluster is not None:
             await running.cluster.beat()  # the others stop handing this node out now
             if not alternates.plain and not alternates.tls:
                 alternates = await cluster_alternates(running.cluster)
-        core.start_draining(alternates)
+        running.start_draining(alternates)
         self.notifier.stopping(self._status())
         logger.warning(
             "draining (SIGTERM): %d allocations and %d Hybrid Connections listeners live; "
             "new Allocates get %s; stopping when they end, at the latest in %.0f s "
             "(SIGTERM again or SIGINT: stop now)",
-            len(core.allocations), len(running.relay.channels), _describe(alternates),
+            running.allocations, len(running.relay.channels), _describe(alternates),
             running.drain.remaining(self.clock()),
         )  # fmt: skip
-        await running.edge.flush_usage()
+        await running.flush_usage()
         await running.signaling.drain()
         hybrid = asyncio.create_task(running.relay.drain())
         try:
@@ -161,17 +160,17 @@ class Lifecycle:
         self.stopped.set()
 
     async def _wait_until_drained(self, hybrid: asyncio.Task[None]) -> None:
-        running, core = self.running, self.running.edge.core
+        running = self.running
         next_report = self.clock() + DRAIN_REPORT_INTERVAL
         while True:
             now = self.clock()
-            if not core.allocations and hybrid.done():
+            if not running.allocations and hybrid.done():
                 logger.info("drained: no allocation or bridge left")
                 return
             if running.drain.overdue(now):
                 logger.warning(
                     "drain timeout: stopping with %d allocations and %d bridges still live",
-                    len(core.allocations), running.relay.bridges_in_flight,
+                    running.allocations, running.relay.bridges_in_flight,
                 )  # fmt: skip
                 return
             if now >= next_report:
@@ -179,7 +178,7 @@ class Lifecycle:
                 self.notifier.status(self._status())
                 logger.info(
                     "draining: %d allocations and %d bridges left; %.0f s to the deadline",
-                    len(core.allocations), running.relay.bridges_in_flight,
+                    running.allocations, running.relay.bridges_in_flight,
                     running.drain.remaining(now),
                 )  # fmt: skip
             await asyncio.sleep(DRAIN_POLL)
@@ -235,7 +234,7 @@ class Lifecycle:
         running = self.running
         if running.drain.draining:
             running.drain.set_timeout(running.config.drain_timeout)
-            running.edge.core.start_draining(await resolve_alternates(running.config))
+            running.start_draining(await resolve_alternates(running.config))
 
     def _tls(self) -> str:
         """``TLS certificate server.pem (expires 2027-01-01)``: what new handshakes present."""

@@ -17,7 +17,7 @@ Assembly: it reads every product, and only the app imports it.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -39,7 +39,14 @@ from passage.signal.aio import SignalingServer
 from passage.stun import Method
 from passage.turn.aio.edge import TurnEdge
 
-__all__ = ["PassageCollector", "Sources", "registry"]
+__all__ = [
+    "PassageCollector",
+    "PlainFamily",
+    "Sources",
+    "merge_families",
+    "registry",
+    "turn_families",
+]
 
 NAMESPACE = "passage"
 
@@ -63,11 +70,48 @@ def status_label(status: int) -> str:
 class Sources:
     """Where the counters live: one of each service of a running process."""
 
-    edge: TurnEdge
+    edge: TurnEdge | None
+    """None when worker processes relay TURN (``--workers N``): then ``workers`` says."""
     front_door: FrontDoor
     relay: HybridRelay
     signaling: SignalingServer
     readiness: Readiness
+    workers: Callable[[], Iterable[Iterable[PlainFamily]]] | None = None
+    """Each worker's TURN and store families (:func:`turn_families`), as last reported."""
+
+
+PlainFamily = tuple[str, str, str, tuple[tuple[str, tuple[tuple[str, str], ...], float], ...]]
+"""A metric family as plain data a worker sends its parent: (name, documentation, type,
+samples as (sample name, labels, value))."""
+
+
+def turn_families(edge: TurnEdge) -> list[PlainFamily]:
+    """One edge's TURN and usage-store families, as plain data (a worker's report)."""
+    return [
+        (family.name, family.documentation, family.type,
+         tuple((s.name, tuple(sorted(s.labels.items())), s.value) for s in family.samples))
+        for family in (*_turn(edge), *_store(edge))
+    ]  # fmt: skip
+
+
+def merge_families(reports: Iterable[Iterable[PlainFamily]]) -> list[Metric]:
+    """The workers' families as one process's: every sample summed over the workers (counts,
+    gauges of things held, histogram buckets alike). A restarted worker's counters start
+    from zero, which a scraper sees as a reset."""
+    families: dict[str, Metric] = {}
+    sums: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
+    for report in reports:
+        for name, documentation, kind, samples in report:
+            if name not in families:
+                families[name] = Metric(name, documentation, kind)
+                sums[name] = {}
+            for sample_name, labels, value in samples:
+                key = (sample_name, labels)
+                sums[name][key] = sums[name].get(key, 0.0) + value
+    for name, family in families.items():
+        for (sample_name, labels), value in sums[name].items():
+            family.add_sample(sample_name, dict(labels), value)
+    return list(families.values())
 
 
 def registry(sources: Sources) -> CollectorRegistry:
@@ -100,101 +144,15 @@ class PassageCollector(Collector):
             "passage_ready", "1 when /readyz would say ready but for the store check.",
             int(not readiness.problems()),
         )  # fmt: skip
-        yield from self._turn()
-        yield from self._store()
+        edge = self.sources.edge
+        if edge is not None:
+            yield from _turn(edge)
+            yield from _store(edge)
+        elif self.sources.workers is not None:
+            yield from merge_families(self.sources.workers())
         yield from self._http()
         yield from self._hybrid()
         yield from self._signal()
-
-    # --- TURN -------------------------------------------------------------------------
-
-    def _turn(self) -> Iterator[Metric]:
-        edge = self.sources.edge
-        core = edge.core
-        metrics = core.metrics
-        live: Counter[tuple[str, str]] = Counter()
-        permissions = channels = 0
-        for allocation in core.allocations.values():
-            transport = allocation.five_tuple.transport.value
-            for family in allocation.relays:
-                live[(transport, FAMILY_NAMES.get(family, str(family)))] += 1
-            permissions += len(allocation.permissions)
-            channels += len(allocation.bindings)
-        allocations = GaugeMetricFamily(
-            "passage_turn_allocations",
-            "Relayed addresses held now, by client transport and relay address family "
-            "(a dual-stack allocation counts once per family).",
-            labels=["transport", "family"],
-        )
-        for (transport, family_name), count in sorted(live.items()):
-            allocations.add_metric([transport, family_name], count)
-        yield allocations
-        yield _gauge("passage_turn_permissions", "Permissions installed now.", permissions)
-        yield _gauge("passage_turn_channels", "Channel bindings now.", channels)
-        yield _gauge(
-            "passage_turn_connections",
-            "TCP and TLS client connections open now (TLS handshakes excluded).",
-            len(edge.streams),
-        )
-        yield _counter(
-            "passage_turn_allocations_started", "Allocations started, by client transport.",
-            ["transport"], [((k,), v) for k, v in metrics.starts.items()]
-        )  # fmt: skip
-        yield _counter(
-            "passage_turn_allocations_ended", "Allocations ended, by reason.",
-            ["reason"], [((k,), v) for k, v in metrics.ends.items()]
-        )  # fmt: skip
-        relayed = core.relayed()
-        byte_rows = []
-        packet_rows = []
-        for transport, (b2p, p2p, bfp, pfp) in relayed.items():
-            byte_rows += [(("to_peer", transport), b2p), (("from_peer", transport), bfp)]
-            packet_rows += [(("to_peer", transport), p2p), (("from_peer", transport), pfp)]
-        yield _counter(
-            "passage_turn_relayed_bytes",
-            "Application bytes relayed, by direction (to_peer: from clients to peers) and "
-            "client transport.",
-            ["direction", "transport"], byte_rows,
-        )  # fmt: skip
-        yield _counter(
-            "passage_turn_relayed_packets",
-            "Packets relayed, by direction and client transport.",
-            ["direction", "transport"], packet_rows,
-        )  # fmt: skip
-        yield _counter(
-            "passage_turn_requests", "STUN/TURN requests received, by method.",
-            ["method"], [((method_name(k),), v) for k, v in metrics.requests.items()]
-        )  # fmt: skip
-        yield _counter(
-            "passage_turn_errors", "Error responses sent, by request method and error code.",
-            ["method", "code"],
-            [((method_name(m), str(c)), v) for (m, c), v in metrics.refusals.items()]
-        )  # fmt: skip
-        yield _counter(
-            "passage_turn_drops", "Packets and connections dropped without an answer, by reason.",
-            ["reason"], [((str(k),), v) for k, v in metrics.drops.items()]
-        )  # fmt: skip
-        yield _counter(
-            "passage_turn_auth_failures", "Failed authentications, by cause.",
-            ["cause"], [((k,), v) for k, v in metrics.auth_failures.items()]
-        )  # fmt: skip
-
-    def _store(self) -> Iterator[Metric]:
-        edge = self.sources.edge
-        yield _histogram(
-            "passage_store_flush_duration_seconds",
-            "Seconds each usage ledger write took (the edge writes once a flush interval).",
-            edge.flush_latency,
-        )
-        yield _counter(
-            "passage_store_flush_failures", "Usage ledger writes that failed (kept for retry).",
-            [], [((), edge.flush_failures)],
-        )  # fmt: skip
-        yield _gauge(
-            "passage_store_unsaved_records",
-            "Usage records not yet in the ledger (being written, or kept after a failure).",
-            edge.unsaved_records,
-        )
 
     # --- HTTP -------------------------------------------------------------------------
 
@@ -315,3 +273,96 @@ def _histogram(name: str, documentation: str, histogram: Histogram) -> Histogram
 
 def _buckets(histogram: Histogram) -> list[tuple[str, float]]:
     return [(bound, float(count)) for bound, count in histogram.cumulative()]
+
+
+# --- TURN (per edge: a worker reports its own) --------------------------------------
+
+
+def _turn(edge: TurnEdge) -> Iterator[Metric]:
+    """The TURN relay's families, from one edge."""
+    core = edge.core
+    metrics = core.metrics
+    live: Counter[tuple[str, str]] = Counter()
+    permissions = channels = 0
+    for allocation in core.allocations.values():
+        transport = allocation.five_tuple.transport.value
+        for family in allocation.relays:
+            live[(transport, FAMILY_NAMES.get(family, str(family)))] += 1
+        permissions += len(allocation.permissions)
+        channels += len(allocation.bindings)
+    allocations = GaugeMetricFamily(
+        "passage_turn_allocations",
+        "Relayed addresses held now, by client transport and relay address family "
+        "(a dual-stack allocation counts once per family).",
+        labels=["transport", "family"],
+    )
+    for (transport, family_name), count in sorted(live.items()):
+        allocations.add_metric([transport, family_name], count)
+    yield allocations
+    yield _gauge("passage_turn_permissions", "Permissions installed now.", permissions)
+    yield _gauge("passage_turn_channels", "Channel bindings now.", channels)
+    yield _gauge(
+        "passage_turn_connections",
+        "TCP and TLS client connections open now (TLS handshakes excluded).",
+        len(edge.streams),
+    )
+    yield _counter(
+        "passage_turn_allocations_started", "Allocations started, by client transport.",
+        ["transport"], [((k,), v) for k, v in metrics.starts.items()]
+    )  # fmt: skip
+    yield _counter(
+        "passage_turn_allocations_ended", "Allocations ended, by reason.",
+        ["reason"], [((k,), v) for k, v in metrics.ends.items()]
+    )  # fmt: skip
+    relayed = core.relayed()
+    byte_rows = []
+    packet_rows = []
+    for transport, (b2p, p2p, bfp, pfp) in relayed.items():
+        byte_rows += [(("to_peer", transport), b2p), (("from_peer", transport), bfp)]
+        packet_rows += [(("to_peer", transport), p2p), (("from_peer", transport), pfp)]
+    yield _counter(
+        "passage_turn_relayed_bytes",
+        "Application bytes relayed, by direction (to_peer: from clients to peers) and "
+        "client transport.",
+        ["direction", "transport"], byte_rows,
+    )  # fmt: skip
+    yield _counter(
+        "passage_turn_relayed_packets",
+        "Packets relayed, by direction and client transport.",
+        ["direction", "transport"], packet_rows,
+    )  # fmt: skip
+    yield _counter(
+        "passage_turn_requests", "STUN/TURN requests received, by method.",
+        ["method"], [((method_name(k),), v) for k, v in metrics.requests.items()]
+    )  # fmt: skip
+    yield _counter(
+        "passage_turn_errors", "Error responses sent, by request method and error code.",
+        ["method", "code"],
+        [((method_name(m), str(c)), v) for (m, c), v in metrics.refusals.items()]
+    )  # fmt: skip
+    yield _counter(
+        "passage_turn_drops", "Packets and connections dropped without an answer, by reason.",
+        ["reason"], [((str(k),), v) for k, v in metrics.drops.items()]
+    )  # fmt: skip
+    yield _counter(
+        "passage_turn_auth_failures", "Failed authentications, by cause.",
+        ["cause"], [((k,), v) for k, v in metrics.auth_failures.items()]
+    )  # fmt: skip
+
+
+def _store(edge: TurnEdge) -> Iterator[Metric]:
+    """The usage ledger writes' families, from one edge."""
+    yield _histogram(
+        "passage_store_flush_duration_seconds",
+        "Seconds each usage ledger write took (the edge writes once a flush interval).",
+        edge.flush_latency,
+    )
+    yield _counter(
+        "passage_store_flush_failures", "Usage ledger writes that failed (kept for retry).",
+        [], [((), edge.flush_failures)],
+    )  # fmt: skip
+    yield _gauge(
+        "passage_store_unsaved_records",
+        "Usage records not yet in the ledger (being written, or kept after a failure).",
+        edge.unsaved_records,
+    )

@@ -186,6 +186,7 @@ def make_server(config: TurnConfig | None = None, **kwargs: object) -> TurnServe
         relay_families=families,  # type: ignore[arg-type]
         rng=random.Random(7),
         alternates=kwargs.pop("alternates", None),  # type: ignore[arg-type]
+        on_quota=kwargs.pop("on_quota", None),  # type: ignore[arg-type]
     )
 
 

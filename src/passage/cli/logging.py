@@ -40,7 +40,11 @@ class _PassageHandler(logging.StreamHandler[TextIO]):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per record, on one line."""
+    """One JSON object per record, on one line; ``tag`` adds ``"process": tag``."""
+
+    def __init__(self, tag: str = "") -> None:
+        super().__init__()
+        self.tag = tag
 
     def format(self, record: logging.LogRecord) -> str:
         stamp = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
@@ -50,6 +54,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "event": record.getMessage(),
         }
+        if self.tag:
+            line["process"] = self.tag
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             for key, value in fields.items():
@@ -59,30 +65,37 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str, ensure_ascii=False)
 
 
-def configure_logging(level: str, log_format: str = "text") -> None:
+def configure_logging(level: str, log_format: str = "text", tag: str = "") -> None:
     """Send every record at ``level`` (debug, info, warning, error) or above to stderr, as
     ``text`` or ``json`` lines.
 
-    Calling it again replaces the handler it installed; other handlers stay.
+    ``tag`` follows the logger's name on every line (``passage.turn[worker 2]``), so a
+    worker process's lines are told apart. Calling it again replaces the handler it
+    installed; other handlers stay.
     """
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _PassageHandler)]:
         root.removeHandler(old)
     handler = _PassageHandler(sys.stderr)
-    handler.setFormatter(_formatter(log_format))
+    handler.setFormatter(_formatter(log_format, tag))
     root.addHandler(handler)
     root.setLevel(level.upper())
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
-def set_log_format(log_format: str) -> None:
+def set_log_format(log_format: str, tag: str = "") -> None:
     """Write from now on as ``text`` or ``json`` (a reload): the handler
     :func:`configure_logging` installed changes its formatter; nothing else is touched."""
     for handler in logging.getLogger().handlers:
         if isinstance(handler, _PassageHandler):
-            handler.setFormatter(_formatter(log_format))
+            handler.setFormatter(_formatter(log_format, tag))
 
 
-def _formatter(log_format: str) -> logging.Formatter:
-    return JsonFormatter() if log_format == "json" else logging.Formatter(LOG_FORMAT)
+def _formatter(log_format: str, tag: str = "") -> logging.Formatter:
+    """``tag`` (a worker's ``worker N``) follows the logger's name, or is JSON's ``process``."""
+    if log_format == "json":
+        return JsonFormatter(tag)
+    return logging.Formatter(
+        LOG_FORMAT.replace("%(name)s", f"%(name)s[{tag}]") if tag else LOG_FORMAT
+    )

@@ -43,7 +43,7 @@ def _run(arguments: argparse.Namespace) -> int:
     # Imported here so that other commands never load the server.
     from passage.app import serve
 
-    runner = asyncio.Runner(loop_factory=_loop_factory())
+    runner = asyncio.Runner(loop_factory=loop_factory())
     try:
         with runner:
             runner.run(serve(config, datadir, lambda: config_from_arguments(arguments)))
@@ -69,7 +69,7 @@ def _refuse_a_second_server(config: Config) -> None:
         )
 
 
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop's event loop when it is installed, else asyncio's default."""
     try:
         import uvloop

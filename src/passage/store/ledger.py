@@ -51,6 +51,7 @@ from passage.usage import UsageRecord
 
 __all__ = [
     "RESTART_END_REASON",
+    "WORKER_LOST_END_REASON",
     "AllocationUsage",
     "LedgerNode",
     "UsageBucket",
@@ -72,6 +73,10 @@ BATCHES_KEPT = 1000
 
 RESTART_END_REASON = "server_restart"
 """End reason of an allocation closed by the next start of the node whose run died."""
+
+WORKER_LOST_END_REASON = "worker_restart"
+"""End reason of an allocation closed because the worker process holding it died
+(``passage serve --workers N``): the parent restarts the worker, the node runs on."""
 
 LEGACY_STALE_AFTER = 600.0
 """Seconds without a flush after which a row from before node ids (schema v4) is nobody's
@@ -205,6 +210,25 @@ class UsageLedger:
         async with self._database.write() as connection:
             result = await connection.execute(statement)
         return int(result.rowcount)
+
+    async def close_lost(self, allocation_ids: Sequence[str]) -> int:
+        """Close the allocations of a worker process that died; return how many were open.
+
+        Like :meth:`close_orphans` for one worker while the node runs on: each ends
+        where the ledger last saw it, with end reason ``worker_restart``.
+        """
+        column = allocations.c
+        closed = 0
+        async with self._database.write() as connection:
+            for offset in range(0, len(allocation_ids), _ID_CHUNK):
+                chunk = list(allocation_ids[offset : offset + _ID_CHUNK])
+                statement = (
+                    update(allocations)
+                    .where(column.id.in_(chunk), column.ended_at.is_(None))
+                    .values(ended_at=column.last_seen_at, end_reason=WORKER_LOST_END_REASON)
+                )
+                closed += int((await connection.execute(statement)).rowcount)
+        return closed
 
     async def allocations(
         self,

@@ -66,7 +66,9 @@ class BindRelay:
     ``families`` lists the address families (1 = IPv4, 2 = IPv6), one socket
     each. ``even_port`` asks for an even port; ``reserve_next`` also reserves
     port + 1 (RFC 8656 §14.6). ``dont_fragment`` sets the DF bit on what the
-    relay sends (RFC 8656 §14.8).
+    relay sends (RFC 8656 §14.8). ``quota_key`` and ``units`` say whose allocation
+    quota it counts against and how many units it takes (2 when a port is kept), for
+    an adapter that must admit it elsewhere first (``relay_quota_refused``).
     """
 
     five_tuple: FiveTuple
@@ -74,6 +76,8 @@ class BindRelay:
     even_port: bool
     reserve_next: bool
     dont_fragment: bool
+    quota_key: str = ""
+    units: int = 1
 
 
 @dataclass(frozen=True, slots=True)

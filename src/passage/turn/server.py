@@ -157,12 +157,15 @@ class TurnServer:
         on_refused: Callable[[Refused], None] | None = None,
         alternates: AlternateAddresses | None = None,
         own_addresses: OwnAddresses | None = None,
+        on_quota: Callable[[str, int], None] | None = None,
     ) -> None:
         """``rng`` draws the core's random parts (allocation IDs, reservation tokens, Data
         indication transaction IDs): the adapter passes a seeded ``random.Random``.
         ``alternates``: the four RFC 5780 transport addresses, when there is a second IP.
         ``own_addresses``: this server's listeners and relay sockets, which the peer
-        policy refuses and lets through respectively (``turn/own_addresses.py``)."""
+        policy refuses and lets through respectively (``turn/own_addresses.py``).
+        ``on_quota(quota_key, held)`` hears every change of what a quota key holds, for
+        an adapter that shares the quota with other processes (``passage.workers``)."""
         self.config = config
         self.auth = Authenticator(
             config.realm, credentials, NonceIssuer(nonce_key, config.nonce_lifetime)
@@ -189,6 +192,7 @@ class TurnServer:
         """Cluster mode: allocations per quota key on the cluster's other nodes, as the
         adapter last read them (about once a second); ``max_allocations_per_user`` counts
         them too."""
+        self._on_quota = on_quota
         self._ended: list[tuple[Allocation, float, str, str]] = []
         """Allocations ended since the last usage collection, with when and why: their final
         records are built at collection, so bytes an adapter adds to their meters after the
@@ -308,7 +312,7 @@ class TurnServer:
             self._reservations[token] = Reservation(
                 reserved, pending.families[0], now + self.config.reservation_lifetime, quota_key
             )
-            self._per_user[quota_key] += 1  # the kept port is the maker's until taken
+            self._take_quota(quota_key)  # the kept port is the maker's until taken
             extra_attributes.append((AttributeType.RESERVATION_TOKEN, token))
         return self._allocate_success(pending, allocation, extra_attributes)
 
@@ -321,6 +325,20 @@ class TurnServer:
         self._release_quota(pending.request.auth.credential.quota_key)
         error = TurnError(ErrorCode.INSUFFICIENT_CAPACITY, "No relay port available")
         return [self._answer_error(pending.request, error)]
+
+    def relay_quota_refused(self, five_tuple: FiveTuple, reason: str, now: float) -> list[Action]:
+        """The quota shared with other processes has no room for this ``BindRelay``: 486."""
+        pending = self._pending.pop(five_tuple, None)
+        if pending is None:
+            return []
+        assert pending.request.auth is not None
+        self._release_quota(pending.request.auth.credential.quota_key)
+        error = TurnError(ErrorCode.ALLOCATION_QUOTA_REACHED, reason)
+        return [self._answer_error(pending.request, error)]
+
+    def quota_held(self, quota_key: str) -> int:
+        """Units ``quota_key`` holds here: allocations being bound or live, kept ports."""
+        return self._per_user[quota_key]
 
     def client_closed(self, five_tuple: FiveTuple, now: float) -> list[Action]:
         """A TCP or TLS client connection closed: its allocation goes with it (RFC 8656 §3.1)."""
@@ -435,7 +453,8 @@ class TurnServer:
         pending = _PendingAllocate(request, lifetime, families, even_port is True, missing)
         self._pending[request.five_tuple] = pending
         assert request.auth is not None
-        self._per_user[request.auth.credential.quota_key] += 1
+        quota_key = request.auth.credential.quota_key
+        self._take_quota(quota_key)
         return [
             BindRelay(
                 request.five_tuple,
@@ -443,6 +462,8 @@ class TurnServer:
                 even_port=even_port is not None,
                 reserve_next=even_port is True,
                 dont_fragment=message.has(AttributeType.DONT_FRAGMENT),
+                quota_key=quota_key,
+                units=ports,
             )
         ]
 
@@ -625,11 +646,20 @@ class TurnServer:
         """Allocations (live or binding) per quota key on this node, for the cluster."""
         return dict(self._per_user)
 
+    def _take_quota(self, quota_key: str) -> None:
+        """``quota_key`` holds one more allocation (pending or live) or kept port."""
+        self._per_user[quota_key] += 1
+        if self._on_quota is not None:
+            self._on_quota(quota_key, self._per_user[quota_key])
+
     def _release_quota(self, quota_key: str) -> None:
         """One allocation (or pending one) of ``quota_key`` is gone; forget keys at zero."""
         self._per_user[quota_key] -= 1
-        if self._per_user[quota_key] <= 0:
+        held = self._per_user[quota_key]
+        if held <= 0:
             del self._per_user[quota_key]
+        if self._on_quota is not None:
+            self._on_quota(quota_key, max(0, held))
 
     def _allocation_families(self, message: Message) -> tuple[tuple[int, ...], int | None]:
         """RFC 8656 §7.2 steps for RESERVATION-TOKEN, EVEN-PORT and the address families.
@@ -678,7 +708,7 @@ class TurnServer:
         del self._reservations[token]
         self._release_quota(reservation.quota_key)
         assert request.auth is not None
-        self._per_user[request.auth.credential.quota_key] += 1
+        self._take_quota(request.auth.credential.quota_key)
         pending = _PendingAllocate(request, lifetime, (reservation.family,), False, None)
         allocation = self._start_allocation(
             pending, {reservation.family: reservation.route}, request.now

@@ -50,6 +50,10 @@ UsageSink = Callable[[list[UsageRecord], int], Awaitable[None]]
 write failed is offered again, alone and with the same number, so a sink that saw its
 commit through (only the answer was lost) can tell and skip it."""
 
+QuotaGate = Callable[[str, int, int], Awaitable[str | None]]
+"""``(quota_key, held, extra)`` → None to go on binding, or why the shared quota refuses
+(``passage serve --workers N``: the parent admits every worker's allocations)."""
+
 TLS_BACKLOG = 1024
 """Connections the kernel queues on a TLS listener before the accept loop takes them."""
 
@@ -110,23 +114,19 @@ class TurnEdge:
         self._next_own_addresses = clock() + OWN_ADDRESSES_INTERVAL
         self.offload: KernelChannels | None = None
         """The kernel fast path for UDP channels, when ``--offload`` attached one."""
+        self.quota_gate: QuotaGate | None = None
+        """Who admits each allocation besides the core, when several processes share quotas."""
 
     # -- lifecycle ---------------------------------------------------------
 
     async def listen_udp(self, host: str, port: int) -> Address:
         """Listen for STUN/TURN over UDP; returns the bound address."""
+        return await self.adopt_udp(udp_socket(host, port))
+
+    async def adopt_udp(self, sock: socket.socket) -> Address:
+        """Listen for STUN/TURN over UDP on ``sock``, bound already (:func:`udp_socket`)."""
         loop = asyncio.get_running_loop()
-        ipv6 = ":" in host
-        sock = socket.socket(socket.AF_INET6 if ipv6 else socket.AF_INET, socket.SOCK_DGRAM)
-        if ipv6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-            sock.bind((host, port))
-        except OSError:
-            sock.close()  # a port in use must not leak the socket
-            raise
+        ipv6 = sock.family == socket.AF_INET6
         local = cast(Address, sock.getsockname()[:2])
         listener = UdpListener(self, local, ipv6)
         transport, _ = await loop.create_datagram_endpoint(lambda: listener, sock=sock)
@@ -139,21 +139,22 @@ class TurnEdge:
         self, host: str, port: int, tls: ssl.SSLContext | None = None
     ) -> Address:
         """Listen for STUN/TURN over TCP, or TLS when given a context; returns the address."""
-        loop = asyncio.get_running_loop()
+        return await self.adopt_stream(stream_socket(host, port), tls)
+
+    async def adopt_stream(self, sock: socket.socket, tls: ssl.SSLContext | None = None) -> Address:
+        """Listen for STUN/TURN over TCP (TLS with a context) on ``sock``, a listening
+        socket (:func:`stream_socket`); returns its address."""
         if tls is not None:
-            return self._listen_tls(host, port, tls)
-        server = await loop.create_server(
-            lambda: StreamClient(self, Transport.TCP), host, port, reuse_address=True
-        )
+            return self._listen_tls(sock, tls)
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: StreamClient(self, Transport.TCP), sock=sock)
         self._servers.append(server)
         self._start_background()
-        return cast(Address, server.sockets[0].getsockname()[:2])
+        return cast(Address, sock.getsockname()[:2])
 
-    def _listen_tls(self, host: str, port: int, tls: ssl.SSLContext) -> Address:
+    def _listen_tls(self, listener: socket.socket, tls: ssl.SSLContext) -> Address:
         """TLS: our own accept loop, so a connection counts from accept, not from its
         finished handshake (asyncio's server hands it over only then, up to 60 s later)."""
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        listener = socket.create_server((host, port), family=family, backlog=TLS_BACKLOG)
         listener.setblocking(False)
         self._tls_listeners.append(listener)
         self._spawn(self._accept_tls(listener, tls))
@@ -275,6 +276,12 @@ class TurnEdge:
 
     async def _bind(self, request: BindRelay) -> None:
         five_tuple = request.five_tuple
+        if self.quota_gate is not None:
+            held = self.core.quota_held(request.quota_key)
+            refused = await self.quota_gate(request.quota_key, held, request.units - 1)
+            if refused is not None:
+                self.execute(self.core.relay_quota_refused(five_tuple, refused, self.clock()))
+                return
         stream = five_tuple.transport is not Transport.UDP
         routes: list[Route] = []
         reserved: Route | None = None
@@ -519,4 +526,35 @@ def _live(allocation: Allocation) -> LiveAllocation:
         packets_from_peer=allocation.packets_from_peer,
         started_at=allocation.started_at,
         expires_at=allocation.expires_at,
+    )
+
+
+def udp_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A UDP socket bound to ``(host, port)`` for STUN/TURN, with 4 MB buffers.
+
+    ``reuse_port``: one of several (one per worker) that share the port, the kernel
+    keeping each client's 5-tuple on one of them (``SO_REUSEPORT``).
+    """
+    ipv6 = ":" in host
+    sock = socket.socket(socket.AF_INET6 if ipv6 else socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        if ipv6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()  # a port in use must not leak the socket
+        raise
+    return sock
+
+
+def stream_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening TCP socket on ``(host, port)`` for STUN/TURN over TCP or TLS
+    (``reuse_port`` as in :func:`udp_socket`)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server(
+        (host, port), family=family, backlog=TLS_BACKLOG, reuse_port=reuse_port
     )
