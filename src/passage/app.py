@@ -35,7 +35,7 @@ from passage.api.sync import POLL_INTERVAL, IdentitySync
 from passage.cli.logging import set_log_format
 from passage.config import Config, ConfigError, worker_count
 from passage.console.aio import Console
-from passage.datadir import DataDir, prepare_data_dir
+from passage.datadir import DataDir, adopt_auth_secret, prepare_data_dir
 from passage.descriptors import DescriptorBudget, raise_limit
 from passage.drain import Drain
 from passage.endpoint import AdvertisedEndpoint
@@ -67,7 +67,7 @@ from passage.signal import SignalLimits
 from passage.signal.aio import SignalingServer
 from passage.store.database import Database, open_database, sqlite_url
 from passage.store.hybrid import HybridStore
-from passage.store.identities import IdentityStore
+from passage.store.identities import TURN_REST_SECRET, IdentityStore
 from passage.store.ledger import RESTART_END_REASON, LedgerNode, UsageLedger
 from passage.telemetry import OperatorsListener
 from passage.tlscontexts import ServerContexts
@@ -322,6 +322,9 @@ async def start(
     )
     try:
         store = IdentityStore(database)
+        if config.redis_url is not None and not config.auth_secrets:
+            shared = await store.shared_setting(TURN_REST_SECRET, datadir.auth_secrets[0])
+            datadir = adopt_auth_secret(datadir, shared)
         state = await load_state(store, config.region, clock())
         sync = IdentitySync(store, state, clock)
         await sync.poll()

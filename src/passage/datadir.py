@@ -25,6 +25,7 @@ Every file that holds a secret is 0600 whatever the umask, and one found looser
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import ipaddress
 import logging
@@ -69,6 +70,7 @@ __all__ = [
     "DataDirError",
     "check_operator_pair",
     "prepare_data_dir",
+    "adopt_auth_secret",
     "read_auth_secret",
     "replace_file",
     "server_names",
@@ -179,6 +181,20 @@ def prepare_data_dir(
         auth_secrets=auth_secrets,
         node_id=_read_or_create_node_id(root / NODE_ID_FILE),
     )
+
+
+def adopt_auth_secret(datadir: DataDir, secret: str) -> DataDir:
+    """``datadir`` with ``secret`` as its REST credential secret, written to its file too
+    (so ``passage turn-credentials --data-dir`` mints what every node accepts)."""
+    if datadir.auth_secrets == (secret,):
+        return datadir
+    replace_file(datadir.auth_secret_file, (secret + "\n").encode("ascii"), PRIVATE_FILE_MODE)
+    logger.warning(
+        "cluster: %s now holds the cluster's REST secret (stored in PostgreSQL), so that "
+        "credentials and nonces of any node pass on every node; the previous one no longer "
+        "works", datadir.auth_secret_file,
+    )  # fmt: skip
+    return dataclasses.replace(datadir, auth_secrets=(secret,))
 
 
 def read_auth_secret(data_dir: Path) -> str:

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from pathlib import Path
 
 import aiohttp
 import pytest
 from cluster_nodes import cluster, cluster_node
 
+from passage.app import nonce_key
+from passage.stun import MessageClass
+from passage.turn.credentials import make_rest_credentials
 from passage_server import free_port
+from turn_client import TurnClient
 
 pytestmark = pytest.mark.postgres
 
@@ -65,3 +70,21 @@ async def test_a_node_starts_degraded_without_redis_and_joins_when_it_is_back(
         assert any("reachable again" in r.message for r in caplog.records)
         async with aiohttp.ClientSession() as http, http.get(readyz) as reply:
             assert (reply.status, await reply.json()) == (200, {"status": "ready", "problems": {}})
+
+
+async def test_the_nodes_share_one_rest_secret_so_credentials_and_nonces_pass_everywhere(
+    tmp_path: Path, redis_prefix: str, pg_schema: str
+) -> None:
+    async with cluster(tmp_path, "ab", prefix=redis_prefix, schema=pg_schema) as (a, b):
+        dir_a, dir_b = a.server.running.datadir, b.server.running.datadir
+        assert dir_a.auth_secrets == dir_b.auth_secrets
+        assert dir_b.auth_secret_file.read_text().strip() == dir_a.auth_secrets[0]
+        assert nonce_key(dir_a) == nonce_key(dir_b)
+        # What `passage turn-credentials --data-dir` of node a mints works on node b.
+        secret = dir_a.auth_secret_file.read_text().strip()
+        username, password = make_rest_credentials(secret, "carol", 600, now=time.time())
+        client = await TurnClient.connect("udp", b.server.address("udp"), username, password)
+        try:
+            assert (await client.allocate()).message_class is MessageClass.SUCCESS
+        finally:
+            await client.close()

@@ -22,6 +22,8 @@ from passage.store.schema import access_keys, identities, settings
 __all__ = ["IdentityRecord", "IdentityStore"]
 
 RESOURCE_ID = "resource_id"
+TURN_REST_SECRET = "turn_rest_secret"
+"""The cluster's TURN REST secret (cluster mode without ``--auth-secret``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,21 @@ class IdentityStore:
             stored_keys = await _keys(connection)
         assert stored_id is not None
         return stored_id, stored_keys
+
+    async def shared_setting(self, name: str, proposed: str) -> str:
+        """Setting ``name``, stored as ``proposed`` if absent: what several nodes must agree
+        on (the first to commit wins, every node returns what is stored)."""
+        async with self._database.write() as connection:
+            await connection.execute(
+                dialect_insert(self._database.dialect, settings)
+                .values(name=name, value=proposed)
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
+            stored = await connection.scalar(
+                select(settings.c.value).where(settings.c.name == name)
+            )
+        assert stored is not None
+        return str(stored)
 
     async def keys(self) -> dict[str, str]:
         """Access key secrets by name."""
