@@ -1,6 +1,7 @@
 """Cluster nodes for tests: in-process ``passage serve`` nodes on 127.0.0.2, .3 and .4
 sharing one PostgreSQL schema and one Redis key prefix, each through its own
-:class:`TcpProxy` in front of Redis so that a test can cut one node's link."""
+:class:`TcpProxy` in front of Redis and one in front of PostgreSQL, so that a test can
+cut one node's link to either."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class Node:
     name: str
     server: Server
     redis_link: TcpProxy
+    postgres_link: TcpProxy
 
     @property
     def link(self) -> ClusterLink:
@@ -50,6 +52,20 @@ def _redis_target() -> tuple[str, int]:
     return host, int(port)
 
 
+def _through(proxy: TcpProxy, url: str) -> str:
+    """``url`` (``scheme://[user@]host:port/rest``) pointed at ``proxy`` instead."""
+    scheme, rest = url.split("://", 1)
+    authority, _, path = rest.partition("/")
+    user, at, _ = authority.rpartition("@")
+    return f"{scheme}://{user}{at}{proxy.host}:{proxy.port}/{path}"
+
+
+def _postgres_target() -> tuple[str, int]:
+    authority = POSTGRES_URL.split("://", 1)[1].split("/", 1)[0].rpartition("@")[2]
+    host, _, port = authority.rpartition(":")
+    return (host, int(port)) if host else (authority, 5432)
+
+
 @asynccontextmanager
 async def cluster_node(
     tmp_path: Path,
@@ -65,6 +81,7 @@ async def cluster_node(
     host = HOSTS[name]
     http_port = free_port((socket.SOCK_STREAM,), host=host)
     proxy = await TcpProxy(_redis_target()).start()
+    postgres = await TcpProxy(_postgres_target()).start()
     if redis_down:
         proxy.cut()
     database = REDIS_URL.rsplit("/", 1)[1] if REDIS_URL.count("/") > 2 else "0"
@@ -74,7 +91,7 @@ async def cluster_node(
             listen_ips=(host,),
             data_dir=tmp_path / name / "data",
             http_port=http_port,
-            database_url=POSTGRES_URL,
+            database_url=_through(postgres, POSTGRES_URL),
             database_schema=schema,
             redis_url=proxy.url("redis", f"/{database}"),
             redis_prefix=prefix,
@@ -83,9 +100,10 @@ async def cluster_node(
             public_host=host,
             **settings,
         ) as server:
-            yield Node(name, server, proxy)
+            yield Node(name, server, proxy, postgres)
     finally:
         await proxy.close()
+        await postgres.close()
 
 
 @asynccontextmanager

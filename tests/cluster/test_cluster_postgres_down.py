@@ -1,0 +1,68 @@
+"""PostgreSQL cut under traffic (issue 14's table): live allocations keep relaying, a new
+Allocate still works, usage waits in memory, and once the store is back the ledger holds
+exactly the bytes relayed: every batch written once, none lost, none twice."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from cluster_nodes import cluster
+
+from passage.stun import MessageClass
+from passage_server import PASSWORD, USER
+from turn_client import TurnClient, UdpPeer
+
+pytestmark = pytest.mark.postgres
+
+CUT = 5.0
+"""Seconds the node's link to PostgreSQL stays cut (the usage flush fails five times)."""
+
+
+async def test_postgresql_cut_under_traffic_and_the_ledger_matches_the_bytes_relayed(
+    tmp_path: Path, redis_prefix: str, pg_schema: str
+) -> None:
+    async with cluster(
+        tmp_path, "a", prefix=redis_prefix, schema=pg_schema, loopback_peers=True
+    ) as (a,):
+        edge = a.server.running.edge
+        peer = await UdpPeer.bind()
+        client = await TurnClient.connect("udp", a.server.address("udp"), USER, PASSWORD)
+        relayed = 0
+
+        async def traffic(seconds: float) -> None:
+            nonlocal relayed
+            until = time.monotonic() + seconds
+            size = 700
+            while time.monotonic() < until:
+                client.send_indication(peer.address, bytes(size))
+                data, _ = await peer.receive()
+                assert len(data) == size
+                relayed += size
+                await asyncio.sleep(0.01)
+
+        try:
+            assert (await client.allocate()).message_class is MessageClass.SUCCESS
+            await client.create_permission(peer.address)
+            await traffic(1.5)
+            a.postgres_link.cut()
+            await traffic(CUT)
+            assert edge.flush_failures > 0 and edge.unsaved_records > 0  # kept, not lost
+            fresh = await TurnClient.connect("udp", a.server.address("udp"), USER, PASSWORD)
+            assert (await fresh.allocate()).message_class is MessageClass.SUCCESS
+            await fresh.close()
+            a.postgres_link.restore()
+            await traffic(1.5)
+            deadline = time.monotonic() + 10.0
+            while edge.unsaved_records:
+                assert time.monotonic() < deadline, "usage still unwritten 10 s after"
+                await asyncio.sleep(0.1)
+            await edge.flush_usage()
+        finally:
+            await client.close(release=False)
+            await peer.close()
+        allocations = await a.server.running.api.ledger.allocations()
+        mine = [row for row in allocations if row.bytes_to_peer]
+        assert [row.bytes_to_peer for row in mine] == [relayed]
