@@ -223,11 +223,19 @@ class Lifecycle:
                 )
                 logger.warning("reload: %s", restart)
                 message += f"; {restart}"
+        if not ok:  # a reload that applied flushed already; SIGHUP flushes usage either way
+            await self._flush_usage()
         self.reloads += 1
         self.notifier.ready(f"{self._status()}; last reload {'applied' if ok else 'refused'}")
         self._record_outcome({"sequence": self.reloads, "at": self.clock(), "ok": ok,
                               "message": message})  # fmt: skip
         return ok
+
+    async def _flush_usage(self) -> None:
+        try:
+            await self.running.edge.flush_usage()
+        except Exception:  # the ledger keeps what it could not write; never fatal here
+            logger.exception("usage flush after a refused reload failed")
 
     async def _follow_reload_while_draining(self) -> None:
         """A drain under way takes a reloaded timeout and alternates."""
