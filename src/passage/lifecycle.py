@@ -233,7 +233,7 @@ class Lifecycle:
 
     async def _flush_usage(self) -> None:
         try:
-            await self.running.edge.flush_usage()
+            await self.running.flush_usage()
         except Exception:  # the ledger keeps what it could not write; never fatal here
             logger.exception("usage flush after a refused reload failed")
 
