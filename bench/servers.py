@@ -48,6 +48,38 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS_PER_SECOND
 
 
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (``passage serve --workers N``'s workers)."""
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        parent = pending.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except FileNotFoundError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{task}/children") as children:
+                    kids = [int(kid) for kid in children.read().split()]
+            except FileNotFoundError:
+                continue
+            found += kids
+            pending += kids
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """:func:`cpu_seconds` of ``pid`` and of every live descendant."""
+    total = 0.0
+    for member in (pid, *descendants(pid)):
+        try:
+            total += cpu_seconds(member)
+        except FileNotFoundError:
+            pass  # gone between the listing and the read
+    return total
+
+
 @dataclass(frozen=True)
 class ServerKind:
     """How to start one server on a given port and relay port range."""
@@ -56,6 +88,9 @@ class ServerKind:
     """``coturn`` or ``passage``: the row label."""
     relay_ports: tuple[int, int]
     """Relay port range, kept apart from the other server's and from ephemeral ports."""
+    workers: int = 1
+    """Passage's ``--workers``: 1 is the single process (the default of every benchmark that
+    compares per-packet cost); more run TURN in that many processes."""
 
     def command(self, port: int, data_dir: Path) -> list[str]:
         low, high = self.relay_ports
@@ -79,6 +114,7 @@ class ServerKind:
             # per-source limit would pace (coturn's --unauthorized-ratelimit is off too).
             "--unauthenticated-answers-per-second", "0",
             *METRICS_OFF,  # its default port is one per host; metrics_cost.py measures it
+            "--workers", str(self.workers),
         ]  # fmt: skip
 
 
@@ -87,6 +123,11 @@ METRICS_OFF = ("--metrics-port", "0")
 COTURN = ServerKind("coturn", (40000, 44999))
 PASSAGE = ServerKind("passage", (45000, 49999))
 KINDS = {kind.name: kind for kind in (COTURN, PASSAGE)}
+
+
+def passage_workers(workers: int) -> ServerKind:
+    """Passage with ``--workers N``; its CPU is the whole process tree's (``RunningServer.cpu``)."""
+    return ServerKind(f"passage-{workers}w", (50000, 54999), workers)
 
 
 class RunningServer:
@@ -115,7 +156,8 @@ class RunningServer:
         return self.process.pid
 
     def cpu(self) -> float:
-        return cpu_seconds(self.pid)
+        """CPU seconds of the server and its worker processes, if any."""
+        return tree_cpu_seconds(self.pid)
 
     def _wait_ready(self, deadline: float) -> None:
         """Until the server answers a STUN Binding over UDP and accepts TCP."""
