@@ -45,6 +45,7 @@ from passage.hybrid.admin import HybridAdmin
 from passage.hybrid.aio.meters import UsageFlusher
 from passage.hybrid.aio.relay import HybridRelay, RelaySettings
 from passage.hybrid.gateway import InMemoryGatewayStore
+from passage.hybrid.inflight import InFlightLimits
 from passage.identity.ice_servers import RelayTopology
 from passage.identity.relay_credentials import IdentityRelayUsers
 from passage.identity.state import IdentityState
@@ -369,6 +370,10 @@ async def start(
             audience_hosts=_audience_hosts(config, endpoint),
             max_listeners=config.max_listeners,
             max_message=config.hc_max_message,
+            in_flight=InFlightLimits(
+                per_connection=config.hc_http_in_flight_per_connection,
+                total=config.hc_http_in_flight,
+            ),
         ),
         clock=clock,
     )

@@ -139,6 +139,12 @@ class Config:
     hc_max_message: int = 1024 * 1024
     """Bytes of the largest WebSocket message a bridged Hybrid Connections stream carries."""
 
+    hc_http_in_flight_per_connection: int = 64 * 1024 * 1024
+    """Bytes the relay may hold for the HTTP senders of one hybrid connection (else 503)."""
+
+    hc_http_in_flight: int = 256 * 1024 * 1024
+    """Bytes the relay may hold for all HTTP senders together (else 503)."""
+
     signal_room_size: int = 2
     """Members one signaling room may have at once (``/signal/{room}``); 2 for peer pairs."""
 
@@ -485,6 +491,7 @@ BYTE_RATE = _integer("BYTES", 0)
 COUNT_OR_OFF = _integer("N", 0)
 LINE_BYTES = _integer("BYTES", 256)
 MESSAGE_BYTES = _integer("BYTES", 1024)
+IN_FLIGHT_BYTES = _integer("BYTES", 1024 * 1024)
 SECONDS = _positive_seconds()
 
 
@@ -583,6 +590,12 @@ OPTIONS: tuple[Option, ...] = (
     _top("public_url", WS_URL, "wss://HOST:PORT Hybrid Connections listeners reach this node at"),
     _top("max_listeners", COUNT, "listeners per hybrid connection"),
     _top("hc_max_message", MESSAGE_BYTES, "largest message of a bridged WebSocket (else 1009)"),
+    _top(
+        "hc_http_in_flight_per_connection",
+        IN_FLIGHT_BYTES,
+        "bytes held for one hybrid connection's HTTP senders (else 503)",
+    ),
+    _top("hc_http_in_flight", IN_FLIGHT_BYTES, "bytes held for all HTTP senders (else 503)"),
     _top("signal_room_size", COUNT, "members per signaling room"),
     _top("log_level", LOG_LEVEL, "debug, info, warning or error"),
     _top("log_format", LOG_FORMAT, "log lines as text or json (one object per line)"),

@@ -44,6 +44,7 @@ class Listener:
         self.api = api
         self.met: asyncio.Queue[aiohttp.ClientWebSocketResponse] = asyncio.Queue()
         self.task: asyncio.Task[None] | None = None
+        self.sockets: list[aiohttp.ClientWebSocketResponse] = []
 
     async def start(self) -> None:
         from passage.hybrid.entities import ROOT_RULE
@@ -58,10 +59,13 @@ class Listener:
             headers={"ServiceBusAuthorization": token},
         )
 
+        self.sockets.append(control)
+
         async def serve() -> None:
             async for message in control:
                 accept = json.loads(message.data)["accept"]
                 socket = await self.api.session.ws_connect(accept["address"], max_msg_size=0)
+                self.sockets.append(socket)
                 await self.met.put(socket)
 
         self.task = asyncio.create_task(serve())
@@ -70,6 +74,8 @@ class Listener:
         if self.task is not None:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
+        for socket in self.sockets:  # each holds a connection until closed
+            await socket.close()
 
 
 def ws_base(api: Api) -> str:
@@ -119,15 +125,16 @@ async def test_a_message_just_under_the_limit_passes(relay: Api, listener: Liste
 async def test_a_slow_reader_slows_the_writer(relay: Api, listener: Listener) -> None:
     """The listener reads nothing: the sender's sends stall long before 64 MiB are taken
     (the kernel's socket buffers hold a few MiB; the relay holds a window)."""
-    async with relay.session.ws_connect(f"{ws_base(relay)}/$hc/open?sb-hc-action=connect") as ws:
-        far_side = await asyncio.wait_for(listener.met.get(), 10)
-        chunk, taken = os.urandom(65536), 0
-        with pytest.raises(TimeoutError):
-            while taken < 64 * 1024 * 1024:
-                await asyncio.wait_for(ws.send_bytes(chunk), 3)
-                taken += len(chunk)
-        assert taken < 48 * 1024 * 1024
-        await far_side.close()
+    sender = await framesocket.connect(f"{ws_base(relay)}/$hc/open?sb-hc-action=connect")
+    far_side = await asyncio.wait_for(listener.met.get(), 10)
+    chunk, taken = os.urandom(65536), 0
+    with pytest.raises(TimeoutError):
+        while taken < 64 * 1024 * 1024:
+            await asyncio.wait_for(sender.send(Opcode.BINARY, chunk), 3)
+            taken += len(chunk)
+    assert taken < 48 * 1024 * 1024
+    sender.abort()
+    await far_side.close()
 
 
 async def test_a_dead_sender_is_noticed_by_its_pings_and_ends_the_bridge(

@@ -73,10 +73,12 @@ from passage.hybrid.framing import (
     relay_reader,
 )
 from passage.hybrid.gateway import GatewayStore, ListenerRef, SharedGateway
+from passage.hybrid.inflight import STREAM_RESERVATION, InFlight, InFlightLimits
 from passage.hybrid.rendezvous import RENDEZVOUS_LIFETIME, RendezvousTable
 from passage.hybrid.sas import CLOCK_SKEW, Rights, SasError, SasToken, verify_sas_token
 from passage.limiter import FailureLimiter
 from passage.live import LiveBridge, LiveListener
+from passage.log_limit import RateLimitedLog
 
 __all__ = ["HYBRID_CONNECTION_PATHS", "WEBSOCKET_PATHS", "HybridRelay", "RelaySettings"]
 
@@ -126,6 +128,8 @@ class RelaySettings:
     heartbeat: float = 30.0
     """Seconds between pings on control channels and on both sockets of every bridge; a peer
     that misses the pong (half this) is dropped, and a bridge with it."""
+    in_flight: InFlightLimits = field(default_factory=InFlightLimits)
+    """Bytes HTTP exchanges may hold here, per hybrid connection and in total (else 503)."""
     max_message: int = 1024 * 1024
     """Bytes of the largest message a bridge carries either way: a larger one closes its
     sender with 1009 as soon as its frame header says so (nothing of it is buffered)."""
@@ -148,6 +152,9 @@ class HybridRelay:
         self.channels: dict[str, ControlChannel] = {}
         self.rendezvous: RendezvousTable[HttpExchange | PendingAccept] = RendezvousTable()
         self.listen_failures = FailureLimiter(settings.listen_failures_per_minute, 60.0)
+        self.in_flight = InFlight(settings.in_flight)
+        self._busy_log = RateLimitedLog(logger, rate=1.0, burst=10)
+        """Bytes held for HTTP senders, per hybrid connection and in total."""
         self.meters = RelayMeters()
         """Refusals, senders and bytes carried, read by ``/metrics`` and the usage ledger."""
         self.cluster: ClusterRouting | None = None
@@ -204,6 +211,30 @@ class HybridRelay:
             return self._refuse(
                 502, "BadGateway", "no listener is connected to this hybrid connection"
             )
+        length = request.content_length
+        inline = not request.body_exists or (length is not None and length <= INLINE_LIMIT)
+        # What this exchange may hold here: an inline body and an inline response, or the
+        # windows of a streamed one. Reserved before the body is read.
+        held = (length or 0) + INLINE_LIMIT if inline else STREAM_RESERVATION
+        refused = self.in_flight.reserve(path, held)
+        if refused is not None:
+            return self._in_flight_refusal(path, refused)
+        try:
+            return await self._relay_http(request, resolved, grant, channel, targets, inline)
+        finally:
+            self.in_flight.release(path, held)
+
+    async def _relay_http(
+        self,
+        request: web.Request,
+        resolved: Resolved,
+        grant: Grant,
+        channel: ControlChannel | None,
+        targets: list[ListenerRef],
+        inline: bool,
+    ) -> web.StreamResponse:
+        """The request to a listener (inline, or streamed by rendezvous), its response back."""
+        path = resolved.connection.path
         request_id = secrets.token_urlsafe(16)
         address = rendezvous_address(
             channel.base_url if channel is not None else self._cluster_base(),
@@ -212,9 +243,8 @@ class HybridRelay:
         )
         traffic = self.meters.traffic_of(resolved.connection.path, grant.rule)
         exchange = HttpExchange(request_id, "", None, last_upload=self.clock(), traffic=traffic)
-        length = request.content_length
         body: bytes | AsyncIterator[bytes] | None
-        if not request.body_exists or (length is not None and length <= INLINE_LIMIT):
+        if inline:
             body = await read_body(request, INLINE_LIMIT) if request.body_exists else b""
             if body is None:  # more than its Content-Length said: not valid HTTP framing
                 return self._refuse(400, "BadRequest", "the body is longer than its Content-Length")
@@ -620,6 +650,28 @@ class HybridRelay:
         """The error answer, counted by ``code`` in :attr:`meters`."""
         self.meters.refused[code] += 1
         return _error(status, code, message)
+
+    def _in_flight_refusal(self, path: str, limit: str) -> web.Response:
+        """503 for an HTTP sender past a bound on bytes in flight, saying which."""
+        limits = self.in_flight.limits
+        if limit == "per_connection":
+            what = (
+                f"hybrid connection {path!r} has {limits.per_connection} bytes of HTTP "
+                "exchanges in flight (--hc-http-in-flight-per-connection)"
+            )
+        else:
+            what = (
+                f"this relay has {limits.total} bytes of HTTP exchanges in flight "
+                "(--hc-http-in-flight)"
+            )
+        self.meters.refused["ServerBusy"] += 1
+        self._busy_log.log(
+            self.clock(), logging.WARNING, "HTTP sender to %s turned away: %s in flight",
+            path, "the hybrid connection's bytes" if limit == "per_connection" else "all bytes",
+        )  # fmt: skip
+        return error_response(
+            HttpError(503, "ServerBusy", f"{what}; retry later", headers={"Retry-After": "1"})
+        )
 
     def _rendezvous_full(self) -> web.Response:
         logger.warning("rendezvous table full: a sender was turned away")
