@@ -21,7 +21,8 @@ __all__ = [
 ]
 
 ADVERTISED_ADDRESS_OPTIONS = frozenset(
-    {"data_dir", "database_url", "api_port", "http_port", "public_host", "public_ip",
+    {"data_dir", "database_url", "database_schema", "api_port", "http_port", "public_host",
+     "public_ip",
      "listen_ips", "relay_ips"}
 )  # fmt: skip
 """What a command needs to name the address ``passage serve`` advertises, and its store."""
