@@ -50,7 +50,7 @@ from passage.identity.ice_servers import RelayTopology
 from passage.identity.relay_credentials import IdentityRelayUsers
 from passage.identity.state import IdentityState
 from passage.lifecycle import Lifecycle
-from passage.live import LiveView
+from passage.live import LiveNode, LiveView
 from passage.mounts import RESERVED_NAMES, front_door
 from passage.readiness import Readiness
 from passage.reload import ReloadPlan, plan_reload
@@ -220,6 +220,21 @@ class Running:
         return plan
 
 
+def _live_nodes(running: Running, now: float) -> list[LiveNode]:
+    """The cluster's live nodes as the registry has them; none for a single node."""
+    link = running.cluster
+    if link is None:
+        return []
+    return [
+        LiveNode(
+            name=node.name, region=node.region, turn_host=node.turn_host,
+            turn_port=node.turn_port, public_url=node.public_url, load=node.load,
+            draining=node.draining, seen_at=node.seen_at, this_node=node.name == link.name,
+        )
+        for node in link.nodes.live(now)
+    ]  # fmt: skip
+
+
 def credential_source(config: Config, datadir: DataDir, state: IdentityState) -> CredentialSource:
     """Static users, then relay credentials the API minted, then REST credentials."""
     sources: list[CredentialSource] = [StaticUsers(dict(config.users)), IdentityRelayUsers(state)]
@@ -387,6 +402,7 @@ async def start(
         bridges=hybrid.live_bridges,
         rooms=signaling.live_rooms,
         settings=lambda: settings_view(running.config, running.reread),  # as reloads change it
+        nodes=lambda now: _live_nodes(running, now),
     )
     api = ApiServer(service, ledger, hybrid_admin=hybrid_admin, live=live, clock=clock)
     console = Console(api, clock=clock)

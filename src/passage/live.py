@@ -19,6 +19,7 @@ __all__ = [
     "LiveAllocation",
     "LiveBridge",
     "LiveListener",
+    "LiveNode",
     "LiveView",
     "RoomSummary",
     "Setting",
@@ -95,6 +96,23 @@ class LiveBridge:
     opened_at: float
     bytes_to_listener: int
     bytes_to_sender: int
+
+
+@dataclass(frozen=True, slots=True)
+class LiveNode:
+    """A node of the cluster as the registry has it (``--redis-url``)."""
+
+    name: str
+    region: str
+    turn_host: str
+    turn_port: int
+    public_url: str
+    load: int
+    """Allocations it holds."""
+    draining: bool
+    seen_at: float
+    """Unix seconds when it last wrote its record."""
+    this_node: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,3 +210,5 @@ class LiveView:
     bridges: Callable[[], Sequence[LiveBridge]]
     rooms: Callable[[], Sequence[RoomSummary]]
     settings: Callable[[], SettingsView]
+    nodes: Callable[[float], Sequence[LiveNode]]
+    """The cluster's live nodes at ``now``; empty for a single node."""

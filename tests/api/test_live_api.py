@@ -176,7 +176,7 @@ async def test_csv_rows_cannot_be_spreadsheet_formulas() -> None:
 
 async def test_listeners_bridges_and_rooms_start_empty(tmp_path: Path) -> None:
     async with api_server(tmp_path) as api:
-        for path in ("/live/listeners", "/live/bridges", "/live/rooms"):
+        for path in ("/live/listeners", "/live/bridges", "/live/rooms", "/live/nodes"):
             answer = await api.request("GET", path)
             assert answer.status == 200 and answer.body == {"value": []}, path
 

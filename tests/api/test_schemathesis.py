@@ -64,6 +64,7 @@ FUZZED = {
     "Listeners_List",
     "Bridges_List",
     "SignalingRooms_List",
+    "Nodes_List",
     "Settings_Get",
 }
 """Every operation but ``Allocations_End``, which has no allocation to end here (404)."""

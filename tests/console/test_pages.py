@@ -6,7 +6,7 @@ import re
 
 from passage.console.charts import Series, bar_chart, line_chart
 from passage.console.html import bytes_text, duration_text, page, signin_page
-from passage.console.pages import relays_rows, settings_page, throughput_fragment
+from passage.console.pages import nodes_fragment, relays_rows, settings_page, throughput_fragment
 
 HOSTILE = '<script>alert("x")</script>'
 
@@ -65,3 +65,14 @@ def test_charts_without_data_still_draw() -> None:
     bars = bar_chart("d", "two days", ["x", "y"], [Series("a", [0, 5000]), Series("b", [1000, 0])])
     assert bars.count("<rect") == 4
     assert 'fill="url(#d-hatch)"' in bars  # the second series is hatched, not only coloured
+
+
+def test_the_node_list_shows_only_for_several_nodes() -> None:
+    node = {"name": "a", "region": "eu", "turnHost": "192.0.2.1", "turnPort": 3478,
+            "allocations": 3, "draining": False, "thisNode": True}  # fmt: skip
+    assert nodes_fragment({"value": []}) == ""
+    assert nodes_fragment({"value": [node]}) == ""
+    html = nodes_fragment({"value": [node, node | {"name": "b", "draining": True,
+                                                   "thisNode": False}]})  # fmt: skip
+    assert "a (this node)" in html and "draining" in html and "serving" in html
+    assert "192.0.2.1:3478" in html

@@ -24,6 +24,7 @@ __all__ = [
     "delete_allocation",
     "get_bridges",
     "get_listeners",
+    "get_nodes",
     "get_rooms",
     "get_settings",
     "get_throughput",
@@ -154,6 +155,30 @@ async def get_bridges(call: Call) -> Reply:
     """``GET /live/bridges``: WebSocket senders paired with a listener through this node."""
     bridges = sorted(_live(call).bridges(), key=lambda item: item.opened_at)
     return Reply(200, {"value": [_bridge_body(bridge) for bridge in bridges]})
+
+
+async def get_nodes(call: Call) -> Reply:
+    """``GET /live/nodes``: the cluster's live nodes (``--redis-url``); empty alone."""
+    nodes = _live(call).nodes(call.service.clock())
+    return Reply(
+        200,
+        {
+            "value": [
+                {
+                    "name": node.name,
+                    "region": node.region,
+                    "turnHost": node.turn_host,
+                    "turnPort": node.turn_port,
+                    "publicUrl": node.public_url,
+                    "allocations": node.load,
+                    "draining": node.draining,
+                    "seenAt": iso(node.seen_at),
+                    "thisNode": node.this_node,
+                }
+                for node in nodes
+            ]
+        },
+    )
 
 
 async def get_rooms(call: Call) -> Reply:

@@ -133,6 +133,7 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         "WebSocket senders paired with a listener through this node.", "bridges"
     ),
     "SignalingRooms_List": _live_list("Signaling rooms with members, busiest first.", "rooms"),
+    "Nodes_List": _live_list("The cluster's live nodes (--redis-url); empty alone.", "nodes"),
     "Settings_Get": _live_list(
         "Every option as the server runs with it; secrets masked.", "settings"
     ),

@@ -352,6 +352,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", r"/live/listeners", "Listeners_List", Auth.HMAC, None, live.get_listeners),
     Route("GET", r"/live/bridges", "Bridges_List", Auth.HMAC, None, live.get_bridges),
     Route("GET", r"/live/rooms", "SignalingRooms_List", Auth.HMAC, None, live.get_rooms),
+    Route("GET", r"/live/nodes", "Nodes_List", Auth.HMAC, None, live.get_nodes),
     Route("GET", r"/settings", "Settings_Get", Auth.HMAC, None, live.get_settings),
     Route("GET", r"/openapi\.json", "OpenApi_Get", Auth.NONE, None, _openapi),
 )

@@ -182,6 +182,30 @@ def rooms_fragment(rooms: Body) -> str:
     return table("Signaling rooms with members", ("Room", "Members"), rows, empty="no room is open")
 
 
+def nodes_fragment(nodes: Body) -> str:
+    """The cluster's nodes, when there are several; nothing for a single node."""
+    items = _values(nodes)
+    if len(items) < 2:
+        return ""
+    rows = [
+        (
+            esc(node["name"]) + (" (this node)" if node.get("thisNode") else ""),
+            esc(node["region"]),
+            f"<code>{esc(node['turnHost'])}:{esc(node['turnPort'])}</code>",
+            esc(node["allocations"]),
+            "draining" if node.get("draining") else "serving",
+        )
+        for node in items
+    ]
+    return f"<h2>Nodes</h2><p><strong>{len(items)}</strong> nodes in the cluster.</p>" + table(
+        "Live nodes of the cluster",
+        ("Node", "Region", "TURN", "Allocations", "State"),
+        rows,
+        empty="none",
+        table_id="nodes",
+    )
+
+
 def _live(fragment_id: str, html: str) -> str:
     return f'<div class="live" id="{fragment_id}">{html}</div>'
 
@@ -193,6 +217,7 @@ def overview_fragments(data: Mapping[str, Body]) -> dict[str, str]:
         "live-turn": turn_fragment(data["turn"]),
         "live-hc": hc_live_fragment(data["listeners"], data["bridges"]),
         "live-rooms": rooms_fragment(data["rooms"]),
+        "live-nodes": nodes_fragment(data["nodes"]),
     }
 
 
@@ -206,7 +231,8 @@ def overview_page(data: Mapping[str, Body]) -> str:
         ("Signaling", "live-rooms"),
     )
     return (
-        '<div class="cards" data-live="overview">'
+        _live("live-nodes", fragments["live-nodes"])
+        + '<div class="cards" data-live="overview">'
         + "".join(
             f'<section aria-labelledby="{key}-h"><h2 id="{key}-h">{esc(title)}</h2>'
             f"{_live(key, fragments[key])}</section>"

@@ -320,6 +320,7 @@ class Console:
                 "listeners": "/live/listeners",
                 "bridges": "/live/bridges",
                 "rooms": "/live/rooms",
+                "nodes": "/live/nodes",
             },
             "relays": {"allocations": "/live/allocations"},
             "hc": {"listeners": "/live/listeners", "bridges": "/live/bridges"},
