@@ -127,6 +127,8 @@ class Running:
     """``/metrics``, ``/healthz`` and ``/readyz`` on the metrics port, unless it is 0."""
     hybrid_usage: UsageFlusher | None = None
     """Writes the relay's bytes per hybrid connection and rule to the usage ledger."""
+    console: Console | None = None
+    """The web console: its live pages' streams end first when the server stops."""
     reread: Callable[[], Config] | None = None
     """Reads the configuration as a reload (SIGHUP) would: what the Settings show against."""
     workers: WorkerPool | None = None
@@ -146,6 +148,8 @@ class Running:
         with contextlib.suppress(asyncio.CancelledError):
             await self.sync_task
         await self.signaling.close()
+        if self.console is not None:
+            await self.console.close()
         await self.relay.close()
         if self.hybrid_usage is not None:
             await self.hybrid_usage.close()
@@ -415,7 +419,7 @@ async def start(
     running = Running(
         edge, database, door, api, hybrid, signaling, polling,
         config=config, datadir=datadir, identity_state=state,
-        tls_contexts=ServerContexts(datadir.tls_cert, datadir.tls_key),
+        tls_contexts=ServerContexts(datadir.tls_cert, datadir.tls_key), console=console,
     )  # fmt: skip
     running.hybrid_usage = UsageFlusher(
         hybrid.meters, ledger.hybrid.record, interval=config.usage_flush_interval, clock=clock

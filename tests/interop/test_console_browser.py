@@ -52,7 +52,9 @@ CHROMIUM_FLAGS = [
 SHOWS_WITHIN_MS = 2000
 """The issue's promise: an allocation is on the Relays page within two seconds."""
 WAIT_MS = 20_000
-"""How long anything else may take before the test gives up (nothing is timed)."""
+"""How long anything else may take before the test gives up (nothing is timed): uclient
+alone waits 1 to 6 s before it sends."""
+expect.set_options(timeout=WAIT_MS)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -380,8 +382,9 @@ def test_dark_theme_overview(
     browser: Browser, server: tuple[ServerInfo, Path], shots: Path
 ) -> None:
     dark = signed_in(browser, server[0], color_scheme="dark")
-    background = dark.evaluate("getComputedStyle(document.body).backgroundColor")
-    assert background == "rgb(13, 17, 23)"
+    dark.wait_for_function(
+        "() => getComputedStyle(document.body).backgroundColor === 'rgb(13, 17, 23)'"
+    )
     dark.screenshot(path=str(shots / "overview-dark.png"), full_page=True)
     dark.context.close()
 

@@ -249,3 +249,18 @@ async def test_the_usage_page_draws_what_an_identity_relayed(api: Api, clock: Cl
     assert response.status == 200
     totals = re.findall(r'id="(\w+)-chart"[^>]*data-total-bytes="(\d+)"', text)
     assert totals == [("hourly", "3000"), ("daily", "3000")]
+
+
+async def test_a_stopping_server_ends_its_live_pages(api: Api) -> None:
+    browser = Browser(api)
+    await browser.sign_in(api.key.text)
+    async with api.session.get(
+        f"{api.https_base}/console/events?page=overview",
+        headers={"Cookie": f"{COOKIE}={browser.session_id}"},
+        ssl=api.tls_context(),
+    ) as response:
+        await response.content.readline()
+        await console_of(api).close()
+        rest = await response.content.read()  # the stream ends: no wait for the next tick
+    assert console_of(api).streams == 0
+    assert rest.count(b"data: ") <= 1

@@ -120,6 +120,7 @@ class Console:
         self.failures = FailureLimiter(self.limits.signin_failures, self.limits.signin_window)
         self.refusal_log = RateLimitedLog(logger, rate=5.0, burst=20)
         self.streams = 0
+        self._closing = asyncio.Event()
         self._pages: dict[str, Page] = {
             "": self._overview,
             "relays": self._relays,
@@ -130,6 +131,11 @@ class Console:
             "events": self._events,
             "export/usage.csv": self._export,
         }
+
+    async def close(self) -> None:
+        """End every live page's event stream (the server is stopping: it must not wait
+        for them)."""
+        self._closing.set()
 
     @property
     def keys(self) -> list[AccessKey]:
@@ -444,7 +450,11 @@ class Console:
                 key = self.api.service.state.keys.named(current.key_name)
                 html = fragments(await self._live_data(key, page_name))
                 await response.write(f"data: {json.dumps(html)}\n\n".encode())
-                await asyncio.sleep(self.limits.event_interval)
+                try:
+                    await asyncio.wait_for(self._closing.wait(), self.limits.event_interval)
+                    break  # the server is stopping
+                except TimeoutError:
+                    pass
         except ConnectionError:
             pass  # the page went away
         finally:
