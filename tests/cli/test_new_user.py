@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from passage import app
 from passage.app import runtime_record
 from passage.cli.main import main
 from passage.hybrid.endpoint import RelayEndpoint
@@ -29,6 +28,9 @@ from passage.hybrid.sdk import HybridConnectionListener, KeyTokenProvider
 from passage.runtime import write_record
 from passage.tlsmaterial import generate_ca
 from passage_server import ServerInfo, in_process, passage_process
+
+NEVER = 1e9
+"""A store poll interval no test outlives: only what the server is told reaches it."""
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -197,14 +199,9 @@ async def test_a_hybrid_connection_created_on_the_data_dir_is_usable_at_once(
     """hc create goes through the running server, so its listener is accepted at once. The
     server here never polls its store: a connection written to the store alone would be
     404 for good (it was 404 until the next poll, up to a second)."""
-
-    async def never_poll(*_: object) -> None:
-        await asyncio.Event().wait()
-
-    monkeypatch.setattr(app, "_poll_store", never_poll)
     for name in [name for name in os.environ if name.startswith("PASSAGE_")]:
         monkeypatch.delenv(name)
-    async with in_process(tmp_path) as server:
+    async with in_process(tmp_path, poll_interval=NEVER) as server:
         write_record(
             server.datadir.path, runtime_record(server.config, server.datadir, server.running)
         )
