@@ -111,4 +111,4 @@ def serve(
         yield LabPassage(info, process, log, lab.server.alt_ip)
     finally:
         stop(process, timeout=_STOP_WAIT, how=signal.SIGINT)
-    assert process.returncode == 0, log.read_text()[-2000:]
+    assert process.returncode == 0, f"exit status {process.returncode}\n{log.read_text()[-2000:]}"
