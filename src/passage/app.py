@@ -474,6 +474,7 @@ async def _join_cluster(
     from passage.cluster import ClusterKeys, NodeInfo
     from passage.cluster.aio import ClusterLink, RedisGateway
     from passage.cluster.aio.quota import AllocationCounts
+    from passage.cluster.aio.rooms import RedisRoomDirectory
 
     assert config.redis_url is not None and config.node_name is not None
     assert config.public_url is not None
@@ -496,6 +497,7 @@ async def _join_cluster(
 
     link = ClusterLink(config.redis_url, ClusterKeys(config.redis_prefix), advert, clock)
     running.relay.join(RedisGateway(link))
+    running.signaling.join_cluster(RedisRoomDirectory(link))
 
     def degraded(reason: str | None) -> None:
         running.readiness.degraded = reason or ""

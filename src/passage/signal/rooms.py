@@ -100,6 +100,11 @@ class Rooms:
         """Each room with at least one member, and how many it has."""
         return {room: len(members) for room, members in self._rooms.items()}
 
+    def room_of(self, member_id: MemberId) -> RoomName | None:
+        """The room the member is in, if any."""
+        session = self._sessions.get(member_id)
+        return session.room if session is not None else None
+
     def members_of(self, room: RoomName) -> list[Member]:
         """The room's members in the order they joined."""
         return [self._sessions[member].member for member in self._rooms.get(room, [])]

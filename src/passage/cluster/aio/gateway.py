@@ -123,5 +123,5 @@ class RedisGateway:
         async def answer_dict(body: dict[str, Any]) -> dict[str, Any]:
             return dict(await answer(body))
 
-        self.link.answer = answer_dict
+        self.link.answers["hc"] = answer_dict
         self.link.on_reconnect.append(reassert)

@@ -92,8 +92,13 @@ class ClusterLink:
         self.on_reconnect: list[Callable[[], Awaitable[None]]] = []
         self.on_state: list[Callable[[str | None], None]] = []
         """Told why the link went down (a few words), and None when it is up again."""
-        self.answer: Ask | None = None
-        """Answers asks from other nodes (the Hybrid Connections relay sets it)."""
+        self.answers: dict[str, Ask] = {}
+        """What answers other nodes' asks, by service (``hc``: the Hybrid Connections relay)."""
+        self.hears: dict[str, Callable[[str, dict[str, Any]], None]] = {}
+        """What takes other nodes' one-way messages, by service, in the order they were sent
+        (``signal``: rooms homed here or proxied from here); called with the sender's name."""
+        self._told: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._teller: asyncio.Task[None] | None = None
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._subscriber: asyncio.Task[None] | None = None
@@ -116,7 +121,7 @@ class ClusterLink:
 
     async def close(self) -> None:
         """Withdraw this node's record (it is gone now, not in six seconds) and disconnect."""
-        for task in self._tasks:
+        for task in [*self._tasks, *([self._teller] if self._teller else [])]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -217,7 +222,27 @@ class ClusterLink:
 
     # --- asks between nodes -----------------------------------------------------------
 
-    async def ask(self, node: str, body: dict[str, Any], within: float) -> dict[str, Any] | None:
+    def tell(self, node: str, service: str, body: dict[str, Any]) -> None:
+        """Send ``body`` to ``node``'s ``service``, after whatever was told before (one
+        sender, in order); nothing says whether it arrived."""
+        if not self.up:
+            return
+        message = json.dumps({"tell": body, "service": service, "ticket": "", "from": self.name})
+        self._told.put_nowait((self.keys.inbox(node), message))
+        if self._teller is None or self._teller.done():
+            self._teller = asyncio.create_task(self._send_told())
+
+    async def _send_told(self) -> None:
+        while not self._told.empty():
+            channel, message = self._told.get_nowait()
+            try:
+                await self.redis.publish(channel, message)
+            except (redis.RedisError, OSError, TimeoutError):
+                pass
+
+    async def ask(
+        self, node: str, body: dict[str, Any], within: float, service: str = "hc"
+    ) -> dict[str, Any] | None:
         """Send ``body`` to ``node``'s inbox and wait for its answer; None when nobody
         listens there, Redis is down, or no answer came within ``within`` seconds."""
         if not self.up:
@@ -225,7 +250,7 @@ class ClusterLink:
         ticket = secrets.token_hex(12)
         waiting: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[ticket] = waiting
-        message = json.dumps({"ask": body, "ticket": ticket, "from": self.name})
+        message = json.dumps({"ask": body, "service": service, "ticket": ticket, "from": self.name})
         try:
             if not await self.redis.publish(self.keys.inbox(node), message):
                 return None  # no subscriber: that node is gone or its link is down
@@ -277,15 +302,26 @@ class ClusterLink:
             waiting = self._waiting.get(ticket)
             if waiting is not None and not waiting.done() and isinstance(message["answer"], dict):
                 waiting.set_result(message["answer"])
-        elif isinstance(message.get("ask"), dict) and self.answer is not None:
-            task = asyncio.create_task(self._answer(sender, ticket, message["ask"]))
+        elif isinstance(message.get("tell"), dict):
+            hear = self.hears.get(str(message.get("service", "")))
+            if hear is not None:
+                try:
+                    hear(sender, message["tell"])
+                except Exception:
+                    logger.exception("cluster: could not take a message of node %s", sender)
+        elif isinstance(message.get("ask"), dict):
+            answer = self.answers.get(str(message.get("service", "hc")))
+            if answer is None:
+                return
+            task = asyncio.create_task(self._answer(answer, sender, ticket, message["ask"]))
             self._tasks.append(task)
             task.add_done_callback(self._tasks.remove)
 
-    async def _answer(self, sender: str, ticket: str, ask: dict[str, Any]) -> None:
-        assert self.answer is not None
+    async def _answer(
+        self, answer_with: Ask, sender: str, ticket: str, ask: dict[str, Any]
+    ) -> None:
         try:
-            answer = await self.answer(ask)
+            answer = await answer_with(ask)
         except Exception:
             logger.exception("cluster: could not answer node %s", sender)
             answer = {"ok": False, "error": "internal"}

@@ -21,13 +21,15 @@ import logging
 import secrets
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from passage.frontdoor import Prefix, error_response
 from passage.http_errors import HttpError
+from passage.identity.ids import IdentityId
 from passage.identity.state import IdentityState
 from passage.identity.tokens import TokenClaims
 from passage.live import RoomSummary
@@ -37,6 +39,7 @@ from passage.signal import (
     Delivery,
     Member,
     MemberId,
+    RoomName,
     Rooms,
     SignalError,
     SignalLimits,
@@ -45,6 +48,7 @@ from passage.signal import (
     parse_room_name,
     standing,
 )
+from passage.signal.homing import HOME_GONE, JOIN_TIMEOUT, RoomDirectory
 
 __all__ = ["SIGNAL_PATHS", "SignalingServer"]
 
@@ -80,6 +84,8 @@ class _Session:
     writer: asyncio.Task[None] | None = None
     closer: asyncio.Task[None] | None = None
     """Set once the session is being closed; the writer is stopped by then."""
+    home: str | None = None
+    """Cluster mode: the node whose room this member is proxied to; None: the room is here."""
 
     def close_with(self, error: SignalError) -> None:
         """Stop sending and close with ``error``'s code, whatever the writer was doing.
@@ -129,6 +135,7 @@ class SignalingServer:
         self.clock = clock
         self.new_member_id = new_member_id
         self._sessions: dict[MemberId, _Session] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self.messages = 0
         """Text frames members sent that the rooms accepted."""
@@ -139,6 +146,15 @@ class SignalingServer:
         when it closed first (codes outside 1000-1015 and :class:`CloseCode` count as 0)."""
         self.draining = False
         """Set by :meth:`drain`: no session is admitted any more."""
+        self.directory: RoomDirectory | None = None
+        """Cluster mode: rooms homed on the node of their first member (:meth:`join_cluster`)."""
+        self._remote: dict[MemberId, str] = {}
+        """Members of rooms homed here who are connected to another node: that node."""
+
+    def join_cluster(self, directory: RoomDirectory) -> None:
+        """Cluster mode: home rooms across nodes (:mod:`passage.signal.homing`)."""
+        self.directory = directory
+        directory.serve(self._answer_node, self._hear)
 
     @property
     def members(self) -> int:
@@ -171,7 +187,7 @@ class SignalingServer:
             await websocket.close(code=CloseCode.SERVICE_RESTART, message=DRAINING.encode())
             return websocket
         try:
-            session = self._admit(request, websocket)
+            session = await self._admit(request, websocket)
         except SignalError as refused:
             self.closes[refused.code] += 1
             logger.info("signal %s from %s: %d %s", request.path, request.remote, refused.code,
@@ -184,7 +200,7 @@ class SignalingServer:
             await self._leave(session)
         return websocket
 
-    def _admit(self, request: web.Request, websocket: web.WebSocketResponse) -> _Session:
+    async def _admit(self, request: web.Request, websocket: web.WebSocketResponse) -> _Session:
         room = parse_room_name(request.path[len(SIGNAL_PATHS.path) :])
         protocols = [
             p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
@@ -195,14 +211,39 @@ class SignalingServer:
         now = self.clock()
         claims = admit(token, self.state, now)
         member = Member(MemberId(self.new_member_id()), claims.identity)
-        deliveries = self.rooms.join(room, member, now)
         transport = request.transport
+        if self.directory is not None:
+            home = await self.directory.claim(room)
+            if home is not None and home != self.directory.node:
+                proxied = _Session(websocket, member, claims, transport, self.closes, home=home)
+                return await self._join_elsewhere(room, proxied)
+        deliveries = self.rooms.join(room, member, now)
         session = _Session(websocket, member, claims, transport, self.closes)
         session.writer = asyncio.create_task(self._write(session))
         self._sessions[member.id] = session
         self._deliver(deliveries)
         self._start_sweeper()
         logger.debug("signal: %s joined %s as %s", claims.identity, room, member.id)
+        return session
+
+    async def _join_elsewhere(self, room: RoomName, session: _Session) -> _Session:
+        """Proxy ``session`` to the room's home: it runs the room, this node the WebSocket."""
+        assert self.directory is not None and session.home is not None
+        member = session.member
+        session.writer = asyncio.create_task(self._write(session))
+        self._sessions[member.id] = session  # deliveries may come before the answer
+        body = {"op": "join", "room": room, "member": member.id, "identity": member.identity,
+                "node": self.directory.node}  # fmt: skip
+        answer = await self.directory.ask(session.home, body, JOIN_TIMEOUT)
+        if answer is None or answer.get("ok") is not True:
+            self._sessions.pop(member.id, None)
+            session.writer.cancel()
+            if answer is None:
+                raise SignalError(CloseCode.SERVICE_RESTART, HOME_GONE)
+            raise SignalError(_close_code(answer.get("code")), str(answer.get("reason", "")))
+        self._start_sweeper()
+        logger.debug("signal: %s joined %s as %s, homed on node %s", member.identity, room,
+                     member.id, session.home)  # fmt: skip
         return session
 
     async def _read(self, session: _Session) -> None:
@@ -213,6 +254,11 @@ class SignalingServer:
             try:
                 if message.type is not WSMsgType.TEXT:
                     raise SignalError(CloseCode.MALFORMED, "only JSON text frames are accepted")
+                if session.home is not None:
+                    assert self.directory is not None
+                    self.directory.tell(session.home, {"op": "frame", "member": member,
+                                                       "text": message.data})  # fmt: skip
+                    continue
                 deliveries = self.rooms.receive(member, message.data, self.clock())
                 self.messages += 1
                 self._deliver(deliveries)
@@ -234,7 +280,11 @@ class SignalingServer:
 
     async def _leave(self, session: _Session) -> None:
         self._sessions.pop(session.member.id, None)
-        self._deliver(self.rooms.leave(session.member.id))
+        if session.home is not None:
+            assert self.directory is not None
+            self.directory.tell(session.home, {"op": "leave", "member": session.member.id})
+        else:
+            self._member_left(session.member.id)
         if session.writer is not None:
             session.writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -246,29 +296,100 @@ class SignalingServer:
             if not session.websocket.closed:
                 await session.websocket.close()
 
+    def _member_left(self, member: MemberId) -> None:
+        """``member`` of a room homed here left: tell the others; an empty room is released."""
+        room = self.rooms.room_of(member)
+        self._deliver(self.rooms.leave(member))
+        if self.directory is not None and room is not None and room not in self.rooms.sizes():
+            self._spawn(self.directory.release(room))
+
     def _deliver(self, deliveries: list[Delivery]) -> None:
-        limit = self.limits.queued_bytes
         for delivery in deliveries:
-            session = self._sessions.get(delivery.to)
-            if session is None or session.closer is not None:
+            node = self._remote.get(delivery.to)
+            if node is not None and self.directory is not None:
+                self.directory.tell(node, {"op": "deliver", "member": delivery.to,
+                                           "text": delivery.text})  # fmt: skip
+                self.deliveries += 1
                 continue
-            session.outbox.append(delivery.text)
-            session.queued += len(delivery.text)
-            self.deliveries += 1
-            if session.queued > limit:
-                session.close_with(SignalError(CloseCode.SLOW_READER, "too much unread"))
+            session = self._sessions.get(delivery.to)
+            if session is not None:
+                self._enqueue(session, delivery.text)
+
+    def _enqueue(self, session: _Session, text: str) -> None:
+        if session.closer is not None:
+            return
+        session.outbox.append(text)
+        session.queued += len(text)
+        self.deliveries += 1
+        if session.queued > self.limits.queued_bytes:
+            session.close_with(SignalError(CloseCode.SLOW_READER, "too much unread"))
+        else:
+            session.wake.set()
+
+    # --- cluster mode: between a room's home and the nodes proxying to it ---------------
+
+    async def _answer_node(self, ask: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The home's side of a join from another node."""
+        try:
+            room = parse_room_name(str(ask["room"]))
+            member = Member(MemberId(str(ask["member"])), IdentityId(str(ask["identity"])))
+            deliveries = self.rooms.join(room, member, self.clock())
+        except SignalError as refused:
+            return {"ok": False, "code": int(refused.code), "reason": refused.reason}
+        except (KeyError, ValueError):
+            return {"ok": False, "code": int(CloseCode.MALFORMED), "reason": "bad join"}
+        self._remote[member.id] = str(ask.get("node", ""))
+        self._deliver(deliveries)
+        self._start_sweeper()
+        return {"ok": True}
+
+    def _hear(self, node: str, body: dict[str, Any]) -> None:
+        """One message from another node: a proxied member's frame or leave (here, its
+        room's home), or a delivery or close for a member proxied from here."""
+        op, member = body.get("op"), MemberId(str(body.get("member", "")))
+        if op == "frame" and self._remote.get(member) == node:
+            try:
+                self._deliver(self.rooms.receive(member, str(body.get("text", "")), self.clock()))
+                self.messages += 1
+            except SignalError as refused:
+                self._remote.pop(member, None)
+                self._member_left(member)
+                close = {"op": "close", "member": member, "code": int(refused.code),
+                         "reason": refused.reason}  # fmt: skip
+                assert self.directory is not None
+                self.directory.tell(node, close)
+        elif op == "leave" and self._remote.get(member) == node:
+            self._remote.pop(member, None)
+            self._member_left(member)
+        elif op in ("deliver", "close"):
+            session = self._sessions.get(member)
+            if session is None or session.home != node:
+                return
+            if op == "deliver":
+                self._enqueue(session, str(body.get("text", "")))
             else:
-                session.wake.set()
+                code = _close_code(body.get("code"))
+                session.close_with(SignalError(code, str(body.get("reason", ""))))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _start_sweeper(self) -> None:
         if self._sweeper is None or self._sweeper.done():
             self._sweeper = asyncio.create_task(self._sweep())
 
     async def _sweep(self) -> None:
-        """Close sessions whose token no longer stands; stop when there are none left."""
-        while self._sessions:
+        """Close sessions whose token no longer stands; stop when there are none left. In
+        cluster mode also keep this node's rooms claimed, and close proxied members whose
+        room's home died (they rejoin, and the room is homed afresh)."""
+        while self._sessions or self._remote:
             await asyncio.sleep(SWEEP_INTERVAL)
             self.sweep_once()
+            if self.directory is not None:
+                self._close_orphans(self.directory)
+                await self.directory.keep(list(self.rooms.sizes()))
 
     def sweep_once(self) -> int:
         """Close every session whose token lost its standing now; how many."""
@@ -280,6 +401,11 @@ class SignalingServer:
                 session.close_with(problem)
                 closed += 1
         return closed
+
+    def _close_orphans(self, directory: RoomDirectory) -> None:
+        for session in list(self._sessions.values()):
+            if session.home is not None and directory.is_live(session.home) is False:
+                session.close_with(SignalError(CloseCode.SERVICE_RESTART, HOME_GONE))
 
     async def drain(self) -> None:
         """Tell every member to reconnect (1012), and every newcomer from now on: with this
@@ -314,3 +440,11 @@ def _client_close_code(code: int | None) -> int:
 
 
 _OUR_CODES = frozenset(int(code) for code in CloseCode)
+
+
+def _close_code(value: object) -> CloseCode:
+    """A close code another node sent, as one of ours (anything else: service restart)."""
+    try:
+        return CloseCode(int(value))  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return CloseCode.SERVICE_RESTART
