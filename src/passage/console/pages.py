@@ -506,12 +506,38 @@ def _rules_table(entity: str | None, rules: Sequence[Body]) -> str:
     return table(caption, ("Rule", "Rights", "Keys"), rows, empty="no rule") + add
 
 
+def _hc_usage(usage: Body) -> dict[str, tuple[int, int, int]]:
+    """Hybrid connection → (bytes to listeners, bytes to senders, requests), summed over
+    the rows of ``GET /usage?kind=hybridConnection`` (every rule, every hour)."""
+    totals: dict[str, tuple[int, int, int]] = {}
+    for row in _values(usage):
+        to_listener, to_sender, requests = totals.get(row["hybridConnection"], (0, 0, 0))
+        totals[row["hybridConnection"]] = (
+            to_listener + int(row["bytesToListener"]),
+            to_sender + int(row["bytesToSender"]),
+            requests + int(row["requests"]),
+        )
+    return totals
+
+
+def _relayed_text(totals: tuple[int, int, int]) -> str:
+    to_listener, to_sender, requests = totals
+    return (
+        f"Last 24 hours: <strong>{esc(bytes_text(to_listener))}</strong> to listeners, "
+        f"<strong>{esc(bytes_text(to_sender))}</strong> to senders, "
+        f"<strong>{requests}</strong> HTTP requests."
+    )
+
+
 def hc_page(
     connections: Body,
     rules: Mapping[str | None, Sequence[Body]],
     listeners: Body,
     bridges: Body,
+    usage: Body,
 ) -> str:
+    """``usage``: ``GET /usage?kind=hybridConnection`` over the last 24 hours."""
+    relayed = _hc_usage(usage)
     blocks = []
     for connection in _values(connections):
         auth = "required" if connection["requiresClientAuthorization"] else "not required"
@@ -526,6 +552,7 @@ def hc_page(
             f'<section class="entity" aria-label="{esc(connection["name"])}">'
             f"<h3>{esc(connection['name'])}</h3>"
             f"<p>Senders need a token: {'yes' if auth == 'required' else 'no'}. {delete}</p>"
+            f"<p>{_relayed_text(relayed.get(connection['path'], (0, 0, 0)))}</p>"
             f"{_rules_table(connection['name'], rules.get(connection['name'], ()))}</section>"
         )
     create = (
@@ -541,6 +568,8 @@ def hc_page(
         + _live("live-hc", hc_live_fragment(listeners, bridges))
         + f"<h2>Hybrid connections</h2>{create}"
         + ("".join(blocks) or "<p>No hybrid connection yet.</p>")
+        + '<p><a href="/console/export/usage.csv?kind=hybridConnection&amp;granularity=hour'
+        '&amp;days=31">Export Hybrid Connections usage per hour (CSV)</a></p>'
         + "<h2>Namespace</h2><p>Rules here hold for every hybrid connection.</p>"
         + _rules_table(None, rules.get(None, ()))
     )

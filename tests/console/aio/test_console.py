@@ -4,6 +4,7 @@ the throttle, one-time links, and the API behind the pages."""
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ import pytest
 from api_harness import Api, api_server, now_date
 from passage.console import mint_link
 from passage.console.aio import COOKIE, Console
+from passage.usage import HybridUsageRecord
 from passage_server import Clock
 from usage_records import flush
 
@@ -206,6 +208,10 @@ async def test_events_stream_a_pages_live_parts(api: Api) -> None:
     assert line.startswith(b'data: {"relays-rows": ')
 
 
+def iso_hour(unix: float) -> str:
+    return datetime.datetime.fromtimestamp(unix, datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
 def console_of(api: Api) -> Console:
     _, handler = api.running.front_door.router.route("/console/")
     console = getattr(handler, "__self__", None)
@@ -264,3 +270,25 @@ async def test_a_stopping_server_ends_its_live_pages(api: Api) -> None:
         rest = await response.content.read()  # the stream ends: no wait for the next tick
     assert console_of(api).streams == 0
     assert rest.count(b"data: ") <= 1
+
+
+async def test_the_hc_page_says_what_each_hybrid_connection_relayed(api: Api, clock: Clock) -> None:
+    assert (await api.request("PUT", "/hybridConnections/Web", {})).status == 201
+    hour = clock() // 3600 * 3600
+    record = HybridUsageRecord(
+        "web", "RootManageSharedAccessKey", hour + 1, hour + 2,
+        bytes_to_listener=1500, bytes_to_sender=2_000_000, requests=3,
+    )  # fmt: skip
+    await api.running.api.ledger.hybrid.record([record])
+    browser = Browser(api)
+    await browser.sign_in(api.key.text)
+    response, text = await browser.send("GET", "/console/hc")
+    assert response.status == 200
+    assert (
+        "Last 24 hours: <strong>1.5 KB</strong> to listeners, <strong>2.0 MB</strong> to "
+        "senders, <strong>3</strong> HTTP requests." in text
+    )
+    response, text = await browser.send(
+        "GET", "/console/export/usage.csv?kind=hybridConnection&days=1"
+    )
+    assert response.status == 200 and text.splitlines()[1].startswith(f"{iso_hour(hour)},web,")

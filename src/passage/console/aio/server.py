@@ -390,7 +390,8 @@ class Console:
                 "value", []
             )
         data = await self._live_data(key, "hc")
-        body = hc_page(connections, rules, data["listeners"], data["bridges"])
+        usage = await self._get(key, "/usage", kind="hybridConnection")  # the last 24 hours
+        body = hc_page(connections, rules, data["listeners"], data["bridges"], usage)
         return _html(200, page("hc", "Hybrid Connections", session.csrf, body))
 
     async def _settings(
@@ -412,8 +413,9 @@ class Console:
             "to": _iso(now),
             "granularity": request.query.get("granularity", "hour"),
         }
-        if request.query.get("identity"):
-            query["identity"] = request.query["identity"]
+        for name in ("identity", "kind"):
+            if request.query.get(name):
+                query[name] = request.query[name]
         reply = await self.api.call_as(key, "GET", "/usage", query, {}, request.remote)
         if reply.text is None:
             return _json(reply.status, reply.body)
