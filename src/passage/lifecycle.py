@@ -242,7 +242,10 @@ class Lifecycle:
         running = self.running
         if running.drain.draining:
             running.drain.set_timeout(running.config.drain_timeout)
-            running.start_draining(await resolve_alternates(running.config))
+            alternates = await resolve_alternates(running.config)
+            if running.cluster is not None and not alternates.plain and not alternates.tls:
+                alternates = await cluster_alternates(running.cluster)
+            running.start_draining(alternates)
 
     def _tls(self) -> str:
         """``TLS certificate server.pem (expires 2027-01-01)``: what new handshakes present."""
@@ -307,7 +310,6 @@ async def _resolve(text: str) -> list[Alternate]:
 
 def _describe(alternates: Alternates) -> str:
     """``300 Try Alternate (192.0.2.2:3478; TLS: turn2.example.com)`` or ``403``."""
-
     parts = [", ".join(format_address(a.address) for a in alternates.plain)]
     if alternates.tls:
         parts.append("TLS: " + ", ".join(a.domain or format_address(a.address)

@@ -133,3 +133,27 @@ async def test_a_drain_can_be_cut_short(tmp_path: Path, how: str) -> None:
     }[how]
     assert expected in text
     assert "ended (shutdown)" in text and "stopped; usage ledger flushed" in text
+
+
+async def test_a_reload_during_a_drain_moves_its_alternate_and_its_deadline(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "passage.toml"
+    config.write_text('alternate_servers = ["127.0.0.1:3999"]\n')
+    with passage_process(tmp_path, "--config", str(config)) as (info, log):
+        live = await TurnClient.connect("udp", (info.host, info.turn_port))
+        assert (await live.allocate()).message_class is MessageClass.SUCCESS
+        pid = await drain_and_watch(info, log)
+        config.write_text('alternate_servers = ["127.0.0.1:3998"]\ndrain_timeout = 600\n')
+        os.kill(pid, signal.SIGHUP)
+        await until(lambda: "changed: alternate_servers, drain_timeout" in log.read_text())
+        late = await TurnClient.connect("udp", (info.host, info.turn_port))
+        answer = await late.allocate()
+        assert answer.get(AttributeType.ALTERNATE_SERVER, tuple) == ("127.0.0.1", 3998)
+        await late.close()
+        assert not exited(pid)
+        config.write_text('alternate_servers = ["127.0.0.1:3998"]\ndrain_timeout = 0.1\n')
+        os.kill(pid, signal.SIGHUP)  # a deadline already past: the drain ends now
+        await until(lambda: exited(pid))
+        await live.close(release=False)
+    assert "drain timeout: stopping with 1 allocations" in log.read_text()
