@@ -197,3 +197,25 @@ async def test_a_dead_node_s_listeners_do_not_count(
             assert await store.hlen(key) <= 1
         finally:
             await store.aclose()
+
+
+@pytest.mark.interop
+async def test_a_token_naming_any_live_node_works_on_every_node(
+    tmp_path: Path, redis_prefix: str, pg_schema: str
+) -> None:
+    async with cluster(tmp_path, "ab", prefix=redis_prefix, schema=pg_schema) as (a, b):
+        await shared_connections([a, b], "myhttp")
+        expiry = int(time.time()) + 600
+        for_a = make_sas_token(f"{a.http_base}/myhttp", ROOT_RULE, KEY, expiry)
+        for_elsewhere = make_sas_token("http://203.0.113.9:1234/myhttp", ROOT_RULE, KEY, expiry)
+        async with (
+            driver("https-listener.mjs", base(a), "myhttp") as listener,
+            aiohttp.ClientSession() as http,
+        ):
+            await listener.next_event("ready")
+            headers = {"ServiceBusAuthorization": for_a}
+            async with http.get(f"{b.http_base}/myhttp/hello", headers=headers) as reply:
+                assert (reply.status, await reply.text()) == (200, "hello")
+            headers = {"ServiceBusAuthorization": for_elsewhere}
+            async with http.get(f"{b.http_base}/myhttp/hello", headers=headers) as reply:
+                assert reply.status == 401

@@ -120,3 +120,7 @@ class SharedGateway(Protocol):
     def serve(self, answer: Answer, reassert: Callable[[], Awaitable[None]]) -> None:
         """Answer other nodes' asks with ``answer``; run ``reassert`` after each reconnect."""
         ...
+
+    def node_hosts(self) -> Sequence[str]:
+        """The hosts of the live nodes' public URLs and TURN URLs, as last read."""
+        ...

@@ -12,6 +12,7 @@ Senders find listeners on other nodes here and reach them through those nodes' i
 from __future__ import annotations
 
 import logging
+import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -118,6 +119,12 @@ class RedisGateway:
         self, node: str, body: Mapping[str, Any], within: float
     ) -> Mapping[str, Any] | None:
         return await self.link.ask(node, dict(body), within)
+
+    def node_hosts(self) -> Sequence[str]:
+        hosts: list[str] = []
+        for node in self.link.nodes.live(self.link.clock()):
+            hosts += [urllib.parse.urlsplit(node.public_url).hostname or "", node.turn_host]
+        return [host for host in dict.fromkeys(hosts) if host]
 
     def serve(self, answer: Answer, reassert: Callable[[], Awaitable[None]]) -> None:
         async def answer_dict(body: dict[str, Any]) -> dict[str, Any]:

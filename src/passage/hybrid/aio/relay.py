@@ -686,6 +686,8 @@ class HybridRelay:
             hosts.append(_hostname(f"//{host}") or host)
         if self.settings.public_url:
             hosts.append(_hostname(self.settings.public_url) or "")
+        if self.cluster is not None:
+            hosts += self.cluster.hosts()
         rules = self.namespace().rules_for(resolved.connection)
         return verify_sas_token(
             token, rules, hosts=hosts, entity=resolved.connection.path, needed=needed,

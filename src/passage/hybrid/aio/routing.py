@@ -119,6 +119,11 @@ class ClusterRouting:
             return {"ok": False, "gone": True}
         return {"ok": True}
 
+    def hosts(self) -> list[str]:
+        """The hosts of the cluster's live nodes: a token naming any of them is the cluster's
+        (as Azure's namespace host is shared by its gateways)."""
+        return list(self.shared.node_hosts())
+
     async def reassert(self) -> None:
         """Put every listener this node holds back into the shared store."""
         held: dict[HybridConnectionPath, list[str]] = {}
