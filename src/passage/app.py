@@ -389,6 +389,7 @@ async def start(
             audience_hosts=_audience_hosts(config, endpoint),
             max_listeners=config.max_listeners,
             max_message=config.hc_max_message,
+            max_token_lifetime=float(config.hc_max_token_lifetime),
             in_flight=InFlightLimits(
                 per_connection=config.hc_http_in_flight_per_connection,
                 total=config.hc_http_in_flight,

@@ -145,6 +145,9 @@ class Config:
     hc_http_in_flight: int = 256 * 1024 * 1024
     """Bytes the relay may hold for all HTTP senders together (else 503)."""
 
+    hc_max_token_lifetime: int = 30 * 24 * 3600
+    """Seconds ahead a SAS token's expiry may lie when presented to the relay (else 401)."""
+
     signal_room_size: int = 2
     """Members one signaling room may have at once (``/signal/{room}``); 2 for peer pairs."""
 
@@ -492,6 +495,7 @@ COUNT_OR_OFF = _integer("N", 0)
 LINE_BYTES = _integer("BYTES", 256)
 MESSAGE_BYTES = _integer("BYTES", 1024)
 IN_FLIGHT_BYTES = _integer("BYTES", 1024 * 1024)
+TOKEN_SECONDS = _integer("SECONDS", 60)
 SECONDS = _positive_seconds()
 
 
@@ -596,6 +600,7 @@ OPTIONS: tuple[Option, ...] = (
         "bytes held for one hybrid connection's HTTP senders (else 503)",
     ),
     _top("hc_http_in_flight", IN_FLIGHT_BYTES, "bytes held for all HTTP senders (else 503)"),
+    _top("hc_max_token_lifetime", TOKEN_SECONDS, "longest SAS token lifetime accepted (else 401)"),
     _top("signal_room_size", COUNT, "members per signaling room"),
     _top("log_level", LOG_LEVEL, "debug, info, warning or error"),
     _top("log_format", LOG_FORMAT, "log lines as text or json (one object per line)"),

@@ -144,16 +144,24 @@ def verify_sas_token(
     entity: str,
     needed: Rights,
     now: float,
+    max_lifetime: float | None = None,
 ) -> SasRule:
     """The rule that signed ``text``, if the token authorizes ``needed`` on ``entity``.
 
     Raises :class:`SasError`: 401 for a malformed, expired, foreign or forged
-    token (unknown rule, bad signature, another host or entity); 403 when the
-    token is genuine but its rule lacks the right.
+    token (unknown rule, bad signature, another host or entity), or one whose
+    expiry is more than ``max_lifetime`` seconds away (None: no bound); 403
+    when the token is genuine but its rule lacks the right.
     """
     token = SasToken.parse(text)
     if token.expiry + CLOCK_SKEW < now:
         raise SasError(401, "the token has expired")
+    if max_lifetime is not None and token.expiry - now > max_lifetime + CLOCK_SKEW:
+        raise SasError(
+            401,
+            f"the token expires more than {int(max_lifetime)} s from now (se); this relay "
+            "accepts tokens valid at most that long (--hc-max-token-lifetime)",
+        )
     rule = rules.get(token.key_name)
     if rule is None:
         raise SasError(401, f"no authorization rule named {token.key_name!r}")

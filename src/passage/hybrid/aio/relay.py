@@ -52,6 +52,7 @@ from passage.hybrid.aio.http_stream import (
 )
 from passage.hybrid.aio.meters import ANONYMOUS, RelayMeters, Traffic
 from passage.hybrid.aio.routing import ClusterRouting, NoListenerReached
+from passage.hybrid.aio.standing import Standing, Standings
 from passage.hybrid.control import (
     INLINE_LIMIT,
     RenewToken,
@@ -133,6 +134,9 @@ class RelaySettings:
     max_message: int = 1024 * 1024
     """Bytes of the largest message a bridge carries either way: a larger one closes its
     sender with 1009 as soon as its frame header says so (nothing of it is buffered)."""
+    max_token_lifetime: float = 30 * 24 * 3600.0
+    """Seconds a SAS token's expiry (``se``) may lie ahead when it is presented; a later
+    one is refused with 401 (a token valid for a century is a key by another name)."""
     listen_failures_per_minute: int = 30
     """Failed listen attempts one address may make per minute before 429."""
 
@@ -153,6 +157,10 @@ class HybridRelay:
         self.rendezvous: RendezvousTable[HttpExchange | PendingAccept] = RendezvousTable()
         self.listen_failures = FailureLimiter(settings.listen_failures_per_minute, 60.0)
         self.in_flight = InFlight(settings.in_flight)
+        self.standings = Standings(self._still_granted)
+        """What let each live listener and sender in, re-checked when the namespace changes."""
+        self._swept = namespace()
+        self._watcher: asyncio.Task[None] | None = None
         self._busy_log = RateLimitedLog(logger, rate=1.0, burst=10)
         """Bytes held for HTTP senders, per hybrid connection and in total."""
         self.meters = RelayMeters()
@@ -406,6 +414,7 @@ class HybridRelay:
                 address=_address_text(request), connected_at=self.clock(),
             )  # fmt: skip
             self.channels[ref.listener_id] = channel
+            self._stand(websocket, request, resolved, Rights.LISTEN, f"listener on {path}")
             self.meters.listeners_accepted += 1
             logger.info("listener %s on %s from %s", ref.listener_id[:8], path, source)
             expiry = self._spawn(self._close_on_expiry(channel))
@@ -414,6 +423,7 @@ class HybridRelay:
             finally:
                 expiry.cancel()
         finally:
+            self.standings.discard(websocket)
             await self._release(path, ref)
             closed = self.channels.pop(ref.listener_id, None)
             if closed is not None:
@@ -467,6 +477,7 @@ class HybridRelay:
                 await channel.websocket.close(code=1008, message=b"invalid token")
                 return
             channel.token_expiry = SasToken.parse(event.head.token).expiry
+            self.standings.renew(channel.websocket, event.head.token)
         else:
             exchange = channel.exchanges.get(event.head.request_id)
             if exchange is not None:
@@ -489,7 +500,8 @@ class HybridRelay:
         if resolved is None:
             return self._refuse(404, "EndpointNotFound", "no such hybrid connection")
         rule = ANONYMOUS
-        if resolved.connection.requires_client_authorization:
+        authorized_by_token = resolved.connection.requires_client_authorization
+        if authorized_by_token:
             authorized = self._authorize(request, resolved, Rights.SEND, http=False)
             if isinstance(authorized, web.Response):
                 return authorized
@@ -545,6 +557,8 @@ class HybridRelay:
                 taken.bridges[sender] = meter
             else:
                 self.remote_bridges[sender] = (taken, path, meter)
+            if authorized_by_token:
+                self._stand(sender, request, resolved, Rights.SEND, f"sender to {path}")
             self.meters.senders["websocket"] += 1
             traffic = self.meters.traffic_of(resolved.connection.path, rule)
             traffic.requests += 1
@@ -553,6 +567,7 @@ class HybridRelay:
             if isinstance(taken, ControlChannel):
                 taken.bridges.pop(sender, None)
             self.remote_bridges.pop(sender, None)
+            self.standings.discard(sender)
             pending.finished.set()
         return sender
 
@@ -679,7 +694,16 @@ class HybridRelay:
             503, "ServerBusy", "too many senders are waiting for listeners; retry later"
         )
 
-    def _verify(self, token: str, resolved: Resolved, needed: Rights, host: str | None) -> str:
+    def _verify(
+        self,
+        token: str,
+        resolved: Resolved,
+        needed: Rights,
+        host: str | None,
+        *,
+        now: float | None = None,
+        bound_lifetime: bool = True,
+    ) -> str:
         """The name of the rule that signed ``token``; raises :class:`SasError`."""
         hosts = list(self.settings.audience_hosts)
         if host:
@@ -691,8 +715,54 @@ class HybridRelay:
         rules = self.namespace().rules_for(resolved.connection)
         return verify_sas_token(
             token, rules, hosts=hosts, entity=resolved.connection.path, needed=needed,
-            now=self.clock(),
+            now=self.clock() if now is None else now,
+            max_lifetime=self.settings.max_token_lifetime if bound_lifetime else None,
         ).name  # fmt: skip
+
+    def _still_granted(self, standing: Standing) -> None:
+        """Raise :class:`SasError` if ``standing``'s token no longer verifies against the
+        namespace as it is now (its rule deleted, its keys changed); its expiry and
+        lifetime are not looked at again."""
+        expiry = float(SasToken.parse(standing.token).expiry)
+        self._verify(
+            standing.token, standing.resolved, standing.needed, standing.host,
+            now=min(self.clock(), expiry), bound_lifetime=False,
+        )  # fmt: skip
+
+    def _stand(
+        self,
+        websocket: web.WebSocketResponse,
+        request: web.Request,
+        resolved: Resolved,
+        needed: Rights,
+        what: str,
+    ) -> None:
+        """Remember what let ``websocket`` in, so it goes when its rule does."""
+        token = request.query.get("sb-hc-token") or request.headers.get(AUTH_HEADER) or ""
+
+        async def close(code: int, why: str) -> None:
+            await websocket.close(code=code, message=_close_reason(why))
+
+        self.standings.add(websocket, Standing(token, request.host, resolved, needed), close, what)
+        if self._watcher is None:
+            self._watcher = self._spawn(self.watch_namespace())
+
+    async def revalidate(self) -> int:
+        """Close the listeners and senders whose rule was deleted or whose key changed
+        (1008); how many. Run by :meth:`watch_namespace` whenever the namespace changes."""
+        self._swept = self.namespace()
+        return await self.standings.sweep()
+
+    async def watch_namespace(self, every: float = 1.0) -> None:
+        """Until cancelled: :meth:`revalidate` after each change of the namespace (a rule
+        deleted or rotated here, by the CLI on the store, or on another node)."""
+        while True:
+            await asyncio.sleep(every)
+            if self.namespace() is not self._swept and len(self.standings):
+                try:
+                    await self.revalidate()
+                except Exception:
+                    logger.exception("could not re-check live listeners and senders")
 
     def _token_expiry(self, request: web.Request) -> float:
         token = request.query.get("sb-hc-token") or request.headers.get(AUTH_HEADER) or ""
@@ -772,6 +842,12 @@ def _remote(request: web.Request) -> tuple[str, int] | None:
 
 def _query_string(query: list[tuple[str, str]]) -> str:
     return "?" + urllib.parse.urlencode(query) if query else ""
+
+
+def _close_reason(text: str) -> bytes:
+    """``text`` as a close frame's reason: UTF-8, at most 123 bytes, never cut inside a
+    character (RFC 6455 §5.5.1)."""
+    return text.encode()[:123].decode("utf-8", "ignore").encode()
 
 
 def _sendable_close_code(code: int) -> int:
