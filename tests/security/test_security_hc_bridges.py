@@ -15,6 +15,7 @@ import dataclasses
 import json
 import os
 import struct
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -53,7 +54,7 @@ class Listener:
         admin = self.api.running.api.hybrid_admin
         assert admin is not None
         key = admin.namespace().rules[ROOT_RULE].primary_key
-        token = make_sas_token(f"{self.api.http_base}/open", ROOT_RULE, key, 2**31)
+        token = make_sas_token(f"{self.api.http_base}/open", ROOT_RULE, key, int(time.time()) + 600)
         control = await self.api.session.ws_connect(
             f"{ws_base(self.api)}/$hc/open?sb-hc-action=listen",
             headers={"ServiceBusAuthorization": token},
