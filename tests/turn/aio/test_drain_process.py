@@ -157,3 +157,45 @@ async def test_a_reload_during_a_drain_moves_its_alternate_and_its_deadline(
         await until(lambda: exited(pid))
         await live.close(release=False)
     assert "drain timeout: stopping with 1 allocations" in log.read_text()
+
+
+async def ledger_bytes_to_peer(info: ServerInfo) -> int:
+    from passage.store.database import open_database, sqlite_url
+    from passage.store.ledger import UsageLedger
+
+    database = await open_database(sqlite_url(info.data_dir))
+    try:
+        return sum(row.bytes_to_peer for row in await UsageLedger(database).allocations())
+    finally:
+        await database.close()
+
+
+@pytest.mark.parametrize("sig", ["SIGHUP", "SIGTERM"])
+async def test_sighup_and_a_drain_flush_usage_at_once(tmp_path: Path, sig: str) -> None:
+    """With an hour between usage writes, only the signal can have put the bytes in the
+    ledger: SIGHUP (a reload) and SIGTERM (a drain starting) each write what was metered."""
+    with passage_process(tmp_path, "--allow-loopback-peers", "--usage-flush-interval", "3600") as (
+        info,
+        log,
+    ):
+        client = await TurnClient.connect("udp", (info.host, info.turn_port))
+        peer = await UdpPeer.bind()
+        assert (await client.allocate()).message_class is MessageClass.SUCCESS
+        assert error_code(await client.channel_bind(0x4000, peer.address)) is None
+        for index in range(5):
+            client.send_channel_data(0x4000, bytes([index]) * 100)
+        for _ in range(5):
+            await peer.receive()
+        assert await ledger_bytes_to_peer(info) == 0  # nothing written yet
+        pid = server_process(info)
+        os.kill(pid, getattr(signal, sig))
+        wrote = "reloaded the configuration" if sig == "SIGHUP" else "draining (SIGTERM)"
+        await until(lambda: wrote in log.read_text())
+        for _ in range(200):  # the flush follows the log line
+            if await ledger_bytes_to_peer(info) == 500:
+                break
+            await asyncio.sleep(0.05)
+        assert await ledger_bytes_to_peer(info) == 500
+        assert not exited(pid)  # a reload, or a drain waiting for this allocation
+        await client.close(release=False)
+        await peer.close()
