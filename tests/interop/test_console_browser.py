@@ -386,6 +386,9 @@ def test_dark_theme_overview(
         "() => getComputedStyle(document.body).backgroundColor === 'rgb(13, 17, 23)'"
     )
     dark.screenshot(path=str(shots / "overview-dark.png"), full_page=True)
+    dark.set_viewport_size({"width": 390, "height": 844})
+    assert dark.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scroll
+    dark.screenshot(path=str(shots / "overview-dark-phone.png"), full_page=True)
     dark.context.close()
 
 

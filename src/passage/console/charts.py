@@ -18,7 +18,7 @@ from passage.console.html import bytes_text, esc
 __all__ = ["Series", "bar_chart", "line_chart"]
 
 WIDTH, HEIGHT = 720, 220
-LEFT, RIGHT, TOP, BOTTOM = 64, 12, 12, 28
+LEFT, RIGHT, TOP, BOTTOM = 84, 16, 12, 28
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,7 @@ def _frame(kind: str, chart_id: str, title: str, summary: str, total: int, point
         grid += (
             f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
             f'<text class="axis" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{esc(bytes_text(top * step // 4))}</text>"
+            f"{esc(bytes_text(top * step // 4).replace('.0 ', ' '))}</text>"
         )
     plot_w = WIDTH - LEFT - RIGHT
     for index, label in enumerate(labels):

@@ -292,3 +292,24 @@ async def test_the_hc_page_says_what_each_hybrid_connection_relayed(api: Api, cl
         "GET", "/console/export/usage.csv?kind=hybridConnection&days=1"
     )
     assert response.status == 200 and text.splitlines()[1].startswith(f"{iso_hour(hour)},web,")
+
+
+async def test_end_on_the_relays_page_ends_the_allocation(api: Api) -> None:
+    """What the End button sends: DELETE through the console's API, with the token."""
+    client = await api.client("udp")
+    try:
+        await client.allocate()
+        browser = Browser(api)
+        await browser.sign_in(api.key.text)
+        response, text = await browser.send("GET", "/console/relays")
+        [path] = re.findall(r'data-method="DELETE" data-path="(/live/allocations/\w+)"', text)
+        assert browser.csrf is not None
+        ended, _ = await browser.send(
+            "DELETE", "/console/api" + path, headers={"X-CSRF-Token": browser.csrf}
+        )
+        assert ended.status == 204
+        assert not api.running.edge.core.allocations
+        _, text = await browser.send("GET", "/console/relays")
+        assert "No allocation is live" in text
+    finally:
+        await client.close(release=False)
