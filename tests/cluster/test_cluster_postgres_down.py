@@ -8,9 +8,11 @@ import asyncio
 import time
 from pathlib import Path
 
+import aiohttp
 import pytest
 from cluster_nodes import cluster
 
+from api_harness import Api, identity_path
 from passage.stun import MessageClass
 from passage_server import PASSWORD, USER
 from turn_client import TurnClient, UdpPeer
@@ -66,3 +68,21 @@ async def test_postgresql_cut_under_traffic_and_the_ledger_matches_the_bytes_rel
         allocations = await a.server.running.api.ledger.allocations()
         mine = [row for row in allocations if row.bytes_to_peer]
         assert [row.bytes_to_peer for row in mine] == [relayed]
+
+
+async def test_the_api_answers_503_with_retry_after_while_postgresql_is_cut(
+    tmp_path: Path, redis_prefix: str, pg_schema: str
+) -> None:
+    async with (
+        cluster(tmp_path, "a", prefix=redis_prefix, schema=pg_schema) as (a,),
+        aiohttp.ClientSession() as session,
+    ):
+        api = Api(a.server.running, a.server.datadir, a.server.config, session=session)
+        a.postgres_link.cut()
+        answer = await api.request("POST", identity_path())
+        assert answer.status == 503, answer
+        assert answer.headers["Retry-After"] == "5"
+        assert answer.body["error"]["code"] == "StoreUnavailable"
+        a.postgres_link.restore()
+        answer = await api.request("POST", identity_path())
+        assert answer.status == 201, answer

@@ -31,12 +31,17 @@ from passage.identity.hmac_auth import verify_request
 from passage.identity.keys import AccessKey
 from passage.identity.tokens import TokenClaims, verify_token
 from passage.live import LiveView
+from passage.store.database import is_unavailable
 from passage.store.ledger import UsageLedger
 
 __all__ = ["MAX_BODY_BYTES", "ApiServer"]
 
 MAX_BODY_BYTES = 64 * 1024
 """Largest request body accepted; every API body is a small JSON object."""
+
+STORE_RETRY_AFTER = 5
+"""Seconds a client is told to wait (``Retry-After``) when the store cannot be reached."""
+STORE_UNAVAILABLE = "The store is unreachable for now; retry later."
 
 logger = logging.getLogger("passage.api")
 
@@ -81,10 +86,19 @@ class ApiServer:
                 error.status,
                 error.message,
             )
-        except Exception:
-            logger.exception("%s %s failed", request.method, request.path)
-            failure = HttpError(500, "InternalError", "The server failed to process the request.")
-            reply = Reply(500, error_body(failure))
+        except Exception as error:
+            if is_unavailable(error):  # the store: refused, cut or timed out
+                logger.warning("%s %s: the store is unreachable (%s): 503", request.method,
+                               request.path, type(error).__name__)  # fmt: skip
+                failure = HttpError(503, "StoreUnavailable", STORE_UNAVAILABLE)
+                headers = {"Retry-After": str(STORE_RETRY_AFTER)}
+                reply = Reply(503, error_body(failure), headers)
+            else:
+                logger.exception("%s %s failed", request.method, request.path)
+                failure = HttpError(
+                    500, "InternalError", "The server failed to process the request."
+                )
+                reply = Reply(500, error_body(failure))
         logger.debug(
             "%s %s %d in %.1f ms",
             request.method,

@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import URL, Connection, Table, event, make_url, text
+from sqlalchemy import URL, Connection, Table, event, exc, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -45,6 +45,29 @@ _ASYNC_DRIVERS = {
 
 _WRITE_OPTION = "passage_write"
 """Connection execution option that makes SQLite begin with ``BEGIN IMMEDIATE``."""
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` says the database could not be reached (refused, cut, timed out),
+    as opposed to a query it refused: the caller may answer "try again later"."""
+    if isinstance(error, OSError | TimeoutError | exc.OperationalError | exc.InterfaceError):
+        return True
+    if isinstance(error, exc.DBAPIError):
+        return bool(error.connection_invalidated) or _is_disconnect(error.orig)
+    return False
+
+
+def _is_disconnect(error: BaseException | None) -> bool:
+    """asyncpg's lost or refused connections, as SQLAlchemy hands them over."""
+    return isinstance(error, OSError | TimeoutError | ConnectionError) or (
+        error is not None and type(error).__name__ in _DISCONNECTS
+    )
+
+
+_DISCONNECTS = frozenset(
+    {"ConnectionDoesNotExistError", "ConnectionFailureError", "CannotConnectNowError",
+     "InterfaceError", "InternalClientError"}
+)  # fmt: skip
 
 
 def dialect_insert(dialect: str, table: Table) -> sqlite.Insert | postgresql.Insert:
