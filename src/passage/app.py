@@ -507,7 +507,21 @@ async def _join_cluster(
     await link.start()
     counts = AllocationCounts(link, running.allocations_per_user, running.allocations_elsewhere)
     link.run(counts.forever())
+    link.run(_alternates_when_full(link, running))
     return link
+
+
+async def _alternates_when_full(link: ClusterLink, running: Running) -> None:
+    """Keep the TURN core told which node to send a new Allocate to when this one is full
+    (300 Try Alternate rather than 486): the least loaded other live node."""
+    from passage.cluster import NODE_HEARTBEAT
+    from passage.lifecycle import cluster_alternates
+
+    while True:
+        alternates = await cluster_alternates(link)
+        if running.edge is not None:  # worker processes keep answering 486 when full
+            running.edge.core.full_alternates = alternates
+        await asyncio.sleep(NODE_HEARTBEAT)
 
 
 def _share_changes(

@@ -144,3 +144,23 @@ async def test_a_draining_node_answers_a_new_allocate_with_300_to_another_live_n
         # c is the least loaded live node other than a
         assert answer.get(AttributeType.ALTERNATE_SERVER, tuple) == c.server.address("udp")
         assert (await live.refresh(600)).message_class is MessageClass.SUCCESS  # live one goes on
+
+
+async def test_a_full_node_answers_a_new_allocate_with_300_to_another_live_node(
+    tmp_path: Path, redis_prefix: str, pg_schema: str
+) -> None:
+    one_each = TurnConfig(realm=REALM, max_allocations_total=1)
+    async with (
+        cluster(tmp_path, "ab", prefix=redis_prefix, schema=pg_schema, turn=one_each) as (a, b),
+        allocations(a, 1),
+    ):
+        fresh = await TurnClient.connect("udp", a.server.address("udp"), USER, PASSWORD)
+        try:
+            started = time.monotonic()
+            while error_code(answer := await fresh.allocate()) != 300:
+                assert error_code(answer) == 486  # until a has read who else is live
+                assert time.monotonic() - started < 5.0, "still 486 after 5 s"
+                await asyncio.sleep(0.1)
+        finally:
+            await fresh.close()
+        assert answer.get(AttributeType.ALTERNATE_SERVER, tuple) == b.server.address("udp")

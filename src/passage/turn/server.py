@@ -33,7 +33,7 @@ from passage.stun import (
     encode_message,
 )
 from passage.turn.allocation import Allocation, Reservation, Route
-from passage.turn.alternate import Alternates
+from passage.turn.alternate import Alternate, Alternates
 from passage.turn.auth import (
     SUPPORTED_PASSWORD_ALGORITHMS,
     Authenticated,
@@ -205,6 +205,8 @@ class TurnServer:
         self.draining = False
         """Set by :meth:`start_draining`: new Allocates go elsewhere, the rest carries on."""
         self.drain_alternates = Alternates()
+        self.full_alternates = Alternates()
+        """Cluster mode: where a new Allocate goes (300) when this server is full; none: 486."""
 
     def start_draining(self, alternates: Alternates) -> None:
         """A drain: every new Allocate (a reserved port's included) gets 300 Try Alternate
@@ -616,12 +618,7 @@ class TurnServer:
         alternate = self.drain_alternates.for_client(transport, request.five_tuple.client[0])
         if alternate is None:
             return TurnError(ErrorCode.FORBIDDEN, "Server draining: use another server")
-        attributes: list[tuple[int, AttributeValue]] = [
-            (AttributeType.ALTERNATE_SERVER, alternate.address)
-        ]
-        if transport is Transport.TLS and alternate.domain is not None:
-            attributes.append((AttributeType.ALTERNATE_DOMAIN, alternate.domain))
-        return TurnError(ErrorCode.TRY_ALTERNATE, attributes=attributes)
+        return _try_alternate(alternate, transport)
 
     def _check_permission_quota(self, allocation: Allocation, ips: set[str]) -> None:
         new = ips - allocation.permissions.keys()
@@ -636,6 +633,10 @@ class TurnServer:
         assert request.auth is not None
         held = len(self.allocations) + len(self._pending) + len(self._reservations)
         if held + ports > self.config.max_allocations_total:
+            transport = request.five_tuple.transport
+            alternate = self.full_alternates.for_client(transport, request.five_tuple.client[0])
+            if alternate is not None:
+                raise _try_alternate(alternate, transport)
             raise TurnError(ErrorCode.ALLOCATION_QUOTA_REACHED, "Server allocation quota reached")
         quota_key = request.auth.credential.quota_key
         elsewhere = self.allocations_elsewhere.get(quota_key, 0)
@@ -912,3 +913,13 @@ def _relayed_text(allocation: Allocation) -> str:
     """The first relayed address of ``allocation``, as the usage record names it."""
     relayed = next(iter(allocation.relays.values()), None)
     return format_address(relayed[1]) if relayed else ""
+
+
+def _try_alternate(alternate: Alternate, transport: Transport) -> TurnError:
+    """300 Try Alternate naming ``alternate`` (and its name over TLS: ALTERNATE-DOMAIN)."""
+    attributes: list[tuple[int, AttributeValue]] = [
+        (AttributeType.ALTERNATE_SERVER, alternate.address)
+    ]
+    if transport is Transport.TLS and alternate.domain is not None:
+        attributes.append((AttributeType.ALTERNATE_DOMAIN, alternate.domain))
+    return TurnError(ErrorCode.TRY_ALTERNATE, attributes=attributes)
