@@ -89,7 +89,9 @@ async def _serve(channel_socket: socket.socket) -> int:
         stop=stop.set,
     )
     reading = asyncio.create_task(link.serve(orders))
-    reporting = asyncio.create_task(_report(channel, edge, config.usage_flush_interval))
+    reporting = asyncio.create_task(
+        _report(channel, edge, config.usage_flush_interval, metrics=bool(config.metrics_port))
+    )
     channel.send(Ready(os.getpid()))
     await stop.wait()
     reporting.cancel()
@@ -101,11 +103,12 @@ async def _serve(channel_socket: socket.socket) -> int:
     return 0
 
 
-async def _report(channel: Channel, edge: TurnEdge, interval: float) -> None:
-    """Tell the parent what the console shows of this worker, every ``interval`` seconds."""
+async def _report(channel: Channel, edge: TurnEdge, interval: float, *, metrics: bool) -> None:
+    """Tell the parent what the console shows of this worker, every ``interval`` seconds,
+    and its metric families when the parent serves ``/metrics``."""
     while True:
-        metrics = tuple(turn_families(edge))
-        channel.send(Snapshot(tuple(edge.live_allocations()), edge.turn_counters(), metrics))
+        families = tuple(turn_families(edge)) if metrics else ()
+        channel.send(Snapshot(tuple(edge.live_allocations()), edge.turn_counters(), families))
         await asyncio.sleep(interval)
 
 
