@@ -143,7 +143,8 @@ def report(
             rate = f"{top.offered_pps:,}" if top else "none clean"
             ratio = f"{top.offered_pps / coturn.offered_pps:.2f}×" if top and coturn else "–"
             lossy_text = (
-                f"{lossy.clients} clients: {lossy.result.loss_percent}% lost, {lossy.result.status}"
+                f"{lossy.clients} clients: {lossy.result.loss_percent or 0:.1f} % lost"
+                + ("" if lossy.result.status == "ok" else f" ({lossy.result.status})")
                 if lossy
                 else f"none up to {last_step} clients"
             )
