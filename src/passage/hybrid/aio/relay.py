@@ -125,7 +125,8 @@ class RelaySettings:
     response_timeout: float = 60.0
     """Seconds an HTTP sender waits for the listener's response before 504."""
     max_body: int = 16 * 1024 * 1024
-    """Largest HTTP request or response body relayed, in bytes."""
+    """Largest message a listener may send on its control channel (an inline response), in
+    bytes; HTTP bodies by rendezvous stream and have no such bound."""
     heartbeat: float = 30.0
     """Seconds between pings on control channels and on both sockets of every bridge; a peer
     that misses the pong (half this) is dropped, and a bridge with it."""
