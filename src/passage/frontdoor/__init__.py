@@ -13,8 +13,10 @@ Every connection is held to the door's
 :class:`~passage.http_limits.HttpLimits` (:mod:`~passage.frontdoor.guard`):
 caps in total and per client address, a reserve of file descriptors for the
 other listeners, the TLS handshake, request-head, idle, body-progress and
-stalled-response timeouts, and the sizes of a request head. What belongs here
-later: an access log, a console mounted at ``/console/``, a metrics listener.
+stalled-response timeouts, and the sizes of a request head. Every answered
+request is counted by route and status, timed, and with ``--access-log``
+logged (:mod:`~passage.frontdoor.access`); the operators' listener
+(``passage.telemetry``) is a front door of its own.
 """
 
 from passage.frontdoor.answers import error_response
