@@ -250,7 +250,7 @@ class _ClientProtocol(asyncio.Protocol):
         self._head = bytearray()
         self._drained: asyncio.Event = asyncio.Event()
         self._drained.set()
-        self._lost = False
+        self.lost = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -287,7 +287,7 @@ class _ClientProtocol(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._lost = True
+        self.lost = True
         self._drained.set()
         if not self.handshake.done():
             self.handshake.set_exception(HandshakeRefused(0, "the connection closed"))
@@ -301,8 +301,12 @@ class _ClientProtocol(asyncio.Protocol):
         self._drained.set()
 
     async def drain(self) -> None:
+        if self._drained.is_set():
+            # Yield once even when not paused: a connection that just died reports it
+            # (connection_lost) on the next loop turn, before we write into it again.
+            await asyncio.sleep(0)
         await self._drained.wait()
-        if self._lost:
+        if self.lost:
             raise ConnectionResetError("the rendezvous connection was lost")
 
 
@@ -313,7 +317,7 @@ class _ClientFlow:
         self.transport = protocol.transport
 
     def write(self, data: bytes) -> None:
-        if not self.transport.is_closing():
+        if not self.transport.is_closing() and not self.protocol.lost:
             self.transport.write(data)
 
     async def drain(self) -> None:
