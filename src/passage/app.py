@@ -66,7 +66,7 @@ from passage.scrape import PlainFamily, Sources, registry
 from passage.settings import settings_view
 from passage.signal import SignalLimits
 from passage.signal.aio import SignalingServer
-from passage.store.database import Database, open_database, sqlite_url
+from passage.store.database import Database, is_unavailable, open_database, sqlite_url
 from passage.store.hybrid import HybridStore
 from passage.store.identities import TURN_REST_SECRET, IdentityStore
 from passage.store.ledger import RESTART_END_REASON, LedgerNode, UsageLedger
@@ -415,7 +415,7 @@ async def start(
         api, hybrid, signaling, console, limits=config.http, descriptors=DescriptorBudget(),
         access_log=config.access_log,
     )  # fmt: skip
-    store_poll = StorePoll(sync, hybrid_admin)
+    store_poll = StorePoll(sync, hybrid_admin, clock)
     polling = asyncio.create_task(store_poll.forever(poll_interval))
     running = Running(
         edge, database, door, api, hybrid, signaling, polling,
@@ -459,10 +459,24 @@ async def start(
         if config.redis_url is not None:  # once it serves: the registry announces it
             running.cluster = await _join_cluster(config, endpoint, running, clock)
             _share_changes(running.cluster, service, hybrid_admin, store_poll)
+            store_poll.on_read = lambda: _bound_staleness(running, store_poll, config)
     except BaseException:
         await running.stop()
         raise
     return running
+
+
+def _bound_staleness(running: Running, store_poll: StorePoll, config: Config) -> None:
+    """Cluster mode: past ``store_staleness`` without the store, identities' relay
+    credentials get no new allocation (another node's revocation may have been missed)."""
+    stale = store_poll.clock() - store_poll.read_at > config.store_staleness
+    if running.edge is not None:  # worker processes: not bounded yet
+        if stale and not running.edge.core.store_stale:
+            logger.warning(
+                "the store has been unreachable for over %.0f s: new allocations for "
+                "identities are refused until it is back", config.store_staleness,
+            )  # fmt: skip
+        running.edge.core.store_stale = stale
 
 
 async def _join_cluster(
@@ -761,13 +775,22 @@ def banner(config: Config, datadir: DataDir, running: Running) -> str:
 
 class StorePoll:
     """Re-reads keys, revocations and hybrid connections changed elsewhere: every
-    ``interval`` seconds, and at once when a cluster event says something changed."""
+    ``interval`` seconds, and at once when a cluster event says something changed. While
+    the store is unreachable it says so once, not every second, and keeps what it read."""
 
-    def __init__(self, sync: IdentitySync, hybrid_admin: HybridAdmin) -> None:
+    def __init__(
+        self, sync: IdentitySync, hybrid_admin: HybridAdmin, clock: Callable[[], float]
+    ) -> None:
         self.sync = sync
         self.hybrid_admin = hybrid_admin
+        self.clock = clock
+        self.read_at = clock()
+        """When revocations were last read whole (the start read them)."""
+        self.on_read: Callable[[], None] | None = None
+        """Called after every poll (cluster mode: how stale what was read is now)."""
         self._identities = asyncio.Lock()
         self._hybrid = asyncio.Lock()
+        self._unreachable = False
 
     async def forever(self, interval: float) -> None:
         """Poll until cancelled."""
@@ -775,18 +798,32 @@ class StorePoll:
             await asyncio.sleep(interval)
             await self.identities()
             await self.hybrid_connections()
+            if self.on_read is not None:
+                self.on_read()
 
     async def identities(self) -> None:
         async with self._identities:
-            await _logged(self.sync.poll, "identity changes")
+            if await self._poll(self.sync.poll, "identity changes"):
+                self.read_at = self.clock()
 
     async def hybrid_connections(self) -> None:
         async with self._hybrid:
-            await _logged(self.hybrid_admin.refresh, "hybrid connections")
+            await self._poll(self.hybrid_admin.refresh, "hybrid connections")
 
-
-async def _logged(poll: Callable[[], Awaitable[object]], what: str) -> None:
-    try:
-        await poll()
-    except Exception:
-        logger.exception("could not read %s from the store", what)
+    async def _poll(self, poll: Callable[[], Awaitable[object]], what: str) -> bool:
+        try:
+            await poll()
+        except Exception as error:
+            if not is_unavailable(error):
+                logger.exception("could not read %s from the store", what)
+            elif not self._unreachable:
+                self._unreachable = True
+                logger.warning(
+                    "the store is unreachable (%s): serving on what was last read, "
+                    "retrying every second", type(error).__name__,
+                )  # fmt: skip
+            return False
+        if self._unreachable:
+            self._unreachable = False
+            logger.warning("the store is reachable again")
+        return True

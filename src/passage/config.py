@@ -111,6 +111,10 @@ class Config:
     node_name: str | None = None
     """This node's name in a cluster, unique among its nodes (letters, digits, ``.-_``)."""
 
+    store_staleness: float = 60.0
+    """Cluster mode: seconds without reading the store after which identities' relay
+    credentials get no new allocation (revocations may have been missed)."""
+
     api_port: int = 8443
     """HTTPS port of the identity and relay-configuration API; 0 disables it."""
 
@@ -583,6 +587,11 @@ OPTIONS: tuple[Option, ...] = (
     _top("redis_url", REDIS_URL, "redis://... shared by a cluster's nodes: turns cluster mode on"),
     _top("redis_prefix", NAME, "prefix of every Redis key and channel of this cluster"),
     _top("node_name", NAME, "this node's name in the cluster, unique among its nodes"),
+    _top(
+        "store_staleness",
+        SECONDS,
+        "cluster: seconds without the store before new Allocates of identities are refused",
+    ),
     _top("api_port", PORT_OR_OFF, "HTTPS port of the identity and relay API; 0 disables it"),
     _top("http_port", PORT_OR_OFF, "plain-HTTP port of the API (development, TLS proxy)"),
     _top("public_host", HOST, "host name or IP in ICE server URLs and connection strings"),

@@ -15,7 +15,7 @@ from cluster_nodes import cluster
 from api_harness import Api, identity_path
 from passage.stun import MessageClass
 from passage_server import PASSWORD, USER
-from turn_client import TurnClient, UdpPeer
+from turn_client import TurnClient, UdpPeer, error_code
 
 pytestmark = pytest.mark.postgres
 
@@ -86,3 +86,50 @@ async def test_the_api_answers_503_with_retry_after_while_postgresql_is_cut(
         a.postgres_link.restore()
         answer = await api.request("POST", identity_path())
         assert answer.status == 201, answer
+
+
+async def test_past_the_staleness_bound_identities_get_no_new_allocation_others_go_on(
+    tmp_path: Path, redis_prefix: str, pg_schema: str
+) -> None:
+    async with cluster(
+        tmp_path, "a", prefix=redis_prefix, schema=pg_schema, store_staleness=1.5
+    ) as (a,):
+        service = a.server.running.api.service
+        identity = await service.create_identity()
+        configuration = await service.relay_configuration(
+            service.state.keys.primary, identity, None, 3600, None
+        )
+        server = configuration.ice_servers[0]
+        username, password = str(server["username"]), str(server["credential"])
+        address = a.server.address("udp")
+        live = await TurnClient.connect("udp", address, username, password)
+        try:
+            assert (await live.allocate()).message_class is MessageClass.SUCCESS
+            a.postgres_link.cut()
+            started = time.monotonic()
+            while True:  # allowed on the revocations last read, for a bounded time
+                fresh = await TurnClient.connect("udp", address, username, password)
+                answer = await fresh.allocate()
+                await fresh.close(release=answer.message_class is MessageClass.SUCCESS)
+                if answer.message_class is MessageClass.ERROR:
+                    assert error_code(answer) == 403
+                    break
+                assert time.monotonic() - started < 6.0, "still allowed 6 s into the outage"
+                await asyncio.sleep(0.2)
+            assert time.monotonic() - started >= 1.0  # not refused before the bound
+            assert (await live.refresh(600)).message_class is MessageClass.SUCCESS
+            static = await TurnClient.connect("udp", address, USER, PASSWORD)
+            assert (await static.allocate()).message_class is MessageClass.SUCCESS
+            await static.close()
+            a.postgres_link.restore()
+            started = time.monotonic()
+            while True:
+                fresh = await TurnClient.connect("udp", address, username, password)
+                answer = await fresh.allocate()
+                await fresh.close(release=answer.message_class is MessageClass.SUCCESS)
+                if answer.message_class is MessageClass.SUCCESS:
+                    break
+                assert time.monotonic() - started < 6.0, "still refused 6 s after the store"
+                await asyncio.sleep(0.2)
+        finally:
+            await live.close()

@@ -102,4 +102,6 @@ class IdentityRelayUsers:
         # Anonymous configurations all bill to "anonymous", but each was handed to
         # one user by the application: each has an allocation quota of its own.
         quota = username if parsed.identity is None else None
-        return Credential(username, parsed.subject, (password,), quota)
+        # Only an identity can be revoked: its standing is what the store last said.
+        from_store = parsed.identity is not None
+        return Credential(username, parsed.subject, (password,), quota, from_store=from_store)

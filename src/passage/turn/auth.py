@@ -49,6 +49,10 @@ class Credential:
     that one holder at its quota does not lock out the others.
     """
 
+    from_store: bool = False
+    """Its standing depends on what the store says (revocations): cluster mode refuses new
+    allocations for it once the store has been unreachable too long."""
+
     @property
     def quota_key(self) -> str:
         """The key of ``max_allocations_per_user``: ``quota``, else ``subject``."""

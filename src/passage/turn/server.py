@@ -206,6 +206,9 @@ class TurnServer:
         """Set by :meth:`start_draining`: new Allocates go elsewhere, the rest carries on."""
         self.drain_alternates = Alternates()
         self.full_alternates = Alternates()
+        self.store_stale = False
+        """Cluster mode: the store has been unreachable longer than the revocations may be
+        trusted; credentials whose standing it holds get no new allocation (403)."""
         """Cluster mode: where a new Allocate goes (300) when this server is full; none: 486."""
 
     def start_draining(self, alternates: Alternates) -> None:
@@ -434,6 +437,8 @@ class TurnServer:
             raise TurnError(ErrorCode.ALLOCATION_MISMATCH)
         if self.draining:
             raise self._elsewhere(request)
+        if self.store_stale and request.auth is not None and request.auth.credential.from_store:
+            raise TurnError(ErrorCode.FORBIDDEN, "Revocations unknown: the store is unreachable")
         if request.five_tuple in self._pending:
             raise _Drop(DropReason.ALLOCATE_IN_PROGRESS)  # the answer is on its way
         message = request.message
