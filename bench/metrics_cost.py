@@ -47,8 +47,12 @@ class Variant(ServerKind):
 
     def command(self, port: int, data_dir: Path) -> list[str]:
         base = PASSAGE.command(port, data_dir)
-        if self.source is not None or self.extra:  # older code knows no --metrics-port
-            at = base.index(METRICS_OFF[0])
+        # Older code knows neither flag; --workers 1, the default, is what every variant runs.
+        dropped = {METRICS_OFF[0], "--workers"} if self.source is not None else set()
+        if self.extra:
+            dropped.add(METRICS_OFF[0])
+        for flag in dropped:
+            at = base.index(flag)
             del base[at : at + 2]
         return [*base, *self.extra]
 
