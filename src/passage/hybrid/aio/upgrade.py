@@ -32,6 +32,9 @@ class _Flow:
         if not self.transport.is_closing():
             self.transport.write(data)
 
+    def write_buffer_size(self) -> int:
+        return self.transport.get_write_buffer_size()
+
     async def drain(self) -> None:
         if self.transport.is_closing():
             raise ConnectionResetError("the connection is closing")

@@ -55,6 +55,7 @@ class Flow(Protocol):
     """What a :class:`FrameSocket` needs of its connection."""
 
     def write(self, data: bytes) -> None: ...
+    def write_buffer_size(self) -> int: ...
     async def drain(self) -> None: ...
     def pause_reading(self) -> None: ...
     def resume_reading(self) -> None: ...
@@ -120,6 +121,12 @@ class FrameSocket:
 
     def _on_control(self, control: Control) -> None:
         if control.opcode is Opcode.PING:
+            if self.flow.write_buffer_size() > self.window:
+                # Pings from a peer that reads nothing would pile our pongs up unread.
+                self.close_code = 1008
+                self._end()
+                self.flow.abort()
+                return
             self._write(Opcode.PONG, control.payload)
         elif control.opcode is Opcode.CLOSE:
             if self.close_code is None:
@@ -319,6 +326,9 @@ class _ClientFlow:
     def write(self, data: bytes) -> None:
         if not self.transport.is_closing() and not self.protocol.lost:
             self.transport.write(data)
+
+    def write_buffer_size(self) -> int:
+        return self.transport.get_write_buffer_size()
 
     async def drain(self) -> None:
         await self.protocol.drain()
