@@ -168,6 +168,20 @@ def wait_until_listening(
     raise TimeoutError("passage serve did not start listening")
 
 
+def wait_for_record(
+    info: ServerInfo, process: subprocess.Popen[bytes], timeout: float = 20.0
+) -> None:
+    """Block until ``server.json`` is written: the API port accepts a moment before it is, and
+    a test that reads the record (its pid, say) right away would find none under load."""
+    deadline = time.monotonic() + timeout
+    while not (info.data_dir / "server.json").exists():
+        if process.poll() is not None:
+            raise RuntimeError(f"passage serve exited with {process.returncode}")
+        if time.monotonic() > deadline:
+            raise TimeoutError("passage serve listens but wrote no server.json")
+        time.sleep(0.02)
+
+
 @contextmanager
 def passage_process(
     tmp_path: Path,
@@ -194,6 +208,7 @@ def passage_process(
         )  # fmt: skip
         try:
             wait_until_listening(info, process)
+            wait_for_record(info, process)
             yield info, log
         finally:
             stop(process, timeout=20, how=signal.SIGINT)
