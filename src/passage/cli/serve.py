@@ -43,12 +43,22 @@ def _run(arguments: argparse.Namespace) -> int:
     # Imported here so that other commands never load the server.
     from passage.app import serve
 
+    served = False
+
+    async def run() -> None:
+        nonlocal served
+        await serve(config, datadir, lambda: config_from_arguments(arguments))
+        served = True
+
     runner = asyncio.Runner(loop_factory=loop_factory())
     try:
         with runner:
-            runner.run(serve(config, datadir, lambda: config_from_arguments(arguments)))
+            runner.run(run())
     except KeyboardInterrupt:
-        return 130
+        # 130 for an interrupt that cut the server short. One that reaches us after the
+        # server stopped cleanly changes nothing: the stop was the one asked for (seen under
+        # load: "SIGINT: stopping now", "stopped; usage ledger flushed", then exit 130).
+        return 0 if served else 130
     except OffloadUnavailable as exc:  # --offload xdp asked for what this host cannot give
         print(f"passage: error: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
