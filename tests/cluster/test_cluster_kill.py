@@ -6,6 +6,7 @@ its inbox)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -76,7 +77,11 @@ async def test_kill_9_of_the_listeners_node_and_new_senders_succeed_through_the_
             ):
                 await first.next_event("ready")
                 await second.next_event("ready")
-                assert (await send(http, a))[0] and (await send(http, c))[0]
+                for node in (a, c):  # each has polled the hybrid connection in (1 s)
+                    ready_by = time.monotonic() + 5.0
+                    while not (await send(http, node))[0]:
+                        assert time.monotonic() < ready_by, f"node {node.name} never reached it"
+                        await asyncio.sleep(0.1)
                 balancer.upstreams = [(n.host, n.http_port) for n in (a, b, c)]
                 b.kill()
                 killed = time.monotonic()
