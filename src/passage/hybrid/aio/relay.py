@@ -14,8 +14,10 @@ WebSocket upgrades at ``/$hc/{name}[/{suffix}]`` carry ``sb-hc-action``:
   address (no token: the address is the capability, single-use, 30 s).
 
 Plain HTTP at ``/{name}[/{suffix}]`` is an HTTP sender: relayed as
-``request``/``response``, inline up to 64 kB, by rendezvous above; 502 with no
-listener, 504 after ``response_timeout`` seconds.
+``request``/``response``, inline up to 64 kB, else streamed by rendezvous both
+ways (:mod:`passage.hybrid.aio.http_stream`); 502 with no listener (before any
+body is read), 503 past the bytes-in-flight bounds, 504 after
+``response_timeout`` seconds without a response head.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ backoff when the channel drops. Each ``accept`` becomes a
 :class:`HybridStream` that :meth:`HybridConnectionListener.accept` (or
 ``async for``) yields; each ``request`` is answered by the HTTP handler,
 inline on the control channel up to 64 kB, over the request's rendezvous
-socket above (reference §2.4, §2.5)::
+socket above, both bodies streamed there frame by frame
+(:mod:`passage.hybrid.framesocket`; reference §2.4, §2.5)::
 
     async with HybridConnectionListener(endpoint, "myhc", tokens) as listener:
         async for stream in listener:
