@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+import io
 import os
 import pickle
 import struct
@@ -19,6 +21,7 @@ from passage.workers.protocol import (
     ChannelError,
     FrameReader,
     Holding,
+    Identity,
     ListenerSocket,
     Message,
     Ready,
@@ -86,3 +89,46 @@ def test_a_frame_that_is_not_a_message_is_refused() -> None:
         FrameReader().feed(struct.pack("!I", len(body)) + body)
     with pytest.raises(ChannelError, match="does not decode"):
         FrameReader().feed(struct.pack("!I", 3) + b"\x80\x05!")
+
+
+class _ByName(pickle.Pickler):
+    """Pickles enum members as ``getattr(EnumClass, "NAME")``, as Debian's Python 3.11.2
+    does (the worker then refused the parent's Start: 'frame names builtins.getattr')."""
+
+    def reducer_override(self, obj: object) -> object:
+        if isinstance(obj, enum.Enum):
+            return getattr, (type(obj), obj.name)
+        return NotImplemented
+
+
+def by_name(message: object) -> bytes:
+    out = io.BytesIO()
+    _ByName(out, protocol=pickle.HIGHEST_PROTOCOL).dump(message)
+    return struct.pack("!I", len(out.getvalue())) + out.getvalue()
+
+
+class _BogusMember:
+    def __reduce__(self) -> tuple[object, tuple[object, str]]:
+        from passage.addresses import Transport
+
+        return (getattr, (Transport, "bogus"))
+
+
+def test_enum_members_pickled_by_name_decode() -> None:
+    from passage.addresses import Transport
+    from passage.identity.keys import KeyName
+
+    message = Identity((KeyName.PRIMARY, Transport.UDP))  # as an IdentityState holds them
+    assert FrameReader().feed(by_name(message)) == [message]
+
+
+def test_getattr_in_a_frame_reaches_nothing_but_passage_enum_members() -> None:
+    class Exploit:
+        def __reduce__(self) -> tuple[object, tuple[object, str]]:
+            return (getattr, (Path, "home"))  # a Passage-allowed class, not an enum member
+
+    body = pickle.dumps(Exploit())
+    with pytest.raises(ChannelError, match="home"):
+        FrameReader().feed(struct.pack("!I", len(body)) + body)
+    with pytest.raises(ChannelError, match="bogus"):  # an enum of Passage's, no such member
+        FrameReader().feed(by_name(_BogusMember()))

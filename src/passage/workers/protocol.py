@@ -14,6 +14,7 @@ Worker → parent: :class:`Ready`, :class:`Holding`, :class:`Admit`, :class:`Usa
 
 from __future__ import annotations
 
+import enum
 import io
 import pickle
 from dataclasses import dataclass
@@ -205,10 +206,26 @@ def encode(message: Message) -> bytes:
     return _LENGTH.pack(len(body)) + body
 
 
+def _enum_member(kind: object, name: str) -> enum.Enum:
+    """What ``getattr`` may do in a frame: name a member of one of Passage's enums. Some
+    Python 3.11 releases (Debian's 3.11.2, the system Python of the container image's
+    base) pickle enum members as ``getattr(EnumClass, "NAME")``; 3.11.7 by value."""
+    if (
+        isinstance(kind, type)
+        and issubclass(kind, enum.Enum)
+        and kind.__module__.partition(".")[0] == "passage"
+        and name in kind.__members__
+    ):
+        return kind[name]
+    raise ChannelError(f"frame asks for {name!r} of {kind!r}, which no message holds")
+
+
 class _Unpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> object:
         if module == "passage" or module.startswith("passage.") or (module, name) in _PLAIN:
             return super().find_class(module, name)
+        if (module, name) == ("builtins", "getattr"):
+            return _enum_member
         raise ChannelError(f"frame names {module}.{name}, which no message holds")
 
 
