@@ -12,6 +12,7 @@ naming the limit.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator
@@ -21,8 +22,10 @@ import aiohttp
 import pytest
 
 from api_harness import Api, api_server
+from passage.hybrid import framesocket
 from passage.hybrid.entities import ROOT_RULE
 from passage.hybrid.sas import Rights, make_sas_token
+from passage.hybrid.wsframes import Opcode
 from waiting import until
 
 pytestmark = pytest.mark.timeout(120)
@@ -118,3 +121,31 @@ async def test_bytes_in_flight_are_bounded_per_hybrid_connection_and_in_total(
     finally:
         for listener in listeners:
             await listener.close()
+
+
+async def test_a_response_body_that_goes_quiet_is_cut_not_ended(relay: Api) -> None:
+    """A listener that sends part of a body and then nothing: after the idle deadline
+    the sender's connection is dropped without the chunked body's end, so no client
+    takes the part for the whole."""
+    hybrid = relay.running.relay
+    hybrid.settings = dataclasses.replace(hybrid.settings, response_timeout=1.0)
+    control = await ignoring_listener(relay, "svc")
+    try:
+        asking = asyncio.create_task(
+            relay.session.get(
+                f"{relay.http_base}/svc/stalls",
+                headers={"ServiceBusAuthorization": token(relay, "svc")},
+            )
+        )
+        request = json.loads((await asyncio.wait_for(control.receive(), 10)).data)["request"]
+        rendezvous = await framesocket.connect(request["address"])
+        head = {"requestId": request["id"], "statusCode": 200, "body": True}
+        await rendezvous.send_text(json.dumps({"response": head}))
+        await rendezvous.send(Opcode.BINARY, b"x" * 1000, fin=False)  # and then nothing
+        async with await asking as answer:
+            assert answer.status == 200
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await answer.read()
+        rendezvous.abort()
+    finally:
+        await control.close()
