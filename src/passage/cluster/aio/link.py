@@ -131,6 +131,7 @@ class ClusterLink:
         if self.up:
             with contextlib.suppress(redis.RedisError, OSError, TimeoutError):
                 await self.redis.delete(self.keys.node(self.name), self.keys.alive(self.name))
+                await self.redis.srem(self.keys.nodes, self.name)
         await self.redis.aclose()
 
     async def _heartbeats(self) -> None:
