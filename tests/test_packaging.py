@@ -23,7 +23,7 @@ from passage.config import Config
 from passage.http_limits import HttpLimits
 from passage.turn.aio.listeners import MAX_STREAMS
 from passage.turn.config import TurnConfig
-from passage_server import server_info, stop, wait_until_listening
+from passage_server import server_info, stop, wait_for_record, wait_until_listening
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "contrib" / "systemd" / "passage.service"
@@ -156,6 +156,7 @@ def test_the_entrypoint_serves_as_a_non_root_user(prefix: Path, tmp_path: Path) 
                                        stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
         try:
             wait_until_listening(info, process, timeout=60)
+            wait_for_record(info, process)
             record = json.loads((info.data_dir / "server.json").read_text())
             # exec: passage itself is the process the runtime signals, as the user given.
             assert record["pid"] == process.pid
