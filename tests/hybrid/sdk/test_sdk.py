@@ -379,3 +379,32 @@ async def test_a_listener_with_a_full_backlog_declines_senders_with_503(relay: A
             await connect(endpoint(relay), "echo", tokens)
         assert declined.value.status == 503
         await waiting.close()
+
+
+async def test_a_drain_waits_for_a_bridge_then_hands_the_listener_on(relay: Api) -> None:
+    """SIGTERM's drain (``passage.lifecycle``) with an SDK listener and a live stream: the
+    stream carries on, the server does not stop while it lives, and once it ends the
+    listener's control channel is closed (1001) and the drain is over."""
+    from passage.app import runtime_record
+    from passage.lifecycle import Lifecycle
+    from passage.sdnotify import Notifier
+
+    running = relay.running
+    record = runtime_record(running.config, running.datadir, running)
+    lifecycle = Lifecycle(running, record, lambda: running.config, notifier=Notifier({}))
+    tokens = await root_tokens(relay)
+    async with HybridConnectionListener(endpoint(relay), "echo", tokens) as listener:
+        stream = await connect(endpoint(relay), "echo", tokens)
+        accepted = await listener.accept()
+        lifecycle.request_drain()
+        await until(lambda: running.relay.draining)
+        await stream.send("during the drain")
+        assert await accepted.receive() == "during the drain"
+        await accepted.send("back")
+        assert await stream.receive() == "back"
+        # The bridge holds the drain: its listener's control channel is still open.
+        assert len(running.relay.channels) == 1 and not lifecycle.stopped.is_set()
+        await stream.close()
+        await asyncio.wait_for(lifecycle.stopped.wait(), 20)
+        assert running.relay.channels == {}
+    await lifecycle.close()
