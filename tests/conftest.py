@@ -44,3 +44,14 @@ def restore_root_logger() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def restore_umask() -> Iterator[None]:
+    """``passage serve`` run in-process sets the process's umask to 077 (its files are its
+    user's alone); put it back, or a later test's files are unreadable to other users (the
+    container test's venv, run as nobody, then failed with exit status 126)."""
+    previous = os.umask(0o022)
+    os.umask(previous)
+    yield
+    os.umask(previous)
