@@ -17,6 +17,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -229,6 +230,34 @@ def stop(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def passage_command(
+    *argv: str, env: Mapping[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``passage argv`` (``expose``, ``connect``, ...) once it printed its first line (it is
+    ready), and that line; stopped with SIGTERM. No ``PASSAGE_*`` variable of the machine
+    reaches it, only ``env``'s. Its log (stderr) goes to a file, so a chatty process never
+    blocks on a full pipe."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PASSAGE_")}
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "passage", *argv],
+            stdout=subprocess.PIPE, stderr=log, text=True,
+            env=base | dict(env or {}) | {"PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        assert process.stdout is not None
+        try:
+            first = process.stdout.readline()
+            if not first:
+                process.wait(timeout=10)
+                log.seek(0)
+                raise AssertionError(f"passage {argv[0]} exited: {log.read()[-2000:]}")
+            yield process, first
+        finally:
+            stop(process, timeout=15)
+            process.stdout.close()
 
 
 # --- in-process ----------------------------------------------------------------------

@@ -17,7 +17,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from passage_server import ServerInfo, free_port, passage_process, stop
+from passage_server import ServerInfo, free_port, passage_command, passage_process
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -56,27 +55,9 @@ def local_flags(info: ServerInfo) -> list[str]:
 
 @contextlib.contextmanager
 def running(*argv: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[str]]:
-    """A ``passage`` process that printed its first line (it is ready); stopped with SIGTERM.
-
-    Its log (stderr) goes to a file, so a chatty process never blocks on a full pipe.
-    """
-    base = {k: v for k, v in os.environ.items() if not k.startswith("PASSAGE_")}
-    with tempfile.TemporaryFile("w+") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "passage", *argv],
-            stdout=subprocess.PIPE, stderr=log, text=True,
-            env=base | (env or {}) | {"PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
-        assert process.stdout is not None
-        try:
-            if not process.stdout.readline():
-                process.wait(timeout=10)
-                log.seek(0)
-                raise AssertionError(f"passage {argv[0]} exited: {log.read()[-2000:]}")
-            yield process
-        finally:
-            stop(process, timeout=15)
-            process.stdout.close()
+    """A ``passage`` process that printed its first line (it is ready); stopped with SIGTERM."""
+    with passage_command(*argv, env=env) as (process, _):
+        yield process
 
 
 async def start_echo_server() -> tuple[asyncio.Server, int]:

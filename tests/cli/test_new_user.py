@@ -6,15 +6,12 @@ which on a shared host may be somebody else's) and say so in one line on stderr.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import json
 import os
 import signal
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +24,7 @@ from passage.hybrid.entities import ROOT_RULE
 from passage.hybrid.sdk import HybridConnectionListener, KeyTokenProvider
 from passage.runtime import write_record
 from passage.tlsmaterial import generate_ca
-from passage_server import ServerInfo, in_process, passage_process
+from passage_server import ServerInfo, in_process, passage_command, passage_process
 
 NEVER = 1e9
 """A store poll interval no test outlives: only what the server is told reaches it."""
@@ -46,31 +43,8 @@ def passage(*argv: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )  # fmt: skip
 
 
-@contextlib.contextmanager
-def running(*argv: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """A ``passage`` process that printed its first line, and that line; then SIGTERM."""
-    with tempfile.TemporaryFile("w+") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "passage", *argv],
-            stdout=subprocess.PIPE, stderr=log, text=True,
-            env=clean_env() | {"PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
-        assert process.stdout is not None
-        try:
-            first = process.stdout.readline()
-            if not first:
-                process.wait(timeout=10)
-                log.seek(0)
-                raise AssertionError(f"passage {argv[0]} exited: {log.read()[-2000:]}")
-            yield process, first
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            process.stdout.close()
+running = passage_command
+"""A ``passage`` process that printed its first line, and that line; then SIGTERM."""
 
 
 async def echo_once(port: int, payload: bytes) -> bytes:

@@ -22,14 +22,13 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 
-from passage_server import ServerInfo, free_port, passage_process, stop
+from passage_server import ServerInfo, free_port, passage_command, passage_process
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -63,22 +62,8 @@ def passage(*argv: str) -> subprocess.CompletedProcess[str]:
 @contextlib.contextmanager
 def running(*argv: str) -> Iterator[subprocess.Popen[str]]:
     """A ``passage`` process that printed its first line (it is ready); stopped with SIGTERM."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PASSAGE_")}
-    with tempfile.TemporaryFile("w+") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "passage", *argv], stdout=subprocess.PIPE, stderr=log,
-            text=True, env=env | {"PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
-        assert process.stdout is not None
-        try:
-            if not process.stdout.readline():
-                process.wait(timeout=10)
-                log.seek(0)
-                raise AssertionError(f"passage {argv[0]} exited: {log.read()[-2000:]}")
-            yield process
-        finally:
-            stop(process, timeout=15)
-            process.stdout.close()
+    with passage_command(*argv) as (process, _):
+        yield process
 
 
 class Service:
