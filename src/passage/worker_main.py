@@ -1,6 +1,8 @@
-"""One worker process of ``passage serve --workers N``: ``python -m passage.worker_main FD``.
+"""One worker process of ``passage serve --workers N``: ``python -m passage.worker_main FD
+POST_FD``.
 
-``FD`` is its end of the channel to the parent (``passage.workers.protocol``), which
+``FD`` is its end of the channel to the parent (``passage.workers.protocol``), ``POST_FD``
+its end of the pair that kept ports move over (``passage.workers.aio.post``). The parent
 sends a :class:`~passage.workers.protocol.Start` first: the configuration, the nonce
 key, the identity state and the client-facing sockets it inherited. The worker relays
 TURN on them until the parent says :class:`~passage.workers.protocol.Stop` (or is
@@ -33,7 +35,15 @@ from passage.turn.aio.edge import TurnEdge
 from passage.turn.alternate import Alternates
 from passage.workers.aio.channel import Channel
 from passage.workers.aio.link import ParentLink, ParentOrders
-from passage.workers.protocol import ListenerSocket, Ready, Snapshot, Start, Stopped
+from passage.workers.aio.post import SocketPost
+from passage.workers.protocol import (
+    ListenerSocket,
+    Ready,
+    Snapshot,
+    Start,
+    Stopped,
+    reservation_prefix,
+)
 
 logger = logging.getLogger("passage.workers")
 
@@ -53,13 +63,13 @@ class _Assignment:
 
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    channel_fd = int(argv[1])
+    channel_fd, post_fd = int(argv[1]), int(argv[2])
     runner = asyncio.Runner(loop_factory=loop_factory())
     with runner:
-        return runner.run(_serve(socket.socket(fileno=channel_fd)))
+        return runner.run(_serve(socket.socket(fileno=channel_fd), socket.socket(fileno=post_fd)))
 
 
-async def _serve(channel_socket: socket.socket) -> int:
+async def _serve(channel_socket: socket.socket, post_socket: socket.socket) -> int:
     channel = await Channel.open(channel_socket)
     assignment = await _assignment(channel)
     if assignment is None:
@@ -67,7 +77,7 @@ async def _serve(channel_socket: socket.socket) -> int:
     config = assignment.config
     tag = f"worker {assignment.index}"
     configure_logging(config.log_level, config.log_format, tag=tag)
-    link = ParentLink(channel)
+    link = ParentLink(channel, SocketPost(post_socket))
     edge = turn_edge(
         config,
         assignment.datadir,
@@ -77,6 +87,8 @@ async def _serve(channel_socket: socket.socket) -> int:
         on_quota=link.holding,
     )
     edge.quota_gate = link.admit
+    edge.core.reservation_prefix = reservation_prefix(assignment.index)
+    edge.reservation_finder = link.claim
     tls = ServerContexts(assignment.datadir.tls_cert, assignment.datadir.tls_key)
     await _adopt(edge, assignment, tls)
     stop = asyncio.Event()
@@ -84,6 +96,7 @@ async def _serve(channel_socket: socket.socket) -> int:
     orders = ParentOrders(
         identity=_identity_updater(assignment.state),
         end_allocation=edge.end_allocation,  # type: ignore[arg-type]  # its bool is unused
+        hand_over=edge.hand_over_reservation,
         reload=lambda config, datadir: _reload(edge, tls, assignment.state, tag, config, datadir),
         drain=lambda alternates: _drain(edge, alternates),
         stop=stop.set,

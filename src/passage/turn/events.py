@@ -81,6 +81,16 @@ class BindRelay:
 
 
 @dataclass(frozen=True, slots=True)
+class FindReservation:
+    """A RESERVATION-TOKEN that names another process's kept port (``passage serve
+    --workers N``): fetch that port's socket; answer with ``reservation_found`` or
+    ``reservation_missing`` (RFC 8656 §7.2 step 5)."""
+
+    five_tuple: FiveTuple
+    token: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class ReleaseRelay:
     """Close a relay socket: its allocation or reservation is gone."""
 
@@ -102,4 +112,7 @@ class AllocationEnded:
     reason: str
 
 
-Action = SendToClient | SendToPeer | BindRelay | ReleaseRelay | AllocationStarted | AllocationEnded
+Action = (
+    SendToClient | SendToPeer | BindRelay | FindReservation | ReleaseRelay
+    | AllocationStarted | AllocationEnded
+)  # fmt: skip

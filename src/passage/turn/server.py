@@ -49,6 +49,7 @@ from passage.turn.events import (
     AllocationEnded,
     AllocationStarted,
     BindRelay,
+    FindReservation,
     FiveTuple,
     ReleaseRelay,
     SendToClient,
@@ -70,6 +71,9 @@ CHANNEL_MAX_RFC5766 = 0x7FFF
 
 SWEEP_INTERVAL = 1.0
 """Seconds between expiry sweeps; also the bandwidth-budget window."""
+
+RESERVATION_TOKEN_SIZE = 8
+"""Bytes of a RESERVATION-TOKEN (RFC 8656 §14.9), a worker's prefix included."""
 
 IDLE_RECORD_INTERVAL = 30.0
 """An idle allocation still writes a usage record this often, so its duration is metered."""
@@ -206,10 +210,14 @@ class TurnServer:
         """Set by :meth:`start_draining`: new Allocates go elsewhere, the rest carries on."""
         self.drain_alternates = Alternates()
         self.full_alternates = Alternates()
+        """Cluster mode: where a new Allocate goes (300) when this server is full; none: 486."""
         self.store_stale = False
         """Cluster mode: the store has been unreachable longer than the revocations may be
         trusted; credentials whose standing it holds get no new allocation (403)."""
-        """Cluster mode: where a new Allocate goes (300) when this server is full; none: 486."""
+        self.reservation_prefix = b""
+        """Set by a worker of ``passage serve --workers N``: every RESERVATION-TOKEN it
+        mints starts with it, and a token that starts otherwise is another worker's, asked
+        for with :class:`FindReservation` rather than answered 508 here."""
 
     def start_draining(self, alternates: Alternates) -> None:
         """A drain: every new Allocate (a reserved port's included) gets 300 Try Alternate
@@ -312,7 +320,8 @@ class TurnServer:
         allocation = self._start_allocation(pending, routes, now)
         extra_attributes: list[tuple[int, AttributeValue]] = []
         if reserved is not None:
-            token = self._rng.randbytes(8)
+            prefix = self.reservation_prefix
+            token = prefix + self._rng.randbytes(RESERVATION_TOKEN_SIZE - len(prefix))
             quota_key = allocation.quota_key
             self._reservations[token] = Reservation(
                 reserved, pending.families[0], now + self.config.reservation_lifetime, quota_key
@@ -320,6 +329,39 @@ class TurnServer:
             self._take_quota(quota_key)  # the kept port is the maker's until taken
             extra_attributes.append((AttributeType.RESERVATION_TOKEN, token))
         return self._allocate_success(pending, allocation, extra_attributes)
+
+    def reservation_found(
+        self, five_tuple: FiveTuple, route: Route, family: int, now: float
+    ) -> list[Action]:
+        """The adapter took over the port another process kept for a ``FindReservation``
+        (``route``, of ``family``): the allocation starts on it."""
+        pending = self._pending.pop(five_tuple, None)
+        if pending is None:  # the client went away while we were asking
+            return [ReleaseRelay(route[0])]
+        pending = dataclasses.replace(pending, families=(family,))
+        allocation = self._start_allocation(pending, {family: route}, now)
+        return self._allocate_success(pending, allocation, [])
+
+    def reservation_missing(self, five_tuple: FiveTuple, now: float) -> list[Action]:
+        """No process holds a ``FindReservation``'s token (unknown, used or expired): 508."""
+        pending = self._pending.pop(five_tuple, None)
+        if pending is None:
+            return []
+        assert pending.request.auth is not None
+        self._release_quota(pending.request.auth.credential.quota_key)
+        error = TurnError(ErrorCode.INSUFFICIENT_CAPACITY, "Unknown reservation token")
+        return [self._answer_error(pending.request, error)]
+
+    def hand_over_reservation(self, token: bytes, now: float) -> Reservation | None:
+        """Another process's client presents ``token``: forget the port it keeps here (and
+        its quota unit) and return it for the adapter to pass on; None if it is not held
+        here or has expired. The adapter closes its copy of the socket once it is sent."""
+        reservation = self._reservations.get(token)
+        if reservation is None or reservation.expires_at <= now:
+            return None
+        del self._reservations[token]
+        self._release_quota(reservation.quota_key)
+        return reservation
 
     def relay_bind_failed(self, five_tuple: FiveTuple, now: float) -> list[Action]:
         """The adapter could not bind (port range exhausted): answer 508."""
@@ -707,8 +749,12 @@ class TurnServer:
     def _allocate_from_reservation(
         self, request: _Request, token: bytes, lifetime: int
     ) -> list[Action]:
-        """Allocate the port an earlier EVEN-PORT(R) kept (RFC 8656 §7.2 step 5)."""
+        """Allocate the port an earlier EVEN-PORT(R) kept (RFC 8656 §7.2 step 5); a
+        token another worker minted is asked for (:class:`FindReservation`)."""
         reservation = self._reservations.get(token)
+        prefix = self.reservation_prefix
+        if reservation is None and prefix and not token.startswith(prefix):
+            return self._find_reservation(request, token, lifetime)
         if reservation is None or reservation.expires_at <= request.now:
             raise TurnError(ErrorCode.INSUFFICIENT_CAPACITY, "Unknown reservation token")
         del self._reservations[token]
@@ -720,6 +766,13 @@ class TurnServer:
             pending, {reservation.family: reservation.route}, request.now
         )
         return self._allocate_success(pending, allocation, [])
+
+    def _find_reservation(self, request: _Request, token: bytes, lifetime: int) -> list[Action]:
+        """Wait for the adapter to fetch another process's kept port, counted as pending."""
+        assert request.auth is not None
+        self._pending[request.five_tuple] = _PendingAllocate(request, lifetime, (), False, None)
+        self._take_quota(request.auth.credential.quota_key)
+        return [FindReservation(request.five_tuple, token)]
 
     def _start_allocation(
         self, pending: _PendingAllocate, relays: dict[int, Route], now: float

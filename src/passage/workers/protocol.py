@@ -7,9 +7,13 @@ Passage's own classes and a few plain ones (:class:`ChannelError` for anything
 else), and refuses frames over :data:`MAX_FRAME` bytes.
 
 Parent → worker: :class:`Start` (once, first), :class:`Identity`, :class:`Admitted`,
-:class:`EndAllocation`, :class:`Reload`, :class:`Drain`, :class:`Stop`.
-Worker → parent: :class:`Ready`, :class:`Holding`, :class:`Admit`, :class:`Usage`,
-:class:`Snapshot`, :class:`Stopped`.
+:class:`EndAllocation`, :class:`HandOver`, :class:`Reload`, :class:`Drain`, :class:`Stop`.
+Worker → parent: :class:`Ready`, :class:`Holding`, :class:`Admit`, :class:`Claim`,
+:class:`Usage`, :class:`Snapshot`, :class:`Stopped`.
+
+Sockets cannot be pickled: a kept port moving between workers goes over a second
+channel, a Unix ``SOCK_SEQPACKET`` ``socketpair`` per worker (``passage.workers.aio.post``), each
+datagram one :data:`POSTED` header with the socket attached (``SCM_RIGHTS``) or none.
 """
 
 from __future__ import annotations
@@ -28,13 +32,16 @@ __all__ = [
     "Admit",
     "Admitted",
     "ChannelError",
+    "Claim",
     "Drain",
     "EndAllocation",
     "FrameReader",
+    "HandOver",
     "Holding",
     "Identity",
     "ListenerSocket",
     "Message",
+    "POSTED",
     "Ready",
     "Reload",
     "Snapshot",
@@ -43,6 +50,8 @@ __all__ = [
     "Stopped",
     "Usage",
     "encode",
+    "reservation_owner",
+    "reservation_prefix",
 ]
 
 MAX_FRAME = 64 << 20
@@ -50,6 +59,23 @@ MAX_FRAME = 64 << 20
 of any worker's records."""
 
 _LENGTH = Struct("!I")
+
+POSTED = Struct("!QB")
+"""A posted socket's header: the number it answers (a :class:`Claim`'s ``request`` or a
+:class:`HandOver`'s ``claim``) and its address family (0 when no socket is attached)."""
+
+_PREFIX = Struct("!H")
+
+
+def reservation_prefix(index: int) -> bytes:
+    """What every RESERVATION-TOKEN worker ``index`` mints starts with: any worker can
+    tell from a token which one keeps its port."""
+    return _PREFIX.pack(index)
+
+
+def reservation_owner(token: bytes) -> int:
+    """The worker whose :func:`reservation_prefix` ``token`` starts with (0: none could)."""
+    return _PREFIX.unpack_from(token)[0] if len(token) >= _PREFIX.size else 0
 
 
 class ChannelError(Exception):
@@ -107,6 +133,15 @@ class EndAllocation:
 
 
 @dataclass(frozen=True, slots=True)
+class HandOver:
+    """Another worker's client presents ``token``: post the socket of the port kept for it,
+    under ``claim`` (no socket attached when it is not kept here), and forget it."""
+
+    claim: int
+    token: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Reload:
     """A reload (SIGHUP): the TURN policy, credentials, certificate and log level of
     ``config`` and ``datadir`` (a ``Config`` and a ``DataDir``) apply from now on."""
@@ -156,6 +191,16 @@ class Admit:
 
 
 @dataclass(frozen=True, slots=True)
+class Claim:
+    """A client here presents ``token``, minted by another worker: the parent has that
+    worker hand the kept port over and posts it here under ``request`` (or posts nothing
+    attached when no worker keeps it)."""
+
+    request: int
+    token: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     """Usage records for the ledger, as ``TurnServer.collect_usage`` made them."""
 
@@ -179,13 +224,13 @@ class Stopped:
 
 
 Message = (
-    Start | Identity | Admitted | EndAllocation | Reload | Drain | Stop
-    | Ready | Holding | Admit | Usage | Snapshot | Stopped
+    Start | Identity | Admitted | EndAllocation | HandOver | Reload | Drain | Stop
+    | Ready | Holding | Admit | Claim | Usage | Snapshot | Stopped
 )  # fmt: skip
 
 _MESSAGES = (
-    Start, Identity, Admitted, EndAllocation, Reload, Drain, Stop,
-    Ready, Holding, Admit, Usage, Snapshot, Stopped,
+    Start, Identity, Admitted, EndAllocation, HandOver, Reload, Drain, Stop,
+    Ready, Holding, Admit, Claim, Usage, Snapshot, Stopped,
 )  # fmt: skip
 
 _PLAIN = {

@@ -34,6 +34,7 @@ from passage.turn.events import (
     AllocationEnded,
     AllocationStarted,
     BindRelay,
+    FindReservation,
     FiveTuple,
     ReleaseRelay,
     SendToClient,
@@ -53,6 +54,10 @@ commit through (only the answer was lost) can tell and skip it."""
 QuotaGate = Callable[[str, int, int], Awaitable[str | None]]
 """``(quota_key, held, extra)`` → None to go on binding, or why the shared quota refuses
 (``passage serve --workers N``: the parent admits every worker's allocations)."""
+
+ReservationFinder = Callable[[bytes], Awaitable[tuple[int, socket.socket] | None]]
+"""``token`` → (address family, socket) of the port another worker kept for it, now this
+process's; None when no worker holds it (unknown, used or expired)."""
 
 TLS_BACKLOG = 1024
 """Connections the kernel queues on a TLS listener before the accept loop takes them."""
@@ -116,6 +121,8 @@ class TurnEdge:
         """The kernel fast path for UDP channels, when ``--offload`` attached one."""
         self.quota_gate: QuotaGate | None = None
         """Who admits each allocation besides the core, when several processes share quotas."""
+        self.reservation_finder: ReservationFinder | None = None
+        """Who fetches a port another process kept, for a token the core did not mint."""
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -257,6 +264,8 @@ class TurnEdge:
                 action.relay.sendto(action.data, action.peer)
             elif type(action) is BindRelay:
                 self._spawn(self._bind(action))
+            elif type(action) is FindReservation:
+                self._spawn(self._take_reservation(action))
             elif type(action) is ReleaseRelay:
                 cast(asyncio.DatagramTransport, action.relay).close()
             elif type(action) is AllocationStarted:
@@ -302,6 +311,32 @@ class TurnEdge:
             self.execute(self.core.relay_bind_failed(five_tuple, self.clock()))
             return
         self.execute(self.core.relay_bound(five_tuple, routes, reserved, self.clock()))
+
+    async def _take_reservation(self, request: FindReservation) -> None:
+        """Fetch the kept port another worker holds for ``request.token`` and allocate on it."""
+        five_tuple = request.five_tuple
+        found = None
+        if self.reservation_finder is not None:
+            found = await self.reservation_finder(request.token)
+        if found is None:
+            self.execute(self.core.reservation_missing(five_tuple, self.clock()))
+            return
+        family, sock = found
+        stream = five_tuple.transport is not Transport.UDP
+        route = await self.binder.adopt(sock, family, stream=stream)
+        self.execute(self.core.reservation_found(five_tuple, route, family, self.clock()))
+
+    def hand_over_reservation(self, token: bytes) -> tuple[int, socket.socket] | None:
+        """Give up the port kept here for ``token``, for another worker's client: (address
+        family, a duplicate of its socket, the caller's to send and close); None if it is
+        not kept here. This process stops reading it at once."""
+        reservation = self.core.hand_over_reservation(token, self.clock())
+        if reservation is None:
+            return None
+        transport = cast(asyncio.DatagramTransport, reservation.route[0])
+        sock = cast(socket.socket, transport.get_extra_info("socket")).dup()
+        transport.close()
+        return reservation.family, sock
 
     def _started(self, allocation: Allocation) -> None:
         five_tuple = allocation.five_tuple

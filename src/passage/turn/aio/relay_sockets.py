@@ -112,6 +112,11 @@ class RelayBinder:
             reserved = await self._endpoint(loop, reserved_sock, family, stream)
         return route, reserved
 
+    async def adopt(self, sock: socket.socket, family: int, *, stream: bool) -> Route:
+        """Relay on ``sock``, a port another process kept and passed here (a
+        RESERVATION-TOKEN minted by another worker)."""
+        return await self._endpoint(asyncio.get_running_loop(), sock, family, stream)
+
     def _sockets(
         self, family: int, even: bool, reserve_next: bool
     ) -> tuple[socket.socket, socket.socket | None] | None:

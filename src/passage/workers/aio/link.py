@@ -1,5 +1,6 @@
-"""A worker's end of the channel: the parent admits its allocations, takes its usage and
-tells it of identity changes; it stops when told, or when the parent is gone."""
+"""A worker's end of the channel: the parent admits its allocations, takes its usage,
+tells it of identity changes and moves kept ports between workers; it stops when told,
+or when the parent is gone."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from dataclasses import dataclass
 
 from passage.usage import UsageRecord
 from passage.workers.aio.channel import Channel
+from passage.workers.aio.post import Posted, SocketPost
 from passage.workers.protocol import (
     Admit,
     Admitted,
+    Claim,
     Drain,
     EndAllocation,
+    HandOver,
     Holding,
     Identity,
     Reload,
@@ -22,12 +26,17 @@ from passage.workers.protocol import (
     Usage,
 )
 
-__all__ = ["PARENT_GONE", "ParentLink", "ParentOrders"]
+__all__ = ["CLAIM_TIMEOUT", "PARENT_GONE", "ParentLink", "ParentOrders"]
 
 logger = logging.getLogger("passage.workers")
 
 PARENT_GONE = "Server is stopping"
 """Why an allocation is refused when the parent cannot be asked (it is gone)."""
+
+CLAIM_TIMEOUT = 5.0
+"""Seconds a client's Allocate with another worker's RESERVATION-TOKEN waits for the kept
+port; then it is answered as an unknown token (508). The parent answers at once when no
+worker keeps it; this bounds a worker that dies or stalls meanwhile."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +46,8 @@ class ParentOrders:
     identity: Callable[[object], None]
     """Keys or revocations changed: the parent's whole ``IdentityState``."""
     end_allocation: Callable[[str], None]
+    hand_over: Callable[[bytes], Posted]
+    """Give up the port kept for a token (``TurnEdge.hand_over_reservation``)."""
     reload: Callable[[object, object], None]
     """(``Config``, ``DataDir``) of a reload."""
     drain: Callable[[object], None]
@@ -48,8 +59,9 @@ class ParentOrders:
 class ParentLink:
     """What a worker's TURN edge calls to share quotas and usage with the parent."""
 
-    def __init__(self, channel: Channel) -> None:
+    def __init__(self, channel: Channel, post: SocketPost) -> None:
         self.channel = channel
+        self.post = post
         self._waiting: dict[int, asyncio.Future[str | None]] = {}
         self._next_request = 1
         self._closed = False
@@ -67,6 +79,20 @@ class ParentLink:
         self._waiting[request] = answer
         self.channel.send(Admit(request, quota_key, held, extra))
         return await answer
+
+    async def claim(self, token: bytes) -> Posted:
+        """The edge's ``reservation_finder``: the port another worker keeps for ``token``,
+        now this process's; None when none does (or it takes over :data:`CLAIM_TIMEOUT`)."""
+        if self._closed:
+            return None
+        request, self._next_request = self._next_request, self._next_request + 1
+        posted = self.post.expect(request)
+        self.channel.send(Claim(request, token))
+        try:
+            return await asyncio.wait_for(posted, CLAIM_TIMEOUT)
+        except TimeoutError:
+            logger.warning("no answer for a kept port in %.0f s: answered 508", CLAIM_TIMEOUT)
+            return None
 
     async def usage(self, records: list[UsageRecord], sequence: int) -> None:
         """The edge's ``usage_sink``: hand the records to the parent, which writes the
@@ -90,6 +116,8 @@ class ParentLink:
                     orders.identity(message.state)
                 elif isinstance(message, EndAllocation):
                     orders.end_allocation(message.allocation_id)
+                elif isinstance(message, HandOver):
+                    self._hand_over(orders, message)
                 elif isinstance(message, Reload):
                     orders.reload(message.config, message.datadir)
                 elif isinstance(message, Drain):
@@ -102,4 +130,11 @@ class ParentLink:
                 if not answer.done():
                     answer.set_result(PARENT_GONE)
             self._waiting.clear()
+            self.post.close()
             orders.stop()
+
+    def _hand_over(self, orders: ParentOrders, message: HandOver) -> None:
+        posted = orders.hand_over(message.token)
+        self.post.send(message.claim, posted)
+        if posted is not None:
+            posted[1].close()  # the parent holds it now

@@ -1,8 +1,10 @@
 """The parent's worker processes: spawn them on the sockets it bound, answer them, restart
 the ones that die, stop them all.
 
-Each worker is ``python -m passage.worker_main FD``: ``FD`` is its end of a
-``socketpair``; the client-facing sockets it serves on are inherited too
+Each worker is ``python -m passage.worker_main FD POST_FD``: ``FD`` is its end of a
+``socketpair`` for messages, ``POST_FD`` of one for the kept ports the parent moves
+between workers (a RESERVATION-TOKEN used on another worker than its maker's); the
+client-facing sockets it serves on are inherited too
 (``pass_fds``), so a restarted worker takes over the very sockets of the one that
 died. They stay open in the parent meanwhile: the kernel's ``SO_REUSEPORT`` group
 keeps its size, so no other worker's clients are moved, and what arrives for the
@@ -27,12 +29,16 @@ from typing import Any
 from passage.live import LiveAllocation, ThroughputSeries, TurnCounters
 from passage.usage import UsageRecord
 from passage.workers.aio.channel import Channel
+from passage.workers.aio.link import CLAIM_TIMEOUT
+from passage.workers.aio.post import Posted, SocketPost
 from passage.workers.protocol import (
     Admit,
     Admitted,
     ChannelError,
+    Claim,
     Drain,
     EndAllocation,
+    HandOver,
     Holding,
     Identity,
     ListenerSocket,
@@ -44,6 +50,7 @@ from passage.workers.protocol import (
     Stop,
     Stopped,
     Usage,
+    reservation_owner,
 )
 from passage.workers.quota import SharedQuota
 from passage.workers.restarts import RestartPolicy
@@ -84,6 +91,8 @@ class _Slot:
     sockets: Sequence[tuple[str, socket.socket]]
     policy: RestartPolicy = field(default_factory=RestartPolicy)
     channel: Channel | None = None
+    post: SocketPost | None = None
+    """Where kept ports move to and from the running process."""
     process: asyncio.subprocess.Process | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     started_at: float = 0.0
@@ -132,6 +141,9 @@ class WorkerPool:
         self._draining: Drain | None = None
         self._tasks_aside: list[asyncio.Task[None]] = []
         """Tasks beside the workers' (the identity watch), cancelled at stop."""
+        self._claims: set[asyncio.Task[None]] = set()
+        """Kept ports on their way from one worker to another."""
+        self._next_claim = 0
         """Every worker served once: from then on, one that dies is started again."""
 
     # -- lifecycle ---------------------------------------------------------------
@@ -295,14 +307,19 @@ class WorkerPool:
 
     async def _run_once(self, slot: _Slot) -> None:
         parent_end, child_end = socket.socketpair()
+        parent_post, child_post = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         listeners = tuple(ListenerSocket(kind, sock.fileno()) for kind, sock in slot.sockets)
         try:
             slot.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "passage.worker_main", str(child_end.fileno()),
-                pass_fds=(child_end.fileno(), *(sock.fileno() for _, sock in slot.sockets)),
+                sys.executable, "-m", "passage.worker_main",
+                str(child_end.fileno()), str(child_post.fileno()),
+                pass_fds=(child_end.fileno(), child_post.fileno(),
+                          *(sock.fileno() for _, sock in slot.sockets)),
             )  # fmt: skip
         finally:
             child_end.close()
+            child_post.close()
+        slot.post = SocketPost(parent_post)
         slot.started_at = self._clock()
         slot.ready.clear()
         channel = slot.channel = await Channel.open(parent_end)
@@ -317,6 +334,8 @@ class WorkerPool:
             with contextlib.suppress(ProcessLookupError):
                 slot.process.kill()
         slot.channel = None
+        slot.post.close()
+        slot.post = None
         await channel.close()
         await slot.process.wait()
         self._lost(slot)
@@ -328,6 +347,8 @@ class WorkerPool:
             reason = self.quota.admit(slot.index, message.quota_key, message.held, message.extra)
             assert slot.channel is not None
             slot.channel.send(Admitted(message.request, reason is None, reason or ""))
+        elif isinstance(message, Claim):
+            self._claim(slot, message)
         elif isinstance(message, Usage):
             records = list(message.records)
             for record in records:
@@ -349,6 +370,38 @@ class WorkerPool:
             logger.debug("worker %d serves (pid %d)", slot.index, message.pid)
         elif isinstance(message, Stopped):
             logger.debug("worker %d stopped", slot.index)
+
+    def _claim(self, slot: _Slot, claim: Claim) -> None:
+        """A client on ``slot``'s worker presents another worker's token: have that worker
+        hand the kept port over, and post it on; post nothing when no worker can."""
+        asker = slot.post
+        if asker is None:
+            return
+        index = reservation_owner(claim.token)
+        owner = self.slots[index - 1] if 1 <= index <= len(self.slots) else None
+        if owner is None or owner is slot or owner.channel is None or owner.post is None:
+            asker.send(claim.request, None)
+            return
+        self._next_claim += 1
+        handed = owner.post.expect(self._next_claim)
+        owner.channel.send(HandOver(self._next_claim, claim.token))
+        task = asyncio.create_task(self._pass_on(handed, asker, claim.request, owner, slot))
+        self._claims.add(task)
+        task.add_done_callback(self._claims.discard)
+
+    async def _pass_on(
+        self, handed: asyncio.Future[Posted], asker: SocketPost, request: int,
+        owner: _Slot, taker: _Slot,
+    ) -> None:  # fmt: skip
+        try:
+            posted = await asyncio.wait_for(handed, CLAIM_TIMEOUT)
+        except TimeoutError:
+            posted = None
+        asker.send(request, posted)  # a restarted asker's post is closed: nothing is sent
+        if posted is not None:
+            logger.debug("a port kept by worker %d moved to worker %d for its reservation token",
+                         owner.index, taker.index)  # fmt: skip
+            posted[1].close()
 
     def _lost(self, slot: _Slot) -> None:
         """``slot``'s process is gone: free its quota, close its open allocations after its
