@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import aiohttp
@@ -202,3 +203,60 @@ async def test_metrics_sum_every_worker_s_turn_counters(tmp_path: Path) -> None:
             started = found.value("passage_turn_allocations_started_total", transport="udp")
             assert started == len(opened) + 2  # the placements and the two busy ones
         await peer.close()
+
+
+async def test_metrics_counters_never_go_back_when_a_worker_is_killed(tmp_path: Path) -> None:
+    """``kill -9`` of a worker after traffic: its successor counts from zero, and the
+    parent adds what the dead one had reported, so no counter reads as a reset."""
+    metrics_port = free_port((socket.SOCK_STREAM,))
+    with passage_process(
+        tmp_path, "--workers", "2", "--allow-loopback-peers", "--metrics-port", str(metrics_port)
+    ) as (info, log):
+        peer = await UdpPeer.bind()
+        async with clients(info, 12) as opened, aiohttp.ClientSession() as session:
+            by_worker = await place(log, opened)
+            busy = by_worker[1][0]
+            assert (await busy.allocate()).message_class is MessageClass.SUCCESS
+            await relay_some(busy, peer, 10)
+            base = f"http://{info.host}:{metrics_port}"
+            labels = {"direction": "to_peer", "transport": "udp"}
+            before = await scrape_until(  # both workers have reported it all
+                session,
+                base,
+                lambda s: (
+                    s.value("passage_turn_relayed_bytes_total", **labels) == 10 * len(PAYLOAD)
+                    and s.value("passage_turn_allocations_started_total", transport="udp")
+                    == len(opened) + 1
+                ),
+            )
+            pid = worker_pids(log)[0]
+            os.kill(pid, signal.SIGKILL)
+            await until(lambda: f"worker 1 (pid {pid}) was killed by SIGKILL" in log.read_text())
+            # The same 5-tuple reaches the restarted worker, which reports again.
+            assert (await busy.allocate(within=60)).message_class is MessageClass.SUCCESS
+            after = await scrape_until(  # the old one's report went with it
+                session,
+                base,
+                lambda s: s.value("passage_turn_allocations", transport="udp", family="ipv4") == 1,
+            )
+        await peer.close()
+    monotonic = {"counter", "histogram"}
+    went_back = {
+        key: (value, after.samples.get(key, 0.0))
+        for key, value in before.samples.items()
+        if key[0].startswith("passage_")
+        and not key[0].endswith("_created")
+        and before.types.get(_family(key[0], before.types)) in monotonic
+        and after.samples.get(key, 0.0) < value
+    }
+    assert not went_back, went_back
+    assert after.value("passage_turn_allocations_started_total", transport="udp") == len(opened) + 2
+    assert after.value("passage_turn_relayed_bytes_total", **labels) == 10 * len(PAYLOAD)
+
+
+def _family(sample: str, types: Mapping[str, str]) -> str:
+    """The family a sample belongs to: its name less a counter's or histogram's suffix."""
+    for suffix in ("_total", "_bucket", "_count", "_sum"):
+        if sample.endswith(suffix) and sample[: -len(suffix)] in types:
+            return sample[: -len(suffix)]
+    return sample

@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from passage.live import LiveAllocation, ThroughputSeries, TurnCounters
 from passage.usage import UsageRecord
@@ -54,6 +54,7 @@ from passage.workers.protocol import (
 )
 from passage.workers.quota import SharedQuota
 from passage.workers.restarts import RestartPolicy
+from passage.workers.retired import Family, RetiredCounts
 
 __all__ = ["READY_TIMEOUT", "STOP_TIMEOUT", "WorkerPool", "WorkerStartError"]
 
@@ -141,6 +142,8 @@ class WorkerPool:
         self._draining: Drain | None = None
         self._tasks_aside: list[asyncio.Task[None]] = []
         """Tasks beside the workers' (the identity watch), cancelled at stop."""
+        self.retired = RetiredCounts()
+        """What workers that died had counted: added to every sum, so none goes back."""
         self._claims: set[asyncio.Task[None]] = set()
         """Kept ports on their way from one worker to another."""
         self._next_claim = 0
@@ -253,14 +256,13 @@ class WorkerPool:
         return False
 
     def turn_counters(self) -> TurnCounters:
-        """The workers' counters summed (a restarted worker's start from zero)."""
-        snapshots = [slot.snapshot for slot in self.slots if slot.snapshot is not None]
+        """The workers' counters summed, with those of the workers that died before."""
+        every = [slot.snapshot.counters for slot in self.slots if slot.snapshot is not None]
         summed: dict[str, Counter[Any]] = {
             name: Counter() for name in ("live", "errors", "drops", "auth_failures")
         }
         started = ended = 0
-        for snapshot in snapshots:
-            counters = snapshot.counters
+        for counters in (*every, self.retired.counters()):
             summed["live"].update(counters.live_by_transport)
             summed["errors"].update(counters.errors)
             summed["drops"].update(counters.drops)
@@ -277,8 +279,10 @@ class WorkerPool:
         )
 
     def metric_reports(self) -> list[tuple[object, ...]]:
-        """Each worker's metric families (``passage.scrape``), as of its last snapshot."""
-        return [slot.snapshot.metrics for slot in self.slots if slot.snapshot is not None]
+        """Each worker's metric families (``passage.scrape``), as of its last snapshot, and
+        the counters of the workers that died (so that no sum goes back)."""
+        reports = [slot.snapshot.metrics for slot in self.slots if slot.snapshot is not None]
+        return [*reports, self.retired.families()]
 
     @property
     def pids(self) -> list[int]:
@@ -407,6 +411,9 @@ class WorkerPool:
         """``slot``'s process is gone: free its quota, close its open allocations after its
         last records are written."""
         self.quota.forget(slot.index)
+        if slot.snapshot is not None:
+            metrics = cast(tuple[Family, ...], slot.snapshot.metrics)
+            self.retired.fold(metrics, slot.snapshot.counters)
         slot.snapshot = None
         lost, slot.open_allocations = sorted(slot.open_allocations), set()
         if lost:
