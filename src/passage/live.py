@@ -27,6 +27,7 @@ __all__ = [
     "ThroughputPoint",
     "ThroughputSeries",
     "TurnCounters",
+    "stats_line",
 ]
 
 
@@ -69,6 +70,19 @@ class TurnCounters:
     drops: Mapping[str, int]
     """Packets dropped without an answer, by reason."""
     auth_failures: Mapping[str, int]
+
+
+def stats_line(counters: TurnCounters) -> str:
+    """The once-a-minute ``stats:`` log line of ``counters``: one process's, or the sum of
+    every worker's (``passage serve --workers N``)."""
+    live = sum(counters.live_by_transport.values())
+    errors = ", ".join(f"{code}={n}" for code, n in sorted(counters.errors.items()))
+    drops = ", ".join(f"{reason}={n}" for reason, n in sorted(counters.drops.items()))
+    return (
+        f"stats: {live} allocations live, {counters.allocations_started} started, "
+        f"{counters.allocations_ended} ended; errors sent: {errors or 'none'}; "
+        f"dropped: {drops or 'none'}"
+    )
 
 
 @dataclass(frozen=True, slots=True)

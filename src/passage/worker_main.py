@@ -89,6 +89,7 @@ async def _serve(channel_socket: socket.socket, post_socket: socket.socket) -> i
     edge.quota_gate = link.admit
     edge.core.reservation_prefix = reservation_prefix(assignment.index)
     edge.reservation_finder = link.claim
+    edge.stats_level = logging.DEBUG  # the parent logs every worker's sum
     tls = ServerContexts(assignment.datadir.tls_cert, assignment.datadir.tls_key)
     await _adopt(edge, assignment, tls)
     stop = asyncio.Event()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,30 @@ async def test_a_reload_reaches_every_worker(tmp_path: Path) -> None:
         finally:
             for carol in carols:
                 await carol.close(release=False)
+
+
+async def test_the_stats_line_is_one_for_every_worker_together(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with api_server(tmp_path, workers=2) as api:
+        pool = api.running.workers
+        assert pool is not None
+        clients = [await api.client("udp") for _ in range(12)]
+        try:
+            for client in clients:
+                assert (await client.allocate()).message_class is MessageClass.SUCCESS
+            await until(
+                lambda: sum(len(s.snapshot.allocations) for s in pool.slots if s.snapshot) == 12
+            )
+            assert all(slot.snapshot and slot.snapshot.allocations for slot in pool.slots)
+            with caplog.at_level(logging.INFO, logger="passage.turn"):
+                pool.log_stats()
+                pool.log_stats()  # nothing changed: no second line
+            lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stats:")]
+            assert lines == [  # a worker's own line would count its share only
+                "stats: 12 allocations live, 12 started, 0 ended; "
+                "errors sent: 401=12; dropped: none"
+            ]
+        finally:
+            for client in clients:
+                await client.close(release=False)

@@ -21,7 +21,7 @@ from typing import cast
 from passage.addresses import Address, Transport, format_address
 from passage.endpoint import RelayAddresses
 from passage.limiter import source_key
-from passage.live import LiveAllocation, ThroughputSeries, TurnCounters
+from passage.live import LiveAllocation, ThroughputSeries, TurnCounters, stats_line
 from passage.meters import Histogram
 from passage.turn.aio import listeners
 from passage.turn.aio.listeners import StreamClient, UdpListener
@@ -115,6 +115,8 @@ class TurnEdge:
         self._closing = asyncio.Event()
         self._next_stats = clock() + STATS_INTERVAL
         self._last_stats: tuple[int, int, int, int] = (0, 0, 0, 0)
+        self.stats_level = logging.INFO
+        """The ``stats:`` line's level: a worker's is DEBUG, as its parent logs the sum."""
         self._own_addresses = own_addresses
         self._next_own_addresses = clock() + OWN_ADDRESSES_INTERVAL
         self.offload: KernelChannels | None = None
@@ -470,13 +472,7 @@ class TurnEdge:
         if snapshot == self._last_stats:
             return
         self._last_stats = snapshot
-        drops = ", ".join(f"{reason}={n}" for reason, n in sorted(metrics.drops.items()))
-        errors = ", ".join(f"{code}={n}" for code, n in sorted(metrics.errors.items()))
-        logger.info(
-            "stats: %d allocations live, %d started, %d ended; errors sent: %s; dropped: %s",
-            snapshot[0], metrics.allocations_started, metrics.allocations_ended,
-            errors or "none", drops or "none",
-        )  # fmt: skip
+        logger.log(self.stats_level, "%s", stats_line(self.turn_counters()))
         if self.offload is not None:
             logger.info("%s", self.offload.stats_line())
 

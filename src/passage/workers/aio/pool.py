@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from passage.live import LiveAllocation, ThroughputSeries, TurnCounters
+from passage.live import LiveAllocation, ThroughputSeries, TurnCounters, stats_line
 from passage.usage import UsageRecord
 from passage.workers.aio.channel import Channel
 from passage.workers.aio.link import CLAIM_TIMEOUT
@@ -66,6 +66,9 @@ READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 """Seconds the workers have to end their allocations and send their last usage on stop;
 then they are killed (their last records lost, their allocations closed in the ledger)."""
+
+STATS_INTERVAL = 60.0
+"""Seconds between ``stats:`` lines for every worker together (written when they changed)."""
 
 IDENTITY_CHECK_INTERVAL = 0.25
 """Seconds between looks at the parent's keys and revocations, sent on when they change:
@@ -144,6 +147,8 @@ class WorkerPool:
         """Tasks beside the workers' (the identity watch), cancelled at stop."""
         self.retired = RetiredCounts()
         """What workers that died had counted: added to every sum, so none goes back."""
+        self._last_stats = stats_line(TurnCounters({}, 0, 0, {}, {}, {}))
+        """The last ``stats:`` line written (none yet: nothing happened)."""
         self._claims: set[asyncio.Task[None]] = set()
         """Kept ports on their way from one worker to another."""
         self._next_claim = 0
@@ -174,6 +179,20 @@ class WorkerPool:
                 "(its log lines above say why)"
             )
         self._started = True
+        self._tasks_aside.append(asyncio.create_task(self._stats_forever()))
+
+    async def _stats_forever(self) -> None:
+        while True:
+            await asyncio.sleep(STATS_INTERVAL)
+            self.log_stats()
+
+    def log_stats(self) -> None:
+        """Write the ``stats:`` line of every worker's counters summed, if they changed
+        since the last one (the workers write theirs at DEBUG only)."""
+        line = stats_line(self.turn_counters())
+        if line != self._last_stats:
+            self._last_stats = line
+            logging.getLogger("passage.turn").info("%s", line)
 
     async def _all_ready(self) -> None:
         for slot in self.slots:
