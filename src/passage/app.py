@@ -70,6 +70,7 @@ from passage.store.database import Database, is_unavailable, open_database, sqli
 from passage.store.hybrid import HybridStore
 from passage.store.identities import TURN_REST_SECRET, IdentityStore
 from passage.store.ledger import RESTART_END_REASON, LedgerNode, UsageLedger
+from passage.store.spill import UsageSpill
 from passage.telemetry import OperatorsListener
 from passage.tlscontexts import ServerContexts
 from passage.tlsmaterial import TlsMaterialError
@@ -81,6 +82,7 @@ from passage.turn.auth import CredentialChain, CredentialSource, RestSecretUsers
 from passage.turn.binding import AlternateAddresses
 from passage.turn.credentials import RestSecrets
 from passage.turn.server import TurnServer
+from passage.usage import UsageOverflow
 from passage.workers.aio.pool import WorkerPool, WorkerStartError
 from passage.workers.protocol import Start
 from passage.workers.quota import SharedQuota
@@ -135,6 +137,8 @@ class Running:
     """The worker processes relaying TURN (``--workers N``, N > 1)."""
     shared_sockets: list[socket.socket] = field(default_factory=list)
     """The TURN sockets bound here for the workers, kept open while they run."""
+    spill: UsageSpill | None = None
+    """Usage records past ``--usage-buffer-records`` while the store is down."""
 
     async def stop(self) -> None:
         """Leave the cluster, stop signaling, the relay and the front door, end every
@@ -163,6 +167,8 @@ class Running:
         if self.operators is not None:
             await self.operators.stop()
         await self.database.close()
+        if self.spill is not None:
+            self.spill.close()
 
     def start_draining(self, alternates: Alternates) -> None:
         """New Allocates go to ``alternates`` (300) from now on, here or in every worker."""
@@ -295,6 +301,7 @@ def turn_edge(
     *,
     nonce_key: bytes,
     usage_sink: UsageSink,
+    usage_overflow: UsageOverflow | None = None,
     clock: Callable[[], float] = time.time,
     on_quota: Callable[[str, int], None] | None = None,
 ) -> TurnEdge:
@@ -317,6 +324,8 @@ def turn_edge(
         relays,
         usage_sink=usage_sink,
         usage_interval=config.usage_flush_interval,
+        usage_overflow=usage_overflow,
+        usage_buffer_records=config.usage_buffer_records,
         clock=clock,
         own_addresses=lambda: own_addresses(config, relays),
     )
@@ -355,7 +364,10 @@ async def start(
             reserved_names=RESERVED_NAMES,
         )
         await hybrid_admin.ensure_root_rule()
-        ledger = UsageLedger(database, LedgerNode(datadir.node_id, secrets.token_hex(8)))
+        boot = secrets.token_hex(8)
+        ledger = UsageLedger(database, LedgerNode(datadir.node_id, boot))
+        spill = UsageSpill(datadir.path, ledger, boot)
+        await _replay_spill(spill)  # first: an earlier run's final records end its allocations
         await _close_orphans(ledger, clock())
     except BaseException:
         await database.close()
@@ -368,8 +380,9 @@ async def start(
     live_turn: TurnEdge | WorkerPool
     if workers <= 1:
         edge = live_turn = turn_edge(
-            config, datadir, state, nonce_key=nonces, usage_sink=ledger.record, clock=clock
-        )
+            config, datadir, state, nonce_key=nonces, usage_sink=ledger.record,
+            usage_overflow=spill, clock=clock,
+        )  # fmt: skip
     else:
         pool = live_turn = WorkerPool(
             workers,
@@ -377,6 +390,8 @@ async def start(
             SharedQuota(config.turn.max_allocations_per_user, config.turn.max_allocations_total),
             usage_sink=ledger.record,
             close_lost=ledger.close_lost,
+            usage_overflow=spill,
+            usage_buffer_records=config.usage_buffer_records,
         )
     service = IdentityService(store, state, relay_topology(config, endpoint), clock)
     hybrid = HybridRelay(
@@ -421,6 +436,7 @@ async def start(
         edge, database, door, api, hybrid, signaling, polling,
         config=config, datadir=datadir, identity_state=state,
         tls_contexts=ServerContexts(datadir.tls_cert, datadir.tls_key), console=console,
+        spill=spill,
     )  # fmt: skip
     running.hybrid_usage = UsageFlusher(
         hybrid.meters, ledger.hybrid.record, interval=config.usage_flush_interval, clock=clock
@@ -430,7 +446,15 @@ async def start(
         if config.metrics_port:  # first: /readyz says "not ready" until the rest is bound
             running.operators = OperatorsListener(
                 registry(
-                    Sources(edge, door, hybrid, signaling, running.readiness, _worker_metrics(pool))
+                    Sources(
+                        edge,
+                        door,
+                        hybrid,
+                        signaling,
+                        running.readiness,
+                        _worker_metrics(pool),
+                        spill,
+                    )  # fmt: skip
                 ),
                 running.readiness,
                 database.ping,
@@ -608,6 +632,17 @@ def _shared_sockets(
         bind("udp", host, port, running.discovery)
         bind("tcp", host, port, running.tcp)
     return per_worker
+
+
+async def _replay_spill(spill: UsageSpill) -> None:
+    """Write what an earlier run spilled while the store was down (it stopped, or was
+    killed, before the store came back)."""
+    if spill.records:
+        logger.warning(
+            "usage spill: %d records an earlier run could not write wait in %s; writing them",
+            spill.records, spill.path,
+        )  # fmt: skip
+        await spill.replay()
 
 
 async def _close_orphans(ledger: UsageLedger, now: float) -> None:

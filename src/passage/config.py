@@ -25,6 +25,7 @@ from typing import Any
 from passage.addresses import parse_host_port
 from passage.http_limits import HttpLimits
 from passage.turn.config import TurnConfig
+from passage.usage import USAGE_BUFFER_RECORDS
 
 __all__ = [
     "OPTIONS",
@@ -172,6 +173,10 @@ class Config:
 
     usage_flush_interval: float = 1.0
     """Seconds between writes of live usage counters to the ledger (the most a kill -9 loses)."""
+
+    usage_buffer_records: int = USAGE_BUFFER_RECORDS
+    """Usage records kept in memory while the store is down; past it they are appended to
+    ``usage-spill.jsonl`` in the data directory, which is written to the store when it is back."""
 
     alternate_servers: tuple[str, ...] = ()
     """``HOST:PORT`` of other TURN servers a draining server sends new Allocates over UDP
@@ -617,6 +622,11 @@ OPTIONS: tuple[Option, ...] = (
     _top("metrics_port", PORT_OR_OFF, "plain-HTTP port of /metrics, /healthz, /readyz; 0: none"),
     _top("metrics_ip", IP, "IP the metrics port binds"),
     _top("usage_flush_interval", SECONDS, "seconds between usage ledger writes"),
+    _top(
+        "usage_buffer_records",
+        COUNT,
+        "usage records held in memory while the store is down (then spilled to a file)",
+    ),
     _many(
         "",
         "alternate_servers",

@@ -36,6 +36,7 @@ from passage.hybrid.aio.relay import HybridRelay
 from passage.meters import Histogram
 from passage.readiness import Readiness
 from passage.signal.aio import SignalingServer
+from passage.store.spill import UsageSpill
 from passage.stun import Method
 from passage.turn.aio.edge import TurnEdge
 
@@ -78,6 +79,8 @@ class Sources:
     readiness: Readiness
     workers: Callable[[], Iterable[Iterable[PlainFamily]]] | None = None
     """Each worker's TURN and store families (:func:`turn_families`), as last reported."""
+    spill: UsageSpill | None = None
+    """Usage records the store could not take, past the memory bound (this process's)."""
 
 
 PlainFamily = tuple[str, str, str, tuple[tuple[str, tuple[tuple[str, str], ...], float], ...]]
@@ -150,6 +153,8 @@ class PassageCollector(Collector):
             yield from _store(edge)
         elif self.sources.workers is not None:
             yield from merge_families(self.sources.workers())
+        if self.sources.spill is not None:
+            yield from _spill(self.sources.spill)
         yield from self._http()
         yield from self._hybrid()
         yield from self._signal()
@@ -347,6 +352,21 @@ def _turn(edge: TurnEdge) -> Iterator[Metric]:
     yield _counter(
         "passage_turn_auth_failures", "Failed authentications, by cause.",
         ["cause"], [((k,), v) for k, v in metrics.auth_failures.items()]
+    )  # fmt: skip
+
+
+def _spill(spill: UsageSpill) -> Iterator[Metric]:
+    """The spill file's families: records the store could not take while it was down."""
+    yield _gauge(
+        "passage_store_spill_waiting_records",
+        "Usage records waiting in the data directory's spill file for the store to come back.",
+        spill.records,
+    )
+    yield _counter(
+        "passage_store_spilled_records",
+        "Usage records moved from memory to the spill file (past --usage-buffer-records, or "
+        "at stop) while the store was down.",
+        [], [((), spill.spilled_total)],
     )  # fmt: skip
 
 

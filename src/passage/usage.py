@@ -6,7 +6,13 @@ They live apart from all three so that no layer imports another.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
+
+USAGE_BUFFER_RECORDS = 10_000
+"""Usage records held in memory while the ledger cannot be written (a few MB): the
+default of ``--usage-buffer-records``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +67,17 @@ class HybridUsageRecord:
     """Listener → sender: response bodies and WebSocket message payloads."""
     requests: int
     """Senders paired with a listener: HTTP requests answered, WebSockets bridged."""
+
+
+class UsageOverflow(Protocol):
+    """Where usage records go past the memory bound while the store is down, durably
+    (``passage.store.spill.UsageSpill``), and come back from when it is up."""
+
+    records: int
+    """Records waiting there."""
+
+    def append(self, sequence: int, records: Sequence[UsageRecord]) -> None:
+        """Keep batch ``sequence`` of this run; it is on disk when this returns."""
+
+    async def replay(self) -> int:
+        """Write what waits into the ledger; raise if the store is still down."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -142,36 +142,51 @@ class UsageLedger:
         self.hybrid = HybridUsageLedger(database)
         """Hybrid Connections bytes per hybrid connection, rule and hour."""
 
-    async def record(self, records: Sequence[UsageRecord], sequence: int | None = None) -> None:
+    async def record(
+        self,
+        records: Sequence[UsageRecord],
+        sequence: int | None = None,
+        *,
+        boot_id: str | None = None,
+    ) -> None:
         """Add a batch of deltas to the allocation totals and hourly rollup, atomically.
 
         The whole batch commits or none of it does. Raises `ValueError`, before writing
         anything, if a record has a negative delta or a span that ends before it starts.
         With a ``sequence`` (and a node), the batch is written at most once: a retry of
         batch (node, boot, sequence) after a commit whose answer was lost changes nothing.
-        Without one, recording the same batch twice counts it twice.
+        Without one, recording the same batch twice counts it twice. ``boot_id`` names
+        the run that numbered the batch when it is not this one: a batch an earlier run
+        spilled to its data directory (``passage.store.spill``) keeps its identity.
         """
         if not records:
             return
         for item in records:
             validate(item)
+        node = self._node
+        if boot_id is not None:
+            assert node is not None, "a boot needs the node that writes it"
+            node = replace(node, boot_id=boot_id)
         merged = merge_allocations(records)
         async with self._database.write() as connection:
-            if sequence is not None and not await self._claim(connection, sequence):
+            if sequence is not None and not await self._claim(connection, sequence, node):
                 return  # written before: its commit went through, only its answer was lost
             known = await _known_allocation_ids(connection, list(merged))
             started = [delta.first for key, delta in merged.items() if key not in known]
             hourly = hourly_deltas(records, started)
             await connection.execute(
-                _allocation_upsert(self._database.dialect), _allocation_rows(merged, self._node)
+                _allocation_upsert(self._database.dialect), _allocation_rows(merged, node)
             )
             await connection.execute(_hourly_upsert(self._database.dialect), _hourly_rows(hourly))
 
-    async def _claim(self, connection: AsyncConnection, sequence: int) -> bool:
-        """Record batch ``sequence`` of this run as written; False if it already was. Keeps
-        the last :data:`BATCHES_KEPT` of them (only the last one is ever retried)."""
-        assert self._node is not None, "a sequence needs the node that writes it"
-        node, boot = self._node.node_id, self._node.boot_id
+    async def _claim(
+        self, connection: AsyncConnection, sequence: int, writer: LedgerNode | None
+    ) -> bool:
+        """Record batch ``sequence`` of ``writer``'s run as written; False if it already
+        was. Keeps the node's last :data:`BATCHES_KEPT` of them (only the last one is ever
+        retried: a spill is replayed in order and marks each batch done as it commits)."""
+        assert writer is not None, "a sequence needs the node that writes it"
+        node, boot = writer.node_id, writer.boot_id
         claimed = await connection.execute(
             dialect_insert(self._database.dialect, ledger_batches)
             .values(node_id=node, boot_id=boot, sequence=sequence, written_at=time.time())

@@ -18,9 +18,12 @@ from dataclasses import dataclass, field
 
 from passage.usage import HybridUsageRecord
 
-__all__ = ["ANONYMOUS", "RelayMeters", "Traffic", "UsageFlusher"]
+__all__ = ["ANONYMOUS", "RelayMeters", "Traffic", "UsageFlusher", "coalesce"]
 
 logger = logging.getLogger("passage.relay")
+
+HOUR = 3600
+"""Seconds in the ledger's unit: Hybrid Connections usage is kept per UTC hour."""
 
 ANONYMOUS = ""
 """The rule of a sender no token was asked of."""
@@ -103,9 +106,28 @@ class RelayMeters:
 UsageSink = Callable[[list[HybridUsageRecord]], Awaitable[None]]
 
 
+def coalesce(records: list[HybridUsageRecord]) -> list[HybridUsageRecord]:
+    """One record per (hybrid connection, rule, UTC hour the span starts in), summed:
+    what the ledger keeps of them anyway (``HybridUsageLedger.record``). While the store
+    is down, what waits grows by the hour, not by the flush."""
+    merged: dict[tuple[str, str, int], HybridUsageRecord] = {}
+    for record in records:
+        key = (record.hybrid_connection, record.rule, int(record.period_start // HOUR))
+        held = merged.get(key)
+        merged[key] = record if held is None else HybridUsageRecord(
+            record.hybrid_connection, record.rule,
+            min(held.period_start, record.period_start), max(held.period_end, record.period_end),
+            held.bytes_to_listener + record.bytes_to_listener,
+            held.bytes_to_sender + record.bytes_to_sender,
+            held.requests + record.requests,
+        )  # fmt: skip
+    return list(merged.values())
+
+
 class UsageFlusher:
     """Hands the relay's usage records to the ledger every interval, and once more at
-    :meth:`close`; a failed write keeps its records for the next one."""
+    :meth:`close`; a failed write keeps its records for the next one, summed per hybrid
+    connection, rule and hour (:func:`coalesce`)."""
 
     def __init__(
         self,
@@ -143,7 +165,7 @@ class UsageFlusher:
             logger.exception(
                 "Hybrid Connections usage write failed; %d records kept for retry", len(batch)
             )
-            self.unsaved = batch + self.unsaved
+            self.unsaved = coalesce(batch + self.unsaved)
 
     async def _forever(self) -> None:
         while True:

@@ -42,7 +42,7 @@ from passage.turn.events import (
 )
 from passage.turn.own_addresses import OwnAddresses
 from passage.turn.server import TurnServer
-from passage.usage import UsageRecord
+from passage.usage import USAGE_BUFFER_RECORDS, UsageOverflow, UsageRecord
 
 logger = logging.getLogger("passage.turn")
 
@@ -79,16 +79,22 @@ class TurnEdge:
         *,
         usage_sink: UsageSink | None = None,
         usage_interval: float = 1.0,
+        usage_overflow: UsageOverflow | None = None,
+        usage_buffer_records: int = USAGE_BUFFER_RECORDS,
         clock: Callable[[], float] = time.time,
         own_addresses: Callable[[], OwnAddresses] | None = None,
     ) -> None:
         """``clock`` gives the core its ``now`` (Unix seconds); tests pass their own.
-        ``own_addresses`` re-reads this server's addresses (interfaces come and go)."""
+        ``own_addresses`` re-reads this server's addresses (interfaces come and go).
+        While the sink fails, at most ``usage_buffer_records`` records wait in memory;
+        the rest, and all of them at stop, go to ``usage_overflow`` (a file) when given."""
         self.core = core
         self.clock = clock
         self.binder = RelayBinder(relays, core, random.Random(secrets.randbits(64)))
         self.usage_sink = usage_sink
         self.usage_interval = usage_interval
+        self.usage_overflow = usage_overflow
+        self.usage_buffer_records = usage_buffer_records
         self.throughput = ThroughputSeries()
         """Bytes relayed in the last hour, counted at each usage flush."""
         self.udp: dict[Address, UdpListener] = {}
@@ -112,6 +118,7 @@ class TurnEdge:
         self.flush_failures = 0
         """Ledger writes that failed (their records were kept for the next try)."""
         self._in_flight = 0
+        self._flush_lock = asyncio.Lock()
         self._closing = asyncio.Event()
         self._next_stats = clock() + STATS_INTERVAL
         self._last_stats: tuple[int, int, int, int] = (0, 0, 0, 0)
@@ -242,7 +249,7 @@ class TurnEdge:
         if self._usage_task is not None:
             await self._usage_task  # its last pass writes the shutdown records
         else:
-            await self.flush_usage()
+            await self.flush_usage(final=True)
         for server in self._servers:
             await server.wait_closed()
         if self.offload is not None:
@@ -480,7 +487,7 @@ class TurnEdge:
         """Flush every interval until ``stop``; the last pass runs after shutdown."""
         while True:
             closing = self._closing.is_set()  # read before flushing: a stop mid-flush gets one more
-            await self.flush_usage()
+            await self.flush_usage(final=closing)
             if closing:
                 return
             try:
@@ -488,8 +495,13 @@ class TurnEdge:
             except TimeoutError:
                 pass
 
-    async def flush_usage(self) -> None:
-        """Hand new usage records to the sink; keep them for the next try if it fails."""
+    async def flush_usage(self, *, final: bool = False) -> None:
+        """Hand new usage records to the sink; keep them for the next try if it fails.
+
+        What a spill holds goes first. While the sink fails, records past
+        ``usage_buffer_records`` (all of them when ``final``: the process stops) go to
+        the spill, so that memory stays bounded and a restart loses none.
+        """
         if self.offload is not None:
             self.offload.collect()  # kernel-relayed bytes into the meters, before the records
         now = self.clock()
@@ -502,17 +514,71 @@ class TurnEdge:
         if self.usage_sink is None:
             return
         self._unsaved += records
+        async with self._flush_lock:  # a reload or a drain flushes beside the timer
+            if not await self._write_spilled() or not await self._write_unsaved():
+                self._spill_unsaved(final=final)
+
+    async def _write_unsaved(self) -> bool:
+        """The failed batch again, then the new records as one batch; False at a failure."""
         if self._retry is not None:  # the failed batch first, alone, under its number
             sequence, batch = self._retry
             if not await self._write(sequence, batch):
-                return
+                return False
             self._retry = None
         if not self._unsaved:
-            return
+            return True
         batch, self._unsaved = self._unsaved, []
         self._sequence += 1
         if not await self._write(self._sequence, batch):
             self._retry = (self._sequence, batch)
+            return False
+        return True
+
+    async def _write_spilled(self) -> bool:
+        """Replay the spill into the ledger, before anything newer; False if it failed."""
+        if self.usage_overflow is None or not self.usage_overflow.records:
+            return True
+        started = time.perf_counter()
+        try:
+            await self.usage_overflow.replay()
+        except Exception:
+            self.flush_failures += 1
+            logger.warning(
+                "usage ledger still unreachable; %d records wait in the spill",
+                self.usage_overflow.records, exc_info=True,
+            )  # fmt: skip
+            return False
+        finally:
+            self.flush_latency.observe(time.perf_counter() - started)
+        return True
+
+    def _spill_unsaved(self, *, final: bool) -> None:
+        """Past the memory bound (or at stop), move the records kept in memory to the
+        spill, oldest first, each batch under the number it has or gets now."""
+        overflow = self.usage_overflow
+        if overflow is None or not (final or self.unsaved_records > self.usage_buffer_records):
+            return
+        moved = self.unsaved_records
+        why = "stopping" if final else f"over --usage-buffer-records {self.usage_buffer_records}"
+        try:
+            if self._retry is not None:
+                overflow.append(*self._retry)
+                self._retry = None
+            if self._unsaved:
+                self._sequence += 1
+                overflow.append(self._sequence, self._unsaved)
+                self._unsaved = []
+        except OSError:
+            logger.exception(
+                "usage spill could not be written; %d usage records stay in memory",
+                self.unsaved_records,
+            )
+            return
+        logger.warning(
+            "usage ledger unreachable: %d usage records moved from memory to the spill file "
+            "(%s; %d records wait there); they are written when the store is back",
+            moved, why, overflow.records,
+        )  # fmt: skip
 
     async def _write(self, sequence: int, batch: list[UsageRecord]) -> bool:
         assert self.usage_sink is not None

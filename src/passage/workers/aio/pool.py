@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from passage.live import LiveAllocation, ThroughputSeries, TurnCounters, stats_line
-from passage.usage import UsageRecord
+from passage.usage import USAGE_BUFFER_RECORDS, UsageOverflow, UsageRecord
 from passage.workers.aio.channel import Channel
 from passage.workers.aio.link import CLAIM_TIMEOUT
 from passage.workers.aio.post import Posted, SocketPost
@@ -118,11 +118,15 @@ class WorkerPool:
         *,
         usage_sink: UsageSink,
         close_lost: LostSink,
+        usage_overflow: UsageOverflow | None = None,
+        usage_buffer_records: int = USAGE_BUFFER_RECORDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``count`` workers; ``start_message`` builds each start's :class:`Start`.
         ``usage_sink`` writes records to the ledger; ``close_lost`` closes a dead worker's
-        open allocations there."""
+        open allocations there. While the ledger fails, at most ``usage_buffer_records``
+        records wait in memory; the rest, and all of them at stop, go to
+        ``usage_overflow`` (a file) when given."""
         self.slots = [_Slot(index + 1, ()) for index in range(count)]
         self.throughput = ThroughputSeries()
         """Bytes relayed in the last hour, as the workers' usage records come in."""
@@ -130,6 +134,8 @@ class WorkerPool:
         self._start_message = start_message
         self._usage_sink = usage_sink
         self._close_lost = close_lost
+        self._overflow = usage_overflow
+        self._buffer_records = usage_buffer_records
         self._clock = clock
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -455,7 +461,15 @@ class WorkerPool:
                 self._ledger_wakeup.set()
 
     async def _drain_ledger(self, *, final: bool) -> bool:
-        """Write what is queued, in order; False (the rest kept) at the first failure."""
+        """Write the spill, then what is queued, in order; False (the rest kept) at the
+        first failure. Past the memory bound, or when ``final``, the records kept go to
+        the spill."""
+        if await self._replay_spill() and await self._drain_queue(final=final):
+            return True
+        self._spill_queue(final=final)
+        return False
+
+    async def _drain_queue(self, *, final: bool) -> bool:
         if self._retry is not None:
             sequence, batch = self._retry
             if not await self._write(sequence, batch, final=final):
@@ -482,6 +496,60 @@ class WorkerPool:
                 closed, "" if closed == 1 else "s",
             )  # fmt: skip
         return True
+
+    async def _replay_spill(self) -> bool:
+        if self._overflow is None or not self._overflow.records:
+            return True
+        try:
+            await self._overflow.replay()
+        except Exception:
+            logger.warning(
+                "usage ledger still unreachable; %d records wait in the spill",
+                self._overflow.records, exc_info=True,
+            )  # fmt: skip
+            return False
+        return True
+
+    @property
+    def unsaved_records(self) -> int:
+        """Usage records held in memory for the ledger (a write failed, or is queued)."""
+        retry = len(self._retry[1]) if self._retry is not None else 0
+        return retry + sum(len(records) for records, _ in self._ledger)
+
+    def _spill_queue(self, *, final: bool) -> None:
+        """Move the records held in memory to the spill, oldest first; a dead worker's
+        allocations to close stay queued (closed once the spill is written)."""
+        overflow = self._overflow
+        moved = self.unsaved_records
+        if overflow is None or not moved or not (final or moved > self._buffer_records):
+            return
+        kept: list[tuple[list[UsageRecord], list[str]]] = []
+        try:
+            if self._retry is not None:
+                overflow.append(*self._retry)
+                self._retry = None
+            while self._ledger:
+                records, lost = self._ledger[0]
+                if records:
+                    overflow.append(self._sequence + 1, records)
+                    self._sequence += 1
+                else:
+                    kept.append((records, lost))  # closed once the spill before it is written
+                self._ledger.pop(0)
+        except OSError:
+            logger.exception(
+                "usage spill could not be written; %d usage records stay in memory",
+                self.unsaved_records,
+            )
+            return
+        finally:
+            self._ledger = kept + self._ledger
+        logger.warning(
+            "usage ledger unreachable: %d usage records moved from memory to the spill file "
+            "(%s; %d records wait there); they are written when the store is back",
+            moved, "stopping" if final else f"over --usage-buffer-records {self._buffer_records}",
+            overflow.records,
+        )  # fmt: skip
 
     async def _write(self, sequence: int, records: list[UsageRecord], *, final: bool) -> bool:
         try:
