@@ -11,7 +11,7 @@
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY src ./src
 RUN python -m venv /opt/passage \
  && /opt/passage/bin/pip install --no-cache-dir "/src[postgres,cluster]"

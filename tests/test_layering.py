@@ -106,6 +106,7 @@ LAYERS: dict[str, Layer] = {
     "workers": layer(CORE),
     # Adapters: asyncio and the network, over a core.
     "turn.aio": layer(PRODUCT, "offload.xdp", core="turn"),
+    "turn.fastpath": layer(ADAPTER, core="turn"),
     "turnclient.aio": layer(ADAPTER, core="turnclient"),
     "hybrid.aio": layer(PRODUCT, "frontdoor", "hybrid.framesocket", core="hybrid"),
     "hybrid.sdk": layer(ADAPTER, "hybrid.framesocket", core="hybrid"),

@@ -97,8 +97,11 @@ def prefix() -> Iterator[Path]:
     folder = Path(tempfile.mkdtemp(prefix="passage-image-", dir="/tmp"))
     folder.chmod(0o755)  # the entrypoint runs as another user
     source = folder / "src"
-    shutil.copytree(ROOT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(  # not the editable install's extension: the image builds its own
+        ROOT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.so")
+    )
     shutil.copy(ROOT / "pyproject.toml", source)
+    shutil.copy(ROOT / "setup.py", source)
     shutil.copy(ROOT / "README.md", source)
     venv = folder / "opt-passage"
     shutil.copy(ENTRYPOINT, folder / "passage-entrypoint")  # COPY ... /usr/local/bin/

@@ -1,0 +1,33 @@
+"""Types of the C extension ``_router.c`` (docstrings there)."""
+
+BATCH: int
+
+class Router:
+    def __init__(self) -> None: ...
+    def __len__(self) -> int: ...
+    def read(self, fd: int, /) -> None: ...
+    def add(
+        self,
+        slot: int,
+        listen_fd: int,
+        client: tuple[str, int],
+        relay_fd: int,
+        peer: tuple[str, int],
+        channel: int,
+        /,
+    ) -> None: ...
+    def remove(
+        self,
+        slot: int,
+        listen_fd: int,
+        client: tuple[str, int],
+        relay_fd: int,
+        peer: tuple[str, int],
+        channel: int,
+        /,
+    ) -> None: ...
+    def watch(self, fd: int, relay: bool, datagram_received: object, /) -> None: ...
+    def unwatch(self, fd: int, /) -> None: ...
+    def take_meters(self) -> list[tuple[int, int, int, int, int]]: ...
+    def take_meter(self, slot: int, /) -> tuple[int, int, int, int]: ...
+    def counters(self) -> tuple[int, int, int, int]: ...
