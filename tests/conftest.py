@@ -55,3 +55,19 @@ def restore_umask() -> Iterator[None]:
     os.umask(previous)
     yield
     os.umask(previous)
+
+
+@pytest.fixture(params=["on", "off"])  # passage_server.RELAY_PATHS, not imported this early
+def relay_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test against the C fast path and the Python relay (``--fast-path on|off``),
+    through ``PASSAGE_FAST_PATH``, which ``passage_process`` servers and ``in_process``
+    (``local_config``) read. A module opts in with
+    ``pytestmark = pytest.mark.usefixtures("relay_path")``; a whole run can pin one path
+    by exporting the variable. Without the extension, "on" is skipped here and
+    ``tests/turn/fastpath`` fails where a compiler could have built it."""
+    from passage_server import relay_path_environ
+
+    mode = str(request.param)
+    for name, value in relay_path_environ(mode).items():
+        monkeypatch.setenv(name, value)
+    return mode

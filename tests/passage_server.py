@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from passage.api.sync import POLL_INTERVAL
 from passage.app import Running, start
 from passage.config import Config, load_config
@@ -295,6 +297,20 @@ class Server:
         return f"https://{host}:{port}"
 
 
+RELAY_PATHS = ["on", "off"]
+"""``--fast-path`` values a test that relays runs with: the C router and the Python relay
+(``relay_path`` fixture in conftest.py; a module-scoped server parametrizes on it)."""
+
+
+def relay_path_environ(mode: str) -> dict[str, str]:
+    """``PASSAGE_FAST_PATH`` for ``mode``; skips "on" where the extension is not built."""
+    from passage.turn.fastpath import available
+
+    if mode == "on" and not available():
+        pytest.skip("the compiled fast path is not built in this install")
+    return {"PASSAGE_FAST_PATH": mode}
+
+
 def local_config(
     tmp_path: Path,
     *,
@@ -306,8 +322,11 @@ def local_config(
     :data:`REALM`; ``loopback_peers`` lets allocations relay to 127.0.0.1, ``environ``
     is read as ``passage serve`` reads its ``PASSAGE_*`` variables, ``settings``
     replace any field."""
+    # PASSAGE_FAST_PATH from the test's own environment, as passage_process's servers see it
+    # (the relay_path fixture sets it; a whole run may too).
+    chosen = {k: v for k, v in os.environ.items() if k == "PASSAGE_FAST_PATH"}
     config = dataclasses.replace(
-        load_config({}, environ or {}),
+        load_config({}, chosen | dict(environ or {})),
         data_dir=tmp_path / "passage-data",
         listen_ips=("127.0.0.1",),
         turn_port=free_port(),

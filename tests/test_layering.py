@@ -105,7 +105,7 @@ LAYERS: dict[str, Layer] = {
     "console": layer(CORE, "identity"),
     "workers": layer(CORE),
     # Adapters: asyncio and the network, over a core.
-    "turn.aio": layer(PRODUCT, "offload.xdp", core="turn"),
+    "turn.aio": layer(PRODUCT, "offload.xdp", "turn.fastpath", core="turn"),
     "turn.fastpath": layer(ADAPTER, core="turn"),
     "turnclient.aio": layer(ADAPTER, core="turnclient"),
     "hybrid.aio": layer(PRODUCT, "frontdoor", "hybrid.framesocket", core="hybrid"),

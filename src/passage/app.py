@@ -75,6 +75,7 @@ from passage.telemetry import OperatorsListener
 from passage.tlscontexts import ServerContexts
 from passage.tlsmaterial import TlsMaterialError
 from passage.turn.aio.edge import TurnEdge, UsageSink, stream_socket, udp_socket
+from passage.turn.aio.fast_path import check_fast_path, start_fast_path
 from passage.turn.aio.offload import start_kernel_channels
 from passage.turn.aio.refusals import RefusalLog
 from passage.turn.alternate import Alternates
@@ -319,7 +320,7 @@ def turn_edge(
         own_addresses=own_addresses(config, relays),
         on_quota=on_quota,
     )
-    return TurnEdge(
+    edge = TurnEdge(
         core,
         relays,
         usage_sink=usage_sink,
@@ -329,6 +330,10 @@ def turn_edge(
         clock=clock,
         own_addresses=lambda: own_addresses(config, relays),
     )
+    fast_path = start_fast_path(config.fast_path, lambda: core.config.max_bytes_per_second > 0)
+    if fast_path is not None:
+        edge.use_fast_path(fast_path)
+    return edge
 
 
 async def start(
@@ -344,7 +349,10 @@ async def start(
     ``clock`` (Unix seconds) is every service's notion of now: tests pass their own,
     and a longer ``poll_interval`` to see what only cluster events deliver. ``workers``
     > 1 runs TURN in that many processes (``passage.workers``), which see the real time.
+    Raises :class:`~passage.turn.aio.fast_path.FastPathUnavailable` for ``--fast-path on``
+    without the extension.
     """
+    check_fast_path(config.fast_path)
     _raise_descriptor_limit()
     database = await open_database(
         config.database_url or sqlite_url(datadir.path), schema=config.database_schema
@@ -462,11 +470,13 @@ async def start(
             await running.operators.listen(config.metrics_ip, config.metrics_port)
         if edge is not None:
             await _listen_turn(config, edge, alternates, running)
-            edge.offload = start_kernel_channels(
+            kernel = start_kernel_channels(
                 config.offload,
                 [*config.listen_ips, *relays.bind.values()],
                 capped=config.turn.max_bytes_per_second > 0,
             )
+            if kernel is not None:  # the kernel relays the channels; the C router none
+                edge.offload = kernel
         elif pool is not None:
             running.workers = pool
             await pool.start(_shared_sockets(config, workers, running))

@@ -45,6 +45,7 @@ CONFIG_ENV = "PASSAGE_CONFIG"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 OFFLOAD_MODES = ("off", "xdp", "auto")
+FAST_PATH_MODES = ("auto", "on", "off")
 
 
 class ConfigError(Exception):
@@ -190,6 +191,10 @@ class Config:
 
     offload: str = "off"
     """Kernel fast path for UDP channels: off, xdp (fail if it cannot), auto (fall back)."""
+
+    fast_path: str = "auto"
+    """UDP ChannelData relayed in C: auto (when the extension was built), on (fail without
+    it), off (the Python relay)."""
 
     workers: int = 0
     """Processes relaying TURN, sharing its ports (``SO_REUSEPORT``); 0 (``auto``): one per
@@ -455,6 +460,13 @@ def _parse_offload(text: str) -> str:
     return mode
 
 
+def _parse_fast_path(text: str) -> str:
+    mode = text.strip().lower()
+    if mode not in FAST_PATH_MODES:
+        raise _expected("one of " + ", ".join(FAST_PATH_MODES), text)
+    return mode
+
+
 MAX_WORKERS = 256
 
 
@@ -492,6 +504,7 @@ NAME = _via_text("a name", _parse_name, "NAME")
 LOG_LEVEL = _via_text("a log level", _parse_log_level, "LEVEL")
 LOG_FORMAT = _via_text("a log format", _parse_log_format, "FORMAT")
 OFFLOAD = _via_text("an offload mode", _parse_offload, "MODE")
+FAST_PATH = _via_text("a fast path mode", _parse_fast_path, "MODE")
 WORKERS = ValueKind(_parse_workers, _workers_from_toml, "N")
 BOOL = ValueKind(_parse_bool, _check_bool, None)
 PORT = _integer("PORT", 1, 65535)
@@ -643,6 +656,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     _top("drain_timeout", SECONDS, "seconds a drain (SIGTERM) waits for live allocations"),
     _top("offload", OFFLOAD, "kernel fast path for UDP channels: off, xdp or auto"),
+    _top("fast_path", FAST_PATH, "UDP ChannelData relayed in C: auto, on or off"),
     _top("workers", WORKERS, "processes relaying TURN on the same ports; auto: one per CPU"),
     _turn("realm", TEXT, "TURN realm"),
     _turn("software", TEXT, "SOFTWARE attribute in authenticated responses"),

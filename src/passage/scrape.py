@@ -319,6 +319,7 @@ def _turn(edge: TurnEdge) -> Iterator[Metric]:
         "passage_turn_allocations_ended", "Allocations ended, by reason.",
         ["reason"], [((k,), v) for k, v in metrics.ends.items()]
     )  # fmt: skip
+    edge.collect_relayed()  # what the C router or the kernel relayed since the last flush
     relayed = core.relayed()
     byte_rows = []
     packet_rows = []

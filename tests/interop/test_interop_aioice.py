@@ -18,7 +18,7 @@ import aioice
 import pytest
 
 from passage.turn.credentials import make_rest_credentials
-from passage_server import ServerInfo, passage_process
+from passage_server import RELAY_PATHS, ServerInfo, passage_process, relay_path_environ
 
 pytestmark = pytest.mark.interop
 
@@ -26,9 +26,14 @@ CONNECT_TIMEOUT = 8.0
 MESSAGES = [b"hello", bytes(range(256)), b"\x00" * 1, b"x" * 1200, b"\xff\xfe passage \x00"]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerInfo, Path]]:
-    with passage_process(tmp_path_factory.mktemp("aioice"), "--allow-loopback-peers") as running:
+@pytest.fixture(scope="module", params=RELAY_PATHS)
+def server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[tuple[ServerInfo, Path]]:
+    """Passage with the C fast path, and without."""
+    environ = relay_path_environ(request.param)
+    tmp = tmp_path_factory.mktemp("aioice")
+    with passage_process(tmp, "--allow-loopback-peers", environ=environ) as running:
         yield running
 
 

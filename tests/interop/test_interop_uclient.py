@@ -37,7 +37,7 @@ from passage.stun import (
 )
 from passage.turnclient import Credentials
 from passage.turnclient.aio import TurnConnection
-from passage_server import ServerInfo, free_port, passage_process
+from passage_server import RELAY_PATHS, ServerInfo, free_port, passage_process, relay_path_environ
 
 pytestmark = pytest.mark.interop
 
@@ -94,15 +94,18 @@ def _wait_for_echo(port: int, host: str = "127.0.0.1") -> None:
     raise TimeoutError("turnutils_peer does not echo")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerInfo, Path]]:
-    """One Passage for all the runs that must succeed.
+@pytest.fixture(scope="module", params=RELAY_PATHS)
+def server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[tuple[ServerInfo, Path]]:
+    """One Passage for all the runs that must succeed, with the C fast path and without.
 
     uclient's probe allocations linger (777 s), so this server collects a few dozen of
     them over the module: far below the 100 per user it allows.
     """
+    environ = relay_path_environ(request.param)
     tmp = tmp_path_factory.mktemp("uclient")
-    with passage_process(tmp, "--allow-loopback-peers") as running:
+    with passage_process(tmp, "--allow-loopback-peers", environ=environ) as running:
         yield running
 
 

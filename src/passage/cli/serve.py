@@ -42,6 +42,7 @@ def _run(arguments: argparse.Namespace) -> int:
     datadir = prepare_data_dir(config)
     # Imported here so that other commands never load the server.
     from passage.app import serve
+    from passage.turn.aio.fast_path import FastPathUnavailable
 
     served = False
 
@@ -59,7 +60,7 @@ def _run(arguments: argparse.Namespace) -> int:
         # server stopped cleanly changes nothing: the stop was the one asked for (seen under
         # load: "SIGINT: stopping now", "stopped; usage ledger flushed", then exit 130).
         return 0 if served else 130
-    except OffloadUnavailable as exc:  # --offload xdp asked for what this host cannot give
+    except (OffloadUnavailable, FastPathUnavailable) as exc:  # asked for what is not here
         print(f"passage: error: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     return 0

@@ -18,6 +18,8 @@ from passage.stun import AttributeType, MessageClass, StreamFramer
 from passage_server import free_port, in_process, relay_range
 from turn_client import NoAnswer, TurnClient, UdpPeer, error_code, relayed_addresses
 
+pytestmark = pytest.mark.usefixtures("relay_path")  # with the C fast path and without
+
 
 async def close_all(*things: TurnClient | UdpPeer) -> None:
     for thing in things:

@@ -24,6 +24,7 @@ from passage.limiter import source_key
 from passage.live import LiveAllocation, ThroughputSeries, TurnCounters, stats_line
 from passage.meters import Histogram
 from passage.turn.aio import listeners
+from passage.turn.aio.fast_path import FastChannels
 from passage.turn.aio.listeners import StreamClient, UdpListener
 from passage.turn.aio.offload import KernelChannels
 from passage.turn.aio.relay_sockets import RelayBinder, RelayProtocol
@@ -126,14 +127,23 @@ class TurnEdge:
         """The ``stats:`` line's level: a worker's is DEBUG, as its parent logs the sum."""
         self._own_addresses = own_addresses
         self._next_own_addresses = clock() + OWN_ADDRESSES_INTERVAL
-        self.offload: KernelChannels | None = None
-        """The kernel fast path for UDP channels, when ``--offload`` attached one."""
+        self.offload: KernelChannels | FastChannels | None = None
+        """What mirrors the allocations' routes out of Python and meters what it relays: the
+        kernel (``--offload``) or the C router (``--fast-path``); None: Python relays all."""
+        self.fast_path: FastChannels | None = None
+        """The C router reading the UDP sockets (:meth:`use_fast_path`), if any."""
         self.quota_gate: QuotaGate | None = None
         """Who admits each allocation besides the core, when several processes share quotas."""
         self.reservation_finder: ReservationFinder | None = None
         """Who fetches a port another process kept, for a token the core did not mint."""
 
     # -- lifecycle ---------------------------------------------------------
+
+    def use_fast_path(self, fast_path: FastChannels) -> None:
+        """Serve the UDP listeners and relay sockets opened from now on through the C
+        router (``--fast-path``), which relays what ``allocation.routes`` allow."""
+        self.fast_path = self.binder.fast_path = fast_path
+        self.offload = fast_path
 
     async def listen_udp(self, host: str, port: int) -> Address:
         """Listen for STUN/TURN over UDP; returns the bound address."""
@@ -145,7 +155,11 @@ class TurnEdge:
         ipv6 = sock.family == socket.AF_INET6
         local = cast(Address, sock.getsockname()[:2])
         listener = UdpListener(self, local, ipv6)
-        transport, _ = await loop.create_datagram_endpoint(lambda: listener, sock=sock)
+        transport: asyncio.DatagramTransport
+        if self.fast_path is not None:
+            transport = self.fast_path.endpoint(sock, listener, relay=False)
+        else:
+            transport, _ = await loop.create_datagram_endpoint(lambda: listener, sock=sock)
         self._udp_transports.append(transport)
         self.udp[local] = listener
         self._start_background()
@@ -254,7 +268,6 @@ class TurnEdge:
             await server.wait_closed()
         if self.offload is not None:
             self.offload.close()
-            logger.info("offload: XDP program detached")
 
     def _start_background(self) -> None:
         if self._usage_task is None:
@@ -422,8 +435,15 @@ class TurnEdge:
 
     # -- what an operator sees and does ----------------------------------------
 
+    def collect_relayed(self) -> None:
+        """Bring into the allocations' meters what the kernel or the C router relayed so far:
+        before the meters are read (usage, ``/metrics``, the live view)."""
+        if self.offload is not None:
+            self.offload.collect()
+
     def live_allocations(self) -> list[LiveAllocation]:
-        """Every allocation now, with its meters (kernel-relayed bytes as of the last flush)."""
+        """Every allocation now, with its meters."""
+        self.collect_relayed()
         return [_live(allocation) for allocation in self.core.allocations.values()]
 
     def end_allocation(self, allocation_id: str) -> bool:
@@ -502,8 +522,7 @@ class TurnEdge:
         ``usage_buffer_records`` (all of them when ``final``: the process stops) go to
         the spill, so that memory stays bounded and a restart loses none.
         """
-        if self.offload is not None:
-            self.offload.collect()  # kernel-relayed bytes into the meters, before the records
+        self.collect_relayed()  # bytes relayed outside Python into the meters, before the records
         now = self.clock()
         records = self.core.collect_usage(now)
         self.throughput.add(

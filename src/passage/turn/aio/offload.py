@@ -144,6 +144,7 @@ class KernelChannels:
 
     def close(self) -> None:
         self.control.close()
+        logger.info("offload: XDP program detached")
 
     def _sync(self, allocation: Allocation) -> None:
         if allocation.five_tuple.transport is not Transport.UDP:

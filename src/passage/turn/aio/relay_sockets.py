@@ -21,6 +21,7 @@ from passage.turn.allocation import Route
 from passage.turn.errors import DropReason
 
 if TYPE_CHECKING:
+    from passage.turn.aio.fast_path import FastChannels
     from passage.turn.allocation import Allocation
     from passage.turn.server import TurnServer
 
@@ -94,6 +95,8 @@ class RelayBinder:
         self.addresses = addresses
         self.core = core
         self.rng = rng
+        self.fast_path: FastChannels | None = None
+        """The C router that reads the relay sockets, when ``--fast-path`` is on."""
 
     async def bind(
         self, family: int, *, even: bool, reserve_next: bool, dont_fragment: bool, stream: bool
@@ -146,9 +149,13 @@ class RelayBinder:
     ) -> Route:
         core = self.core
         ipv6 = family == AddressFamily.IPV6
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: RelayProtocol(core, ipv6, stream), sock=sock
-        )
+        transport: asyncio.DatagramTransport
+        if self.fast_path is not None:
+            transport = self.fast_path.endpoint(sock, RelayProtocol(core, ipv6, stream), relay=True)
+        else:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: RelayProtocol(core, ipv6, stream), sock=sock
+            )
         port = sock.getsockname()[1]
         advertised = (self.addresses.advertised[family], port)
         return transport, advertised
