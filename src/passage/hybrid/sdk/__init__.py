@@ -16,7 +16,12 @@ string gives both: ``RelayConnectionString.parse(text)`` and
 """
 
 from passage.hybrid.endpoint import ConnectionStringError, RelayConnectionString, RelayEndpoint
-from passage.hybrid.sdk.errors import HybridConnectionError, ListenerClosed
+from passage.hybrid.sdk.errors import (
+    MAX_MESSAGE,
+    HybridConnectionError,
+    ListenerClosed,
+    MessageTooLarge,
+)
 from passage.hybrid.sdk.http import (
     ForwardingHandler,
     HttpHandler,
@@ -34,6 +39,8 @@ from passage.hybrid.sdk.tokens import (
 )
 
 __all__ = [
+    "MAX_MESSAGE",
+    "MessageTooLarge",
     "ConnectionStringError",
     "ForwardingHandler",
     "HttpHandler",

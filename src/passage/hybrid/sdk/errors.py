@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-__all__ = ["HybridConnectionError", "ListenerClosed", "handshake_refusal"]
+import aiohttp
+
+__all__ = [
+    "MAX_MESSAGE",
+    "HybridConnectionError",
+    "ListenerClosed",
+    "MessageTooLarge",
+    "handshake_refusal",
+]
+
+MAX_MESSAGE = 1024 * 1024
+"""Largest WebSocket message the client reads from the relay, in bytes: the relay's own
+limit by default (``--hc-max-message``), which it enforces on every bridged message. A
+relay that sends more (hostile or broken) gets its socket closed with 1009."""
 
 REFUSALS = {
     401: "the token was refused (bad signature, expired, or for another hybrid connection)",
@@ -36,3 +49,27 @@ def handshake_refusal(status: int, message: str) -> HybridConnectionError:
 
 class ListenerClosed(Exception):
     """The listener was closed: no more streams will be accepted."""
+
+
+class MessageTooLarge(HybridConnectionError):
+    """The relay sent a message larger than the client's ``max_message``: nothing of it
+    was kept, and the socket is closed with 1009 (RFC 6455 §7.4.1)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            0,
+            f"the relay sent a message larger than max_message ({limit} bytes); the stream "
+            "is closed (1009). Raise max_message to match a relay with a larger "
+            "--hc-max-message",
+        )
+        self.limit = limit
+
+
+def too_large(message: aiohttp.WSMessage) -> bool:
+    """Whether ``message`` is aiohttp's report of a message over ``max_msg_size``."""
+    error = message.data
+    return (
+        message.type is aiohttp.WSMsgType.ERROR
+        and isinstance(error, aiohttp.WebSocketError)
+        and error.code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
+    )

@@ -60,9 +60,12 @@ from passage.hybrid.framing import (
     listener_reader,
 )
 from passage.hybrid.sdk.errors import (
+    MAX_MESSAGE,
     HybridConnectionError,
     ListenerClosed,
+    MessageTooLarge,
     handshake_refusal,
+    too_large,
 )
 from passage.hybrid.sdk.http import (
     MAX_BUFFERED_BODY,
@@ -112,13 +115,18 @@ class HybridConnectionListener:
         ssl: ssl_module.SSLContext | None = None,
         reconnect_delays: Sequence[float] = RECONNECT_DELAYS,
         backlog: int = 256,
+        max_message: int = MAX_MESSAGE,
     ) -> None:
+        """``max_message``: the largest message read from the relay, on the control
+        channel and on each accepted stream (the relay's ``--hc-max-message``); a larger
+        one closes that socket with 1009 (:class:`MessageTooLarge` from a stream)."""
         self.endpoint = endpoint
         self.name = name.strip("/")
         self.tokens = tokens
         self.http_handler = http_handler
         self.protocols = tuple(protocols)
         self.reconnect_delays = tuple(reconnect_delays) or (1.0,)
+        self.max_message = max_message
         self.connections = 0
         """Control channels opened so far (1 + the reconnects)."""
         self._ssl: ssl_module.SSLContext | bool = ssl if ssl is not None else True
@@ -220,7 +228,7 @@ class HybridConnectionListener:
                 headers={AUTH_HEADER: token},
                 ssl=self._ssl,
                 heartbeat=KEEPALIVE,
-                max_msg_size=0,
+                max_msg_size=self.max_message,
             )
         except aiohttp.WSServerHandshakeError as error:
             raise handshake_refusal(error.status, error.message) from None
@@ -256,9 +264,11 @@ class HybridConnectionListener:
 
     async def _serve(self, control: aiohttp.ClientWebSocketResponse) -> None:
         renewal = self._spawn(self._renew(control)) if self.tokens.renew_every else None
-        reader = listener_reader(max_message=None)  # as large as the relay sends
+        reader = listener_reader(max_message=self.max_message)
         try:
             async for message in control:
+                if too_large(message):
+                    logger.warning("listener %s: %s", self.name, MessageTooLarge(self.max_message))
                 for command in _commands(self.name, reader, message):
                     self._on_command(control, command)
         finally:
@@ -299,7 +309,7 @@ class HybridConnectionListener:
                 yarl.URL(accept.address, encoded=True),
                 protocols=(chosen,) if chosen else (),
                 ssl=self._ssl,
-                max_msg_size=0,
+                max_msg_size=self.max_message,
             )
         except (aiohttp.ClientError, OSError) as error:
             logger.warning("listener %s: could not meet a sender: %s", self.name, error)
@@ -310,6 +320,7 @@ class HybridConnectionListener:
             headers=accept.connect_headers,
             remote=accept.remote,
             target=_target_of(accept.address),
+            max_message=self.max_message,
         )
         self._streams.add(stream)
         await self._accepted.put(stream)

@@ -16,7 +16,7 @@ import aiohttp
 import yarl
 
 from passage.hybrid.endpoint import RelayEndpoint
-from passage.hybrid.sdk.errors import HybridConnectionError, handshake_refusal
+from passage.hybrid.sdk.errors import MAX_MESSAGE, HybridConnectionError, handshake_refusal
 from passage.hybrid.sdk.stream import HybridStream
 from passage.hybrid.sdk.tokens import TokenProvider
 
@@ -36,11 +36,14 @@ async def connect(
     headers: Mapping[str, str] | None = None,
     ssl: ssl_module.SSLContext | None = None,
     tracking_id: str | None = None,
+    max_message: int = MAX_MESSAGE,
 ) -> HybridStream:
     """A WebSocket stream to a listener of ``name``; close it when done.
 
     Raises :class:`HybridConnectionError`: 404 when the hybrid connection does
-    not exist or has no listener, 401/403 for the token.
+    not exist or has no listener, 401/403 for the token. The stream reads messages
+    of at most ``max_message`` bytes (the relay's ``--hc-max-message``); past it,
+    :class:`MessageTooLarge`.
     """
     tracking_id = tracking_id or str(uuid.uuid4())
     url = endpoint.connect_url(name, tracking_id, suffix, query)
@@ -54,7 +57,7 @@ async def connect(
             protocols=tuple(protocols),
             headers=sent,
             ssl=ssl if ssl is not None else True,
-            max_msg_size=0,
+            max_msg_size=max_message,
         )
     except aiohttp.WSServerHandshakeError as error:
         await session.close()
@@ -65,7 +68,9 @@ async def connect(
     except BaseException:
         await session.close()
         raise
-    return HybridStream(websocket, tracking_id=tracking_id, session=session)
+    return HybridStream(
+        websocket, tracking_id=tracking_id, session=session, max_message=max_message
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from passage.hybrid.sdk.errors import MAX_MESSAGE, MessageTooLarge, too_large
+
 __all__ = ["HybridStream"]
 
 
@@ -27,6 +29,8 @@ class HybridStream:
     """The path and query the sender used, ``/$hc/`` and ``sb-hc-*`` parameters removed."""
     session: aiohttp.ClientSession | None = None
     """A session this stream owns and closes with it."""
+    max_message: int = MAX_MESSAGE
+    """The largest message its socket reads (``max_msg_size``), for the error past it."""
     _peer_close_code: int | None = field(default=None, init=False)
 
     @property
@@ -54,7 +58,11 @@ class HybridStream:
             await self.websocket.send_bytes(data)
 
     async def receive(self) -> bytes | str | None:
-        """The next message; None once the stream has closed (see :attr:`close_code`)."""
+        """The next message; None once the stream has closed (see :attr:`close_code`).
+
+        Raises :class:`MessageTooLarge` when the relay sent a message larger than
+        :attr:`max_message` (the stream is then closed with 1009).
+        """
         while True:
             message = await self.websocket.receive()
             if message.type is aiohttp.WSMsgType.BINARY:
@@ -65,6 +73,9 @@ class HybridStream:
                 return text
             if message.type is aiohttp.WSMsgType.CLOSE:
                 self._peer_close_code = int(message.data)
+            if too_large(message):
+                await self._release()
+                raise MessageTooLarge(self.max_message)
             if message.type in (
                 aiohttp.WSMsgType.CLOSE,
                 aiohttp.WSMsgType.CLOSING,

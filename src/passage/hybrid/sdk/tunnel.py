@@ -16,7 +16,7 @@ import ssl as ssl_module
 from collections.abc import Callable
 
 from passage.hybrid.endpoint import RelayEndpoint
-from passage.hybrid.sdk.errors import HybridConnectionError
+from passage.hybrid.sdk.errors import HybridConnectionError, MessageTooLarge
 from passage.hybrid.sdk.listener import HybridConnectionListener
 from passage.hybrid.sdk.sender import connect
 from passage.hybrid.sdk.stream import HybridStream
@@ -58,8 +58,12 @@ async def bridge(
         # Either way failing (a reset, the stream closing) ends both; a clean end
         # of one way waits for the other.
         done, _ = await asyncio.wait((outgoing, incoming), return_when=asyncio.FIRST_EXCEPTION)
-        if any(task.exception() for task in done):
-            logger.debug("tunnel ended early: %s", [task.exception() for task in done])
+        errors = [task.exception() for task in done if task.exception() is not None]
+        for error in errors:
+            if isinstance(error, MessageTooLarge):  # a relay beyond our limit: say so
+                logger.warning("tunnel ended: %s", error)
+        if errors:
+            logger.debug("tunnel ended early: %s", errors)
     finally:
         for task in (outgoing, incoming):
             task.cancel()
