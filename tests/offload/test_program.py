@@ -8,6 +8,8 @@ loopback (ifindex 1), so neighbours on ifindex 1 mean XDP_TX.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -175,6 +177,29 @@ def test_a_forwarded_packet_teaches_the_way_back(xdp_program: XdpProgram) -> Non
     assert xdp_program.neighbour(V4.client[0]) == Neighbour(LOOPBACK, 1500, OUR_MAC, ROUTER_MAC)
     verdict, out, _ = xdp_program.test_run(from_peer(V4, b"pong"))
     assert verdict == XDP_TX and parse(out).dst_mac == ROUTER_MAC
+
+
+def test_the_way_back_is_learned_again_every_64th_packet(xdp_program: XdpProgram) -> None:
+    """Learning costs a neighbours lookup, so a channel learns on its first packet on a
+    CPU and every 64th after it: a next hop that moves is followed within 64 packets."""
+    stale = Neighbour(LOOPBACK, 1500, OUR_MAC, bytes.fromhex("02000000ffff"))
+    learned = Neighbour(LOOPBACK, 1500, OUR_MAC, ROUTER_MAC)
+    xdp_program.set_interface(LOOPBACK, 1500)
+    xdp_program.install(V4, 3)
+    xdp_program.set_neighbour(V4.peer[0], Neighbour(LOOPBACK, 1500, OUR_MAC, PEER_MAC))
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cpus)})  # the meters that pace learning are per CPU
+    try:
+        assert xdp_program.test_run(from_client(V4, b"1"))[0] == XDP_TX
+        assert xdp_program.neighbour(V4.client[0]) == learned
+        xdp_program.set_neighbour(V4.client[0], stale)
+        for _ in range(2, 65):
+            assert xdp_program.test_run(from_client(V4, b"x"))[0] == XDP_TX
+        assert xdp_program.neighbour(V4.client[0]) == stale
+        assert xdp_program.test_run(from_client(V4, b"65"))[0] == XDP_TX
+        assert xdp_program.neighbour(V4.client[0]) == learned
+    finally:
+        os.sched_setaffinity(0, cpus)
 
 
 def test_a_packet_too_big_for_the_mtu_once_wrapped_goes_to_userspace(
