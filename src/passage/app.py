@@ -754,6 +754,7 @@ def runtime_record(config: Config, datadir: DataDir, running: Running) -> Runtim
         ca_file=str(datadir.ca_cert.resolve()) if datadir.ca_cert is not None else None,
         process_start=process_start(pid),
         host_boot=host_boot_id(),
+        hc_max_token_lifetime=config.hc_max_token_lifetime,
     )
 
 

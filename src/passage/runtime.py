@@ -79,6 +79,9 @@ class RuntimeRecord:
     process later does not pass for this one. None off Linux."""
     host_boot: str | None = None
     """The kernel's boot id when it started: a record left from before a reboot is stale."""
+    hc_max_token_lifetime: int | None = None
+    """Seconds ahead a SAS token's expiry may lie for the relay to accept it
+    (``--hc-max-token-lifetime``); None from a server older than this field."""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
     """Keys this version does not know, kept so a rewrite does not drop them."""
 
@@ -117,6 +120,7 @@ class RuntimeRecord:
             "local_api_url": self.local_api_url,
             "public_url": self.public_url,
             "ca_file": self.ca_file,
+            "hc_max_token_lifetime": self.hc_max_token_lifetime,
         }
 
     @classmethod
@@ -134,7 +138,7 @@ class RuntimeRecord:
         known = {
             "pid", "process_start", "host_boot", "boot_id", "started_at", "version", "host",
             "turn_port", "tls_ports", "api_port", "http_port", "api_url", "local_api_url",
-            "public_url", "ca_file",
+            "public_url", "ca_file", "hc_max_token_lifetime",
         }  # fmt: skip
         return cls(
             pid=int(document["pid"]),
@@ -147,6 +151,7 @@ class RuntimeRecord:
             ca_file=_optional_str(document.get("ca_file")),
             process_start=_optional_str(document.get("process_start")),
             host_boot=_optional_str(document.get("host_boot")),
+            hc_max_token_lifetime=_optional_int(document.get("hc_max_token_lifetime")),
             extra={key: value for key, value in document.items() if key not in known},
         )
 
@@ -232,6 +237,14 @@ def remove_record(data_dir: Path, boot_id: str) -> None:
 def _port(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
         raise ValueError(f"not a port: {value!r}")
+    return value
+
+
+def _optional_int(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"not a whole number: {value!r}")
     return value
 
 

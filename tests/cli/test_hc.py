@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import os
+import subprocess
+import sys
 import time
 import urllib.parse
 from pathlib import Path
@@ -21,6 +25,7 @@ from passage.hybrid.sas import Rights, SasToken, verify_sas_token
 from passage.mounts import RESERVED_NAMES
 from passage.store.database import open_database, sqlite_url
 from passage.store.hybrid import HybridStore
+from passage_server import passage_process
 
 pytestmark = pytest.mark.usefixtures("no_passage_environment")
 
@@ -223,3 +228,46 @@ def test_a_missing_data_dir_is_an_error(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["hc", "list", "--data-dir", str(missing)]) == 2
     assert f"{missing} does not exist" in capsys.readouterr().err
     assert not missing.exists()
+
+
+MONTH = 30 * 24 * 3600
+"""The relay's --hc-max-token-lifetime default."""
+
+
+def test_a_ttl_past_the_default_token_lifetime_warns_in_one_line(passage: Passage) -> None:
+    passage.ok("create", "orders")
+    status, out, err = passage("token", "orders", "--ttl", str(MONTH + 1))
+    assert status == 0 and len(out) == 1  # the token is still printed, for another relay
+    assert err.count("\n") == 1 and err.startswith("passage: warning: "), err
+    assert f"--ttl {MONTH + 1} is longer than the default" in err
+    assert f"--hc-max-token-lifetime ({MONTH} s)" in err and "(401)" in err
+    assert passage.ok("token", "orders", "--ttl", str(MONTH))  # at the limit: no warning
+
+
+def test_a_ttl_past_the_configured_token_lifetime_warns(
+    passage: Passage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PASSAGE_HC_MAX_TOKEN_LIFETIME", "3600")
+    passage.ok("create", "orders")
+    _, _, err = passage("token", "orders", "--ttl", "3601")
+    assert "longer than the configured --hc-max-token-lifetime (3600 s)" in err
+
+
+def test_a_ttl_past_the_running_server_s_token_lifetime_warns(tmp_path: Path) -> None:
+    """The running server's limit (from its server.json) wins over this command's."""
+    with passage_process(tmp_path, "--hc-max-token-lifetime", "600") as (info, _):
+        record = json.loads((info.data_dir / "server.json").read_text())
+        assert record["hc_max_token_lifetime"] == 600
+        base = [sys.executable, "-m", "passage", "hc"]
+        where = ["--data-dir", str(info.data_dir)]
+        subprocess.run([*base, "create", "orders", *where], check=True, capture_output=True)
+        done = subprocess.run(
+            [*base, "token", "orders", "--ttl", "601", *where],
+            capture_output=True, text=True, check=True,
+            env={k: v for k, v in os.environ.items() if not k.startswith("PASSAGE_")},
+        )  # fmt: skip
+    assert done.stdout.startswith("SharedAccessSignature ")
+    # The first line says which server the command asked; the warning is the other one.
+    [line] = [text for text in done.stderr.splitlines() if "warning" in text]
+    assert f"longer than the running server's (pid {record['pid']})" in line
+    assert "--hc-max-token-lifetime (600 s)" in line and "--ttl 600 or less" in line

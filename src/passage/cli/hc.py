@@ -17,9 +17,12 @@ connection-string``) or the connection string's.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
+from dataclasses import fields
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from passage.cli.command import Command
@@ -40,6 +43,7 @@ from passage.hybrid.admin_json import authorization_rule_body, hybrid_connection
 from passage.hybrid.endpoint import ConnectionStringError, RelayConnectionString, RelayEndpoint
 from passage.hybrid.entities import ROOT_RULE
 from passage.hybrid.sas import Rights, SasRule
+from passage.runtime import running_server
 
 __all__ = ["COMMAND"]
 
@@ -458,8 +462,28 @@ def _rule_delete(arguments: argparse.Namespace, namespace: _Namespace) -> int:
 
 
 def _token(arguments: argparse.Namespace, namespace: _Namespace) -> int:
-    print(namespace.token(arguments.name, arguments.rule, arguments.ttl, arguments.base_url))
+    token = namespace.token(arguments.name, arguments.rule, arguments.ttl, arguments.base_url)
+    limit, whose = _token_lifetime_limit(management_config(arguments))
+    if arguments.ttl > limit:  # the relay would answer 401 to every use of it
+        print(
+            f"passage: warning: --ttl {arguments.ttl} is longer than {whose} "
+            f"--hc-max-token-lifetime ({limit} s): the relay refuses this token (401); "
+            f"use --ttl {limit} or less, or raise --hc-max-token-lifetime",
+            file=sys.stderr,
+        )
+    print(token)
     return 0
+
+
+def _token_lifetime_limit(config: Config) -> tuple[int, str]:
+    """The longest lifetime the relay of ``config``'s data directory accepts, and whose
+    it is: the running server's (``server.json``), else this configuration's."""
+    record = running_server(Path(config.data_dir))
+    if record is not None and record.hc_max_token_lifetime is not None:
+        return record.hc_max_token_lifetime, f"the running server's (pid {record.pid})"
+    default = next(f.default for f in fields(Config) if f.name == "hc_max_token_lifetime")
+    configured = config.hc_max_token_lifetime
+    return configured, "the default" if configured == default else "the configured"
 
 
 def _connection_string(arguments: argparse.Namespace, namespace: _Namespace) -> int:
