@@ -462,6 +462,7 @@ async def start(
                         running.readiness,
                         _worker_metrics(pool),
                         spill,
+                        pool,
                     )  # fmt: skip
                 ),
                 running.readiness,

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import (
@@ -81,6 +82,20 @@ class Sources:
     """Each worker's TURN and store families (:func:`turn_families`), as last reported."""
     spill: UsageSpill | None = None
     """Usage records the store could not take, past the memory bound (this process's)."""
+    ledger_writes: LedgerWrites | None = None
+    """Who writes the usage ledger when ``workers`` relay TURN: the parent's pool."""
+
+
+class LedgerWrites(Protocol):
+    """What the usage-store families read of whoever writes the ledger: this process's
+    edge, or the worker pool that writes every worker's records."""
+
+    @property
+    def flush_latency(self) -> Histogram: ...
+    @property
+    def flush_failures(self) -> int: ...
+    @property
+    def unsaved_records(self) -> int: ...
 
 
 PlainFamily = tuple[str, str, str, tuple[tuple[str, tuple[tuple[str, str], ...], float], ...]]
@@ -89,11 +104,12 @@ samples as (sample name, labels, value))."""
 
 
 def turn_families(edge: TurnEdge) -> list[PlainFamily]:
-    """One edge's TURN and usage-store families, as plain data (a worker's report)."""
+    """One edge's TURN families, as plain data (a worker's report). Its store families
+    are the parent's: a worker hands its records to the parent, which writes the ledger."""
     return [
         (family.name, family.documentation, family.type,
          tuple((s.name, tuple(sorted(s.labels.items())), s.value) for s in family.samples))
-        for family in (*_turn(edge), *_store(edge))
+        for family in _turn(edge)
     ]  # fmt: skip
 
 
@@ -153,6 +169,8 @@ class PassageCollector(Collector):
             yield from _store(edge)
         elif self.sources.workers is not None:
             yield from merge_families(self.sources.workers())
+            if self.sources.ledger_writes is not None:
+                yield from _store(self.sources.ledger_writes)
         if self.sources.spill is not None:
             yield from _spill(self.sources.spill)
         yield from self._http()
@@ -371,19 +389,19 @@ def _spill(spill: UsageSpill) -> Iterator[Metric]:
     )  # fmt: skip
 
 
-def _store(edge: TurnEdge) -> Iterator[Metric]:
-    """The usage ledger writes' families, from one edge."""
+def _store(writes: LedgerWrites) -> Iterator[Metric]:
+    """The usage ledger writes' families, from whoever writes the ledger."""
     yield _histogram(
         "passage_store_flush_duration_seconds",
-        "Seconds each usage ledger write took (the edge writes once a flush interval).",
-        edge.flush_latency,
+        "Seconds each usage ledger write took (about one a flush interval).",
+        writes.flush_latency,
     )
     yield _counter(
         "passage_store_flush_failures", "Usage ledger writes that failed (kept for retry).",
-        [], [((), edge.flush_failures)],
+        [], [((), writes.flush_failures)],
     )  # fmt: skip
     yield _gauge(
         "passage_store_unsaved_records",
-        "Usage records not yet in the ledger (being written, or kept after a failure).",
-        edge.unsaved_records,
+        "Usage records held in memory for the ledger (being written, or kept after a failure).",
+        writes.unsaved_records,
     )

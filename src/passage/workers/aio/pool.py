@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from passage.live import LiveAllocation, ThroughputSeries, TurnCounters, stats_line
+from passage.meters import Histogram
 from passage.usage import USAGE_BUFFER_RECORDS, UsageOverflow, UsageRecord
 from passage.workers.aio.channel import Channel
 from passage.workers.aio.link import CLAIM_TIMEOUT
@@ -136,6 +137,11 @@ class WorkerPool:
         self._close_lost = close_lost
         self._overflow = usage_overflow
         self._buffer_records = usage_buffer_records
+        self.flush_latency = Histogram()
+        """Seconds each ledger write took, failed ones included (``/metrics``: the workers
+        hand their records here, and only these writes reach the store)."""
+        self.flush_failures = 0
+        """Ledger writes that failed (their records were kept, in memory or the spill)."""
         self._clock = clock
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -500,14 +506,18 @@ class WorkerPool:
     async def _replay_spill(self) -> bool:
         if self._overflow is None or not self._overflow.records:
             return True
+        started = time.perf_counter()
         try:
             await self._overflow.replay()
         except Exception:
+            self.flush_failures += 1
             logger.warning(
                 "usage ledger still unreachable; %d records wait in the spill",
                 self._overflow.records, exc_info=True,
             )  # fmt: skip
             return False
+        finally:
+            self.flush_latency.observe(time.perf_counter() - started)
         return True
 
     @property
@@ -552,14 +562,18 @@ class WorkerPool:
         )  # fmt: skip
 
     async def _write(self, sequence: int, records: list[UsageRecord], *, final: bool) -> bool:
+        started = time.perf_counter()
         try:
             await self._usage_sink(records, sequence)
         except Exception:
+            self.flush_failures += 1
+            kept = "the next try" if not final else "the spill" if self._overflow else "nothing"
             logger.exception(
-                "usage ledger write failed; %d records kept for %s",
-                len(records), "nothing: stopping" if final else "the next try",
-            )  # fmt: skip
+                "usage ledger write failed; %d records kept for %s", len(records), kept
+            )
             return False
+        finally:
+            self.flush_latency.observe(time.perf_counter() - started)
         return True
 
 
