@@ -140,6 +140,10 @@ class Running:
     """The TURN sockets bound here for the workers, kept open while they run."""
     spill: UsageSpill | None = None
     """Usage records past ``--usage-buffer-records`` while the store is down."""
+    full_alternates: Alternates = field(default_factory=Alternates)
+    """Cluster mode: where a new Allocate goes (300) when this node is full."""
+    store_stale: bool = False
+    """Cluster mode: the store has been unreachable past ``store_staleness``."""
 
     async def stop(self) -> None:
         """Leave the cluster, stop signaling, the relay and the front door, end every
@@ -202,6 +206,15 @@ class Running:
         if self.edge is not None:
             return len(self.edge.core.allocations)
         return len(self.workers.live_allocations()) if self.workers is not None else 0
+
+    @property
+    def load(self) -> int:
+        """The load this node advertises to the cluster: its allocations, or with workers
+        what they hold of the quota the parent keeps (kept ports included, as the quota
+        counts them), exact at once where their snapshots are up to a second old."""
+        if self.workers is not None:
+            return self.workers.quota.total
+        return self.allocations
 
     async def reload(self, new: Config) -> ReloadPlan:
         """Apply what of ``new`` can change while running (:mod:`passage.reload`): re-read
@@ -505,13 +518,16 @@ def _bound_staleness(running: Running, store_poll: StorePoll, config: Config) ->
     """Cluster mode: past ``store_staleness`` without the store, identities' relay
     credentials get no new allocation (another node's revocation may have been missed)."""
     stale = store_poll.clock() - store_poll.read_at > config.store_staleness
-    if running.edge is not None:  # worker processes: not bounded yet
-        if stale and not running.edge.core.store_stale:
-            logger.warning(
-                "the store has been unreachable for over %.0f s: new allocations for "
-                "identities are refused until it is back", config.store_staleness,
-            )  # fmt: skip
+    if stale and not running.store_stale:
+        logger.warning(
+            "the store has been unreachable for over %.0f s: new allocations for "
+            "identities are refused until it is back", config.store_staleness,
+        )  # fmt: skip
+    running.store_stale = stale
+    if running.edge is not None:
         running.edge.core.store_stale = stale
+    if running.workers is not None:
+        running.workers.share_cluster(running.full_alternates, stale)
 
 
 async def _join_cluster(
@@ -540,7 +556,7 @@ async def _join_cluster(
             turn_port=config.turn_port,
             turns_port=config.turns_port if running.tls else 0,
             region=config.region,
-            load=running.allocations,
+            load=running.load,
             draining=running.drain.draining,
             seen_at=now,
         )
@@ -567,9 +583,11 @@ async def _alternates_when_full(link: ClusterLink, running: Running) -> None:
     from passage.lifecycle import cluster_alternates
 
     while True:
-        alternates = await cluster_alternates(link)
-        if running.edge is not None:  # worker processes keep answering 486 when full
-            running.edge.core.full_alternates = alternates
+        running.full_alternates = await cluster_alternates(link)
+        if running.edge is not None:
+            running.edge.core.full_alternates = running.full_alternates
+        if running.workers is not None:
+            running.workers.share_cluster(running.full_alternates, running.store_stale)
         await asyncio.sleep(NODE_HEARTBEAT)
 
 

@@ -37,6 +37,7 @@ from passage.workers.aio.channel import Channel
 from passage.workers.aio.link import ParentLink, ParentOrders
 from passage.workers.aio.post import SocketPost
 from passage.workers.protocol import (
+    ClusterView,
     ListenerSocket,
     Ready,
     Snapshot,
@@ -99,6 +100,7 @@ async def _serve(channel_socket: socket.socket, post_socket: socket.socket) -> i
         end_allocation=edge.end_allocation,  # type: ignore[arg-type]  # its bool is unused
         hand_over=edge.hand_over_reservation,
         reload=lambda config, datadir: _reload(edge, tls, assignment.state, tag, config, datadir),
+        cluster=lambda view: _cluster(edge, view),
         drain=lambda alternates: _drain(edge, alternates),
         stop=stop.set,
     )
@@ -124,6 +126,14 @@ async def _report(channel: Channel, edge: TurnEdge, interval: float, *, metrics:
         families = tuple(turn_families(edge)) if metrics else ()
         channel.send(Snapshot(tuple(edge.live_allocations()), edge.turn_counters(), families))
         await asyncio.sleep(interval)
+
+
+def _cluster(edge: TurnEdge, view: ClusterView) -> None:
+    """Cluster mode, as the parent sees it: where a new Allocate goes when the node is full,
+    and whether identities' credentials may allocate (the store's staleness)."""
+    if isinstance(view.full_alternates, Alternates):
+        edge.core.full_alternates = view.full_alternates
+    edge.core.store_stale = view.store_stale
 
 
 def _drain(edge: TurnEdge, alternates: object) -> None:

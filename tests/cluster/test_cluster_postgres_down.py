@@ -88,11 +88,19 @@ async def test_the_api_answers_503_with_retry_after_while_postgresql_is_cut(
         assert answer.status == 201, answer
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 async def test_past_the_staleness_bound_identities_get_no_new_allocation_others_go_on(
-    tmp_path: Path, redis_prefix: str, pg_schema: str
+    tmp_path: Path, redis_prefix: str, pg_schema: str, workers: int
 ) -> None:
+    """With one process, and with TURN in two worker processes (the parent tells them when
+    the store turns stale and when it is back)."""
     async with cluster(
-        tmp_path, "a", prefix=redis_prefix, schema=pg_schema, store_staleness=1.5
+        tmp_path,
+        "a",
+        prefix=redis_prefix,
+        schema=pg_schema,
+        store_staleness=1.5,
+        workers=workers,
     ) as (a,):
         service = a.server.running.api.service
         identity = await service.create_identity()

@@ -82,12 +82,15 @@ async def test_any_node_hands_out_every_live_node_least_loaded_first_and_no_drai
         assert await hosts_handed_out(api_b) == ["127.0.0.3"]
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 async def test_a_user_s_quota_counts_every_node(
-    tmp_path: Path, redis_prefix: str, pg_schema: str
+    tmp_path: Path, redis_prefix: str, pg_schema: str, workers: int
 ) -> None:
     quota = TurnConfig(realm=REALM, max_allocations_per_user=2)
     async with (
-        cluster(tmp_path, "abc", prefix=redis_prefix, schema=pg_schema, turn=quota) as nodes,
+        cluster(
+            tmp_path, "abc", prefix=redis_prefix, schema=pg_schema, turn=quota, workers=workers
+        ) as nodes,
         allocations(nodes[0], 1),
         allocations(nodes[1], 1),
     ):
@@ -124,17 +127,22 @@ async def test_usage_on_any_node_shows_every_node_s_allocations(
             assert started == 3
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 async def test_a_draining_node_answers_a_new_allocate_with_300_to_another_live_node(
-    tmp_path: Path, redis_prefix: str, pg_schema: str
+    tmp_path: Path, redis_prefix: str, pg_schema: str, workers: int
 ) -> None:
     async with (
-        cluster(tmp_path, "abc", prefix=redis_prefix, schema=pg_schema) as (a, b, c),
+        cluster(tmp_path, "abc", prefix=redis_prefix, schema=pg_schema, workers=workers) as (
+            a,
+            b,
+            c,
+        ),
         allocations(a, 1) as (live,),
         allocations(b, 1),
     ):
         await beat([a, b, c])
         await beat([a, b, c])
-        a.server.running.edge.core.start_draining(await cluster_alternates(a.link))
+        a.server.running.start_draining(await cluster_alternates(a.link))
         fresh = await TurnClient.connect("udp", a.server.address("udp"), USER, PASSWORD)
         try:
             answer = await fresh.allocate()
@@ -146,12 +154,17 @@ async def test_a_draining_node_answers_a_new_allocate_with_300_to_another_live_n
         assert (await live.refresh(600)).message_class is MessageClass.SUCCESS  # live one goes on
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 async def test_a_full_node_answers_a_new_allocate_with_300_to_another_live_node(
-    tmp_path: Path, redis_prefix: str, pg_schema: str
+    tmp_path: Path, redis_prefix: str, pg_schema: str, workers: int
 ) -> None:
+    """With one process, and with TURN in two worker processes (the parent finds the node
+    full and tells the workers where to send a new Allocate)."""
     one_each = TurnConfig(realm=REALM, max_allocations_total=1)
     async with (
-        cluster(tmp_path, "ab", prefix=redis_prefix, schema=pg_schema, turn=one_each) as (a, b),
+        cluster(
+            tmp_path, "ab", prefix=redis_prefix, schema=pg_schema, turn=one_each, workers=workers
+        ) as (a, b),
         allocations(a, 1),
     ):
         fresh = await TurnClient.connect("udp", a.server.address("udp"), USER, PASSWORD)

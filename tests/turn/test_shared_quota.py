@@ -19,9 +19,10 @@ from turn_harness import (
 )
 
 from passage.stun import AttributeType, Message, MessageClass, Method
+from passage.turn.alternate import Alternate, Alternates
 from passage.turn.config import TurnConfig
 from passage.turn.events import BindRelay
-from passage.turn.server import TurnServer
+from passage.turn.server import SERVER_QUOTA_REASON, TurnServer
 from passage.workers.quota import SERVER_QUOTA, USER_QUOTA, SharedQuota
 
 UDP = ((AttributeType.REQUESTED_TRANSPORT, 17),)
@@ -112,6 +113,25 @@ def test_the_server_quota_holds_across_workers(clock: Clock) -> None:
     assert error_code(two.allocate(clock, user="bob")) is None
     refused = one.allocate(clock, user="bob")
     assert error_code(refused) == 486 and reason(refused) == SERVER_QUOTA
+
+
+def test_a_full_cluster_node_s_worker_answers_300_to_the_least_loaded_other_node(
+    clock: Clock,
+) -> None:
+    """Cluster mode: the parent finds the node full, the worker names another node (300
+    Try Alternate), as one process does; a user's own quota is still 486."""
+    config = TurnConfig(realm=REALM, max_allocations_total=1, max_allocations_per_user=1)
+    quota = SharedQuota(config.max_allocations_per_user, config.max_allocations_total)
+    one, two = workers(quota, config)
+    other = Alternates((Alternate(("192.0.2.99", 3478)),))
+    two.core.full_alternates = other
+    assert error_code(one.allocate(clock)) is None
+    refused = two.allocate(clock, user="bob")
+    assert error_code(refused) == 300
+    assert refused.get(AttributeType.ALTERNATE_SERVER, tuple) == ("192.0.2.99", 3478)
+    quota.max_total = 5
+    assert error_code(two.allocate(clock)) == 486  # alice holds her one on worker 1
+    assert SERVER_QUOTA == SERVER_QUOTA_REASON  # the parent refuses in the core's words
 
 
 def test_a_kept_port_counts_as_a_unit_when_admitted(clock: Clock) -> None:

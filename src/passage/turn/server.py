@@ -72,6 +72,10 @@ CHANNEL_MAX_RFC5766 = 0x7FFF
 SWEEP_INTERVAL = 1.0
 """Seconds between expiry sweeps; also the bandwidth-budget window."""
 
+SERVER_QUOTA_REASON = "Server allocation quota reached"
+"""The 486 reason when the whole server is full (``max_allocations_total``); a worker's
+parent refuses with the same words (``passage.workers.quota``)."""
+
 RESERVATION_TOKEN_SIZE = 8
 """Bytes of a RESERVATION-TOKEN (RFC 8656 §14.9), a worker's prefix included."""
 
@@ -374,14 +378,19 @@ class TurnServer:
         return [self._answer_error(pending.request, error)]
 
     def relay_quota_refused(self, five_tuple: FiveTuple, reason: str, now: float) -> list[Action]:
-        """The quota shared with other processes has no room for this ``BindRelay``: 486."""
+        """The quota shared with other processes has no room for this ``BindRelay``: 486,
+        or 300 to a ``full_alternates`` node when the whole server is full
+        (:data:`SERVER_QUOTA_REASON`), as when this core finds it full itself."""
         pending = self._pending.pop(five_tuple, None)
         if pending is None:
             return []
-        assert pending.request.auth is not None
-        self._release_quota(pending.request.auth.credential.quota_key)
+        request = pending.request
+        assert request.auth is not None
+        self._release_quota(request.auth.credential.quota_key)
         error = TurnError(ErrorCode.ALLOCATION_QUOTA_REACHED, reason)
-        return [self._answer_error(pending.request, error)]
+        if reason == SERVER_QUOTA_REASON:
+            error = self._full(request) or error
+        return [self._answer_error(request, error)]
 
     def quota_held(self, quota_key: str) -> int:
         """Units ``quota_key`` holds here: allocations being bound or live, kept ports."""
@@ -667,6 +676,13 @@ class TurnServer:
             return TurnError(ErrorCode.FORBIDDEN, "Server draining: use another server")
         return _try_alternate(alternate, transport)
 
+    def _full(self, request: _Request) -> TurnError | None:
+        """What a full server answers a new Allocate when the cluster has another live
+        node for the client (300 Try Alternate to it); None: 486."""
+        transport = request.five_tuple.transport
+        alternate = self.full_alternates.for_client(transport, request.five_tuple.client[0])
+        return _try_alternate(alternate, transport) if alternate is not None else None
+
     def _check_permission_quota(self, allocation: Allocation, ips: set[str]) -> None:
         new = ips - allocation.permissions.keys()
         if len(allocation.permissions) + len(new) > self.config.max_permissions_per_allocation:
@@ -680,11 +696,8 @@ class TurnServer:
         assert request.auth is not None
         held = len(self.allocations) + len(self._pending) + len(self._reservations)
         if held + ports > self.config.max_allocations_total:
-            transport = request.five_tuple.transport
-            alternate = self.full_alternates.for_client(transport, request.five_tuple.client[0])
-            if alternate is not None:
-                raise _try_alternate(alternate, transport)
-            raise TurnError(ErrorCode.ALLOCATION_QUOTA_REACHED, "Server allocation quota reached")
+            full = TurnError(ErrorCode.ALLOCATION_QUOTA_REACHED, SERVER_QUOTA_REASON)
+            raise self._full(request) or full
         quota_key = request.auth.credential.quota_key
         elsewhere = self.allocations_elsewhere.get(quota_key, 0)
         if self._per_user[quota_key] + elsewhere + users > self.config.max_allocations_per_user:

@@ -7,7 +7,8 @@ Passage's own classes and a few plain ones (:class:`ChannelError` for anything
 else), and refuses frames over :data:`MAX_FRAME` bytes.
 
 Parent → worker: :class:`Start` (once, first), :class:`Identity`, :class:`Admitted`,
-:class:`EndAllocation`, :class:`HandOver`, :class:`Reload`, :class:`Drain`, :class:`Stop`.
+:class:`EndAllocation`, :class:`HandOver`, :class:`Reload`, :class:`ClusterView`,
+:class:`Drain`, :class:`Stop`.
 Worker → parent: :class:`Ready`, :class:`Holding`, :class:`Admit`, :class:`Claim`,
 :class:`Usage`, :class:`Snapshot`, :class:`Stopped`.
 
@@ -33,6 +34,7 @@ __all__ = [
     "Admitted",
     "ChannelError",
     "Claim",
+    "ClusterView",
     "Drain",
     "EndAllocation",
     "FrameReader",
@@ -151,6 +153,19 @@ class Reload:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterView:
+    """Cluster mode: what the parent knows of the cluster that decides a new Allocate
+    here, sent when it changes (and to a restarted worker)."""
+
+    full_alternates: object
+    """Where a new Allocate goes (300) when this node is full: the least loaded other live
+    node (a ``passage.turn.alternate.Alternates``; empty: 486)."""
+    store_stale: bool
+    """The store has been unreachable past ``--store-staleness``: credentials whose
+    standing it holds get no new allocation (403)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Drain:
     """SIGTERM on the parent: new Allocates get 300 to one of ``alternates`` (a
     ``passage.turn.alternate.Alternates``); live allocations carry on."""
@@ -224,12 +239,12 @@ class Stopped:
 
 
 Message = (
-    Start | Identity | Admitted | EndAllocation | HandOver | Reload | Drain | Stop
+    Start | Identity | Admitted | EndAllocation | HandOver | Reload | ClusterView | Drain | Stop
     | Ready | Holding | Admit | Claim | Usage | Snapshot | Stopped
 )  # fmt: skip
 
 _MESSAGES = (
-    Start, Identity, Admitted, EndAllocation, HandOver, Reload, Drain, Stop,
+    Start, Identity, Admitted, EndAllocation, HandOver, Reload, ClusterView, Drain, Stop,
     Ready, Holding, Admit, Claim, Usage, Snapshot, Stopped,
 )  # fmt: skip
 

@@ -16,6 +16,7 @@ from passage.workers.protocol import (
     Admit,
     Admitted,
     Claim,
+    ClusterView,
     Drain,
     EndAllocation,
     HandOver,
@@ -50,6 +51,8 @@ class ParentOrders:
     """Give up the port kept for a token (``TurnEdge.hand_over_reservation``)."""
     reload: Callable[[object, object], None]
     """(``Config``, ``DataDir``) of a reload."""
+    cluster: Callable[[ClusterView], None]
+    """Cluster mode: where a full node sends new Allocates, whether the store is stale."""
     drain: Callable[[object], None]
     """The ``Alternates`` new Allocates are sent to."""
     stop: Callable[[], None]
@@ -120,6 +123,8 @@ class ParentLink:
                     self._hand_over(orders, message)
                 elif isinstance(message, Reload):
                     orders.reload(message.config, message.datadir)
+                elif isinstance(message, ClusterView):
+                    orders.cluster(message)
                 elif isinstance(message, Drain):
                     orders.drain(message.alternates)
                 elif isinstance(message, Stop):

@@ -37,6 +37,7 @@ from passage.workers.protocol import (
     Admitted,
     ChannelError,
     Claim,
+    ClusterView,
     Drain,
     EndAllocation,
     HandOver,
@@ -155,6 +156,8 @@ class WorkerPool:
         self._finishing = False
         self._started = False
         self._draining: Drain | None = None
+        self._cluster: ClusterView | None = None
+        """Cluster mode: what every worker was last told of the cluster."""
         self._tasks_aside: list[asyncio.Task[None]] = []
         """Tasks beside the workers' (the identity watch), cancelled at stop."""
         self.retired = RetiredCounts()
@@ -260,6 +263,17 @@ class WorkerPool:
             if slot.channel is not None:
                 slot.channel.send(Reload(config, datadir))
 
+    def share_cluster(self, full_alternates: object, store_stale: bool) -> None:
+        """Cluster mode: tell every worker (now, and any restarted later) where a full node
+        sends new Allocates and whether the store is stale, when either changed."""
+        view = ClusterView(full_alternates, store_stale)
+        if view == self._cluster:
+            return
+        self._cluster = view
+        for slot in self.slots:
+            if slot.channel is not None:
+                slot.channel.send(view)
+
     def start_draining(self, alternates: object) -> None:
         """SIGTERM: every worker sends new Allocates to ``alternates``, now and after a
         restart; live allocations carry on."""
@@ -359,6 +373,8 @@ class WorkerPool:
         slot.ready.clear()
         channel = slot.channel = await Channel.open(parent_end)
         channel.send(self._start_message(slot.index, listeners))
+        if self._cluster is not None:
+            channel.send(self._cluster)
         if self._draining is not None:  # a worker restarted during a drain drains too
             channel.send(self._draining)
         try:
