@@ -10,6 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+REPLAY_BATCHES = 1000
+"""Spilled batches written back per flush while the relay runs: a long spill goes back
+over several flushes, between which the new records are collected (and kept in memory,
+or spilled behind it), so nothing grows while it does."""
+
 USAGE_BUFFER_RECORDS = 10_000
 """Usage records held in memory while the ledger cannot be written (a few MB): the
 default of ``--usage-buffer-records``."""
@@ -79,5 +84,6 @@ class UsageOverflow(Protocol):
     def append(self, sequence: int, records: Sequence[UsageRecord]) -> None:
         """Keep batch ``sequence`` of this run; it is on disk when this returns."""
 
-    async def replay(self) -> int:
-        """Write what waits into the ledger; raise if the store is still down."""
+    async def replay(self, batches: int | None = None) -> int:
+        """Write what waits into the ledger, at most ``batches`` batches (None: all);
+        raise if the store is still down."""

@@ -140,3 +140,21 @@ async def test_a_batch_the_disk_refuses_leaves_the_file_whole_for_the_next_one(
     assert again.records == 2
     assert await again.replay() == 2
     assert await bytes_sent(ledger) == 300
+
+
+async def test_a_replay_step_writes_that_many_batches_and_the_rest_waits(
+    database: Database, tmp_path: Path
+) -> None:
+    """While the relay runs, a long spill goes back a step per flush."""
+    ledger = ledger_of(database, "boot-1")
+    spill = UsageSpill(tmp_path, ledger, "boot-1")
+    for sequence in range(1, 6):
+        spill.append(sequence, [flush(f"a{sequence}", start=H, sent=100)])
+    assert await spill.replay(batches=2) == 2
+    assert (spill.records, await bytes_sent(ledger)) == (3, 200)
+    assert (tmp_path / SPILL_FILE).exists()
+    spill.append(6, [flush("a6", start=H, sent=100)])  # new records go behind the rest
+    assert await spill.replay(batches=2) == 2
+    assert await spill.replay(batches=2) == 2
+    assert (spill.records, await bytes_sent(ledger)) == (0, 600)
+    assert not (tmp_path / SPILL_FILE).exists()

@@ -95,8 +95,9 @@ class UsageSpill:
         self.records += len(records)
         self.spilled_total += len(records)
 
-    async def replay(self) -> int:
-        """Write the spill into the ledger, oldest batch first; return the records written.
+    async def replay(self, batches: int | None = None) -> int:
+        """Write the spill into the ledger, oldest batch first, at most ``batches`` of
+        them (None: all); return the records written. :attr:`records` says what is left.
 
         Raises what the ledger raises (the store is still down): the batches written
         so far stay written and marked, the rest stay in the file for the next call.
@@ -104,7 +105,9 @@ class UsageSpill:
         if not self.records:
             return 0
         written = 0
-        for boot, sequence, records, end in self._batches():
+        for count, (boot, sequence, records, end) in enumerate(self._batches()):
+            if batches is not None and count >= batches:
+                return written
             await self._ledger.record(records, sequence, boot_id=boot)
             _write_whole(self._progress, str(end).encode())
             self.records -= len(records)

@@ -43,7 +43,7 @@ from passage.turn.events import (
 )
 from passage.turn.own_addresses import OwnAddresses
 from passage.turn.server import TurnServer
-from passage.usage import USAGE_BUFFER_RECORDS, UsageOverflow, UsageRecord
+from passage.usage import REPLAY_BATCHES, USAGE_BUFFER_RECORDS, UsageOverflow, UsageRecord
 
 logger = logging.getLogger("passage.turn")
 
@@ -554,12 +554,13 @@ class TurnEdge:
         return True
 
     async def _write_spilled(self) -> bool:
-        """Replay the spill into the ledger, before anything newer; False if it failed."""
+        """Write the spill back into the ledger, before anything newer, :data:`REPLAY_BATCHES`
+        at a time; False if it failed or more is left."""
         if self.usage_overflow is None or not self.usage_overflow.records:
             return True
         started = time.perf_counter()
         try:
-            await self.usage_overflow.replay()
+            await self.usage_overflow.replay(REPLAY_BATCHES)
         except Exception:
             self.flush_failures += 1
             logger.warning(
@@ -569,7 +570,7 @@ class TurnEdge:
             return False
         finally:
             self.flush_latency.observe(time.perf_counter() - started)
-        return True
+        return not self.usage_overflow.records  # more to write back at the next flush
 
     def _spill_unsaved(self, *, final: bool) -> None:
         """Past the memory bound (or at stop), move the records kept in memory to the
@@ -594,7 +595,8 @@ class TurnEdge:
             )
             return
         logger.warning(
-            "usage ledger unreachable: %d usage records moved from memory to the spill file "
+            "usage ledger unreachable (or still writing the spill back): %d usage records moved "
+            "from memory to the spill file "
             "(%s; %d records wait there); they are written when the store is back",
             moved, why, overflow.records,
         )  # fmt: skip

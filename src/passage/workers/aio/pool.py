@@ -28,7 +28,7 @@ from typing import Any, cast
 
 from passage.live import LiveAllocation, ThroughputSeries, TurnCounters, stats_line
 from passage.meters import Histogram
-from passage.usage import USAGE_BUFFER_RECORDS, UsageOverflow, UsageRecord
+from passage.usage import REPLAY_BATCHES, USAGE_BUFFER_RECORDS, UsageOverflow, UsageRecord
 from passage.workers.aio.channel import Channel
 from passage.workers.aio.link import CLAIM_TIMEOUT
 from passage.workers.aio.post import Posted, SocketPost
@@ -524,7 +524,7 @@ class WorkerPool:
             return True
         started = time.perf_counter()
         try:
-            await self._overflow.replay()
+            await self._overflow.replay(REPLAY_BATCHES)
         except Exception:
             self.flush_failures += 1
             logger.warning(
@@ -534,7 +534,7 @@ class WorkerPool:
             return False
         finally:
             self.flush_latency.observe(time.perf_counter() - started)
-        return True
+        return not self._overflow.records  # more to write back at the next flush
 
     @property
     def unsaved_records(self) -> int:
@@ -571,7 +571,8 @@ class WorkerPool:
         finally:
             self._ledger = kept + self._ledger
         logger.warning(
-            "usage ledger unreachable: %d usage records moved from memory to the spill file "
+            "usage ledger unreachable (or still writing the spill back): %d usage records moved "
+            "from memory to the spill file "
             "(%s; %d records wait there); they are written when the store is back",
             moved, "stopping" if final else f"over --usage-buffer-records {self._buffer_records}",
             overflow.records,
