@@ -217,7 +217,7 @@ class WorkerPool:
         """Tell every worker to stop, wait for their last usage (killing any that take
         longer than :data:`STOP_TIMEOUT`), and write it all to the ledger."""
         self._stopping = True
-        for task in self._tasks_aside:
+        for task in (*self._tasks_aside, *self._claims):  # a claim's port closes with it
             task.cancel()
         for slot in self.slots:
             if slot.channel is not None:
