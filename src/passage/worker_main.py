@@ -140,6 +140,8 @@ def _drain(edge: TurnEdge, alternates: object) -> None:
     """The parent drains: new Allocates get 300 Try Alternate; live ones carry on."""
     if isinstance(alternates, Alternates):
         edge.core.start_draining(alternates)
+        logger.info("draining: new Allocates go elsewhere; %d live allocations carry on",
+                    len(edge.core.allocations))  # fmt: skip
 
 
 def _reload(

@@ -163,6 +163,8 @@ async def test_sigterm_drains_every_worker_then_stops_with_all_usage(tmp_path: P
             parent = server_pid(info)
             os.kill(parent, signal.SIGTERM)
             await until(lambda: "draining (SIGTERM)" in log.read_text())
+            # The parent says it drains as it tells the workers; each says when it heard.
+            await until(lambda: len(re.findall(r"\[worker \d\]: draining", log.read_text())) == 2)
             for late in (by_worker[1][1], by_worker[2][1]):  # one on each worker
                 assert error_code(await late.allocate()) == 403
             for client in busy:  # live allocations relay during the drain
