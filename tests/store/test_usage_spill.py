@@ -7,6 +7,8 @@ import os
 import resource
 import signal
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ import passage.store.spill
 from passage.store.database import Database
 from passage.store.ledger import LedgerNode, UsageLedger
 from passage.store.spill import PROGRESS_FILE, SPILL_FILE, SpillCorrupt, UsageSpill
+from passage_server import server_info
 from usage_records import flush
 
 H = 1_700_002_800  # a whole hour
@@ -158,3 +161,17 @@ async def test_a_replay_step_writes_that_many_batches_and_the_rest_waits(
     assert await spill.replay(batches=2) == 2
     assert (spill.records, await bytes_sent(ledger)) == (0, 600)
     assert not (tmp_path / SPILL_FILE).exists()
+
+
+def test_passage_serve_with_a_corrupt_spill_stops_in_one_line(tmp_path: Path) -> None:
+    info = server_info(tmp_path)
+    info.data_dir.mkdir(mode=0o700)
+    (info.data_dir / SPILL_FILE).write_text("not a batch\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "passage", *info.args()],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and SPILL_FILE in errors[0], done.stderr[-2000:]
+    assert "Traceback" not in done.stderr

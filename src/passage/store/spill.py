@@ -26,6 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from passage.datadir import DataDirError
 from passage.store.ledger import UsageLedger
 from passage.usage import UsageRecord
 
@@ -44,8 +45,9 @@ SPILL_FILE_MODE = 0o600
 """Usernames and client addresses: for the server's user only."""
 
 
-class SpillCorrupt(ValueError):
-    """A whole line of the spill does not parse: someone else wrote it."""
+class SpillCorrupt(DataDirError):
+    """A whole line of the spill does not parse: someone else wrote it. ``passage serve``
+    stops with one line naming the file (a :class:`~passage.config.ConfigError`)."""
 
 
 class UsageSpill:
