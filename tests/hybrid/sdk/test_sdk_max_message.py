@@ -1,11 +1,13 @@
 """A hostile relay cannot make the SDK hold a message of any size: a sender's stream, a
 listener's control channel and the streams it accepts read at most ``max_message``
 (the relay's own ``--hc-max-message``, 1 MiB by default); past it the socket is closed
-with 1009 and the caller gets :class:`MessageTooLarge`, saying which limit."""
+with 1009 and the caller gets :class:`MessageTooLarge`, saying which limit. An HTTP
+sender's answer is read up to ``max_body`` (16 MiB): past it, :class:`BodyTooLarge`."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,11 +21,14 @@ from passage.hybrid.control import accept_message
 from passage.hybrid.endpoint import RelayEndpoint
 from passage.hybrid.sdk import (
     MAX_MESSAGE,
+    BodyTooLarge,
     HybridConnectionListener,
     MessageTooLarge,
     StaticTokenProvider,
     connect,
+    request,
 )
+from passage.hybrid.sdk.http import MAX_BUFFERED_BODY
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -155,3 +160,44 @@ async def test_aiohttp_reports_1009_as_the_sdk_expects() -> None:
             assert message.type is aiohttp.WSMsgType.ERROR
             assert isinstance(message.data, aiohttp.WebSocketError)
             assert message.data.code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
+
+
+@asynccontextmanager
+async def answering(body: bytes, *, chunked: bool) -> AsyncIterator[RelayEndpoint]:
+    """An HTTP server that answers any request with ``body`` (with Content-Length, or
+    chunked without one)."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if not chunked:
+            return web.Response(body=body)
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for offset in range(0, len(body), 1000):
+            await response.write(body[offset : offset + 1000])
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield RelayEndpoint("ws", "127.0.0.1", runner.addresses[0][1])
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_an_http_answer_over_max_body_is_refused(chunked: bool) -> None:
+    tokens = StaticTokenProvider("token")
+    async with answering(b"z" * 5001, chunked=chunked) as endpoint:
+        with pytest.raises(BodyTooLarge, match=r"max_body \(5000 bytes\)"):
+            await request(endpoint, "hc", tokens, max_body=5000)
+        reply = await request(endpoint, "hc", tokens, max_body=5001)
+        assert reply.body == b"z" * 5001
+
+
+def test_an_http_answer_is_bounded_as_a_listener_bounds_a_request() -> None:
+    assert inspect.signature(request).parameters["max_body"].default == MAX_BUFFERED_BODY

@@ -18,6 +18,7 @@ string gives both: ``RelayConnectionString.parse(text)`` and
 from passage.hybrid.endpoint import ConnectionStringError, RelayConnectionString, RelayEndpoint
 from passage.hybrid.sdk.errors import (
     MAX_MESSAGE,
+    BodyTooLarge,
     HybridConnectionError,
     ListenerClosed,
     MessageTooLarge,
@@ -39,6 +40,7 @@ from passage.hybrid.sdk.tokens import (
 )
 
 __all__ = [
+    "BodyTooLarge",
     "MAX_MESSAGE",
     "MessageTooLarge",
     "ConnectionStringError",

@@ -6,6 +6,7 @@ import aiohttp
 
 __all__ = [
     "MAX_MESSAGE",
+    "BodyTooLarge",
     "HybridConnectionError",
     "ListenerClosed",
     "MessageTooLarge",
@@ -73,3 +74,16 @@ def too_large(message: aiohttp.WSMessage) -> bool:
         and isinstance(error, aiohttp.WebSocketError)
         and error.code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
     )
+
+
+class BodyTooLarge(HybridConnectionError):
+    """An HTTP answer through the relay has a body larger than ``request()``'s
+    ``max_body``: the connection is dropped without reading the rest."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            0,
+            f"the answer's body is larger than max_body ({limit} bytes); the rest was not "
+            "read. Raise max_body for larger answers",
+        )
+        self.limit = limit

@@ -16,13 +16,22 @@ import aiohttp
 import yarl
 
 from passage.hybrid.endpoint import RelayEndpoint
-from passage.hybrid.sdk.errors import MAX_MESSAGE, HybridConnectionError, handshake_refusal
+from passage.hybrid.sdk.errors import (
+    MAX_MESSAGE,
+    BodyTooLarge,
+    HybridConnectionError,
+    handshake_refusal,
+)
+from passage.hybrid.sdk.http import MAX_BUFFERED_BODY
 from passage.hybrid.sdk.stream import HybridStream
 from passage.hybrid.sdk.tokens import TokenProvider
 
 __all__ = ["RelayedHttpReply", "connect", "request"]
 
 AUTH_HEADER = "ServiceBusAuthorization"
+
+READ_CHUNK = 64 * 1024
+"""Bytes of a response body read at a time."""
 
 
 async def connect(
@@ -93,11 +102,14 @@ async def request(
     body: bytes = b"",
     ssl: ssl_module.SSLContext | None = None,
     session: aiohttp.ClientSession | None = None,
+    max_body: int = MAX_BUFFERED_BODY,
 ) -> RelayedHttpReply:
     """One HTTP request to a listener of ``name``, and its whole response.
 
     The relay's own errors come back as responses too: 404 (no such hybrid
-    connection), 502 (no listener), 504 (no response within 60 s).
+    connection), 502 (no listener), 504 (no response within 60 s). A response body
+    larger than ``max_body`` bytes (16 MiB, as a listener takes a request's) raises
+    :class:`BodyTooLarge` without being read whole.
     """
     sent = dict(headers or {})
     if tokens is not None:
@@ -114,8 +126,23 @@ async def request(
             ssl=ssl if ssl is not None else True,
             allow_redirects=False,
         ) as answer:
-            data = await answer.read()
+            data = await _read_body(answer, max_body)
             return RelayedHttpReply(answer.status, answer.reason or "", dict(answer.headers), data)
     finally:
         if owned:
             await client.close()
+
+
+async def _read_body(answer: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body, or :class:`BodyTooLarge` as soon as it is known to pass ``limit``
+    (its ``Content-Length``, else the bytes read so far, decompressed)."""
+    if answer.content_length is not None and answer.content_length > limit:
+        raise BodyTooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in answer.content.iter_chunked(READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
