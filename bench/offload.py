@@ -8,7 +8,8 @@ where it runs in the context of the process that sent the packet, so its cost
 lands on uclient and the peer, not on the server. Hence CPU is counted per
 process, from ``/proc/<pid>/stat`` (utime + stime, all threads):
 
-- server: the server process (its whole tree; both servers are one process);
+- server: the server process and its descendants (Passage runs ``--workers 1``, one
+  process, as in every other benchmark of docs/benchmarks.md; the tree is summed anyway);
 - load generator: uclient (``RUSAGE_CHILDREN`` of this process, which waits for it);
 - peer: turnutils_peer;
 - kernel threads: every ``ksoftirqd/*`` and ``napi/*`` thread on the machine.
@@ -55,7 +56,7 @@ sys.path[:0] = [str(_TESTS), str(_TESTS / "offload")]
 
 from natlab import Host, Lab  # noqa: E402
 from natlab.lab import SERVER_IP  # noqa: E402
-from servers import PASSWORD, REALM, USER, cpu_seconds  # noqa: E402
+from servers import PASSWORD, REALM, USER, cpu_seconds, descendants  # noqa: E402
 from uclient import UclientResult  # noqa: E402
 
 TURN_PORT, PEER_PORT = 3478, 3480
@@ -83,8 +84,14 @@ def server_command(name: str, data_dir: Path) -> list[str]:
         "--user", f"{USER}:{PASSWORD}", "--realm", REALM, "--data-dir", str(data_dir),
         "--turn-port", str(TURN_PORT), "--turns-port", "0", "--api-port", "0",
         "--relay-ports", f"{low}-{high}", "--max-allocations-per-user", "100000",
+        "--workers", "1",
     ]  # fmt: skip
     return [*command, "--offload", "xdp"] if name == "passage-xdp" else command
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of ``pid`` and every live descendant (a ``--workers N`` server's workers)."""
+    return sum(cpu_seconds(each) for each in [pid, *descendants(pid)])
 
 
 def kernel_thread_cpu() -> float:
@@ -153,13 +160,13 @@ def measure(lab: Lab, name: str, client: Host, peer_pid: int, flags: list[str], 
     with running(lab, name, work, client) as server:
         time.sleep(0.5)  # start-up is not counted
         load0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        before = (cpu_seconds(server.pid), cpu_seconds(peer_pid), kernel_thread_cpu())
+        before = (tree_cpu(server.pid), cpu_seconds(peer_pid), kernel_thread_cpu())
         command = [
             "turnutils_uclient", "-u", USER, "-w", PASSWORD, "-e", "203.0.113.21",
             "-r", str(PEER_PORT), *flags, "-p", str(TURN_PORT), SERVER_IP,
         ]  # fmt: skip
         done = lab.run(client, command, check=False, timeout=300)
-        after = (cpu_seconds(server.pid), cpu_seconds(peer_pid), kernel_thread_cpu())
+        after = (tree_cpu(server.pid), cpu_seconds(peer_pid), kernel_thread_cpu())
         load1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     output = done.stdout + done.stderr
     with (work / "uclient.log").open("a") as log:
