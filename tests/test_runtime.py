@@ -72,6 +72,20 @@ def test_the_writer_s_own_process_is_running(tmp_path: Path) -> None:
     )
 
 
+def test_a_record_names_its_store_without_a_password(tmp_path: Path) -> None:
+    """What runtime_record writes: the store's URL as url_without_password leaves it."""
+    from passage.store.database import url_without_password
+
+    url = url_without_password("postgresql://passage:hunter2@db:5432/p?password=x&sslmode=require")
+    assert url == "postgresql://passage@db:5432/p?sslmode=require"
+    write_record(tmp_path, record(database_url=url, database_schema="tenant_1"))
+    assert "hunter2" not in (tmp_path / RUNTIME_FILE).read_text()
+    found = running_server(tmp_path)
+    assert found is not None and found.describe() == (
+        f"pid {os.getpid()}, https://192.0.2.10:28443/, store {url} (schema tenant_1)"
+    )
+
+
 def test_a_record_whose_process_is_gone_is_stale(tmp_path: Path) -> None:
     write_record(tmp_path, record(a_finished_pid(), process_start=None))
     assert read_record(tmp_path) is not None

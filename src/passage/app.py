@@ -66,7 +66,13 @@ from passage.scrape import PlainFamily, Sources, registry
 from passage.settings import settings_view
 from passage.signal import SignalLimits
 from passage.signal.aio import SignalingServer
-from passage.store.database import Database, is_unavailable, open_database, sqlite_url
+from passage.store.database import (
+    Database,
+    is_unavailable,
+    open_database,
+    sqlite_url,
+    url_without_password,
+)
 from passage.store.hybrid import HybridStore
 from passage.store.identities import TURN_REST_SECRET, IdentityStore
 from passage.store.ledger import RESTART_END_REASON, LedgerNode, UsageLedger
@@ -774,6 +780,8 @@ def runtime_record(config: Config, datadir: DataDir, running: Running) -> Runtim
         process_start=process_start(pid),
         host_boot=host_boot_id(),
         hc_max_token_lifetime=config.hc_max_token_lifetime,
+        database_url=url_without_password(config.database_url or sqlite_url(datadir.path)),
+        database_schema=config.database_schema,
     )
 
 

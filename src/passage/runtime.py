@@ -82,6 +82,11 @@ class RuntimeRecord:
     hc_max_token_lifetime: int | None = None
     """Seconds ahead a SAS token's expiry may lie for the relay to accept it
     (``--hc-max-token-lifetime``); None from a server older than this field."""
+    database_url: str | None = None
+    """The store it runs on, its password removed (the data directory's SQLite file as a
+    ``sqlite+aiosqlite://`` URL); None from a server older than this field."""
+    database_schema: str | None = None
+    """Its PostgreSQL schema (``--database-schema``); None: the default ``search_path``."""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
     """Keys this version does not know, kept so a rewrite does not drop them."""
 
@@ -98,9 +103,14 @@ class RuntimeRecord:
         return self.process_start is None or process_start(self.pid) == self.process_start
 
     def describe(self) -> str:
-        """``pid 1234, https://HOST:PORT/``: what a helper says it talks to."""
+        """``pid 1234, https://HOST:PORT/, store URL (schema S)``: what a helper talks to."""
         where = self.endpoint.api_url() or self.endpoint.api_url(plain_http=True)
-        return f"pid {self.pid}, " + (where or f"turn port {self.endpoint.turn_port}")
+        text = f"pid {self.pid}, " + (where or f"turn port {self.endpoint.turn_port}")
+        if self.database_url is not None:
+            text += f", store {self.database_url}"
+        if self.database_schema is not None:
+            text += f" (schema {self.database_schema})"
+        return text
 
     def to_json(self) -> dict[str, Any]:
         endpoint = self.endpoint
@@ -121,6 +131,8 @@ class RuntimeRecord:
             "public_url": self.public_url,
             "ca_file": self.ca_file,
             "hc_max_token_lifetime": self.hc_max_token_lifetime,
+            "database_url": self.database_url,
+            "database_schema": self.database_schema,
         }
 
     @classmethod
@@ -138,7 +150,7 @@ class RuntimeRecord:
         known = {
             "pid", "process_start", "host_boot", "boot_id", "started_at", "version", "host",
             "turn_port", "tls_ports", "api_port", "http_port", "api_url", "local_api_url",
-            "public_url", "ca_file", "hc_max_token_lifetime",
+            "public_url", "ca_file", "hc_max_token_lifetime", "database_url", "database_schema",
         }  # fmt: skip
         return cls(
             pid=int(document["pid"]),
@@ -152,6 +164,8 @@ class RuntimeRecord:
             process_start=_optional_str(document.get("process_start")),
             host_boot=_optional_str(document.get("host_boot")),
             hc_max_token_lifetime=_optional_int(document.get("hc_max_token_lifetime")),
+            database_url=_optional_str(document.get("database_url")),
+            database_schema=_optional_str(document.get("database_schema")),
             extra={key: value for key, value in document.items() if key not in known},
         )
 

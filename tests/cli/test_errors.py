@@ -263,6 +263,41 @@ def test_a_second_server_on_a_data_directory(
 # --- the store ------------------------------------------------------------------
 
 
+def test_the_running_server_s_store_unreachable_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A command on a server's data directory opens the store server.json names (here one
+    nobody listens for), and says so, naming --database-url and where its password is."""
+    data = tmp_path / "data"
+    data.mkdir()
+    endpoint = AdvertisedEndpoint("127.0.0.1", 23478, (), api_port=28443)
+    pid = os.getpid()
+    url = "postgresql://passage@127.0.0.1:1/passage"
+    alive = RuntimeRecord(
+        pid, new_boot_id(), 0.0, "0", endpoint, process_start=process_start(pid),
+        database_url=url, database_schema="s1",
+    )  # fmt: skip
+    write_record(data, alive)
+    assert fails(capsys, "keys", "show", "--data-dir", str(data)) == (
+        f"passage: error: --database-url {url} (the store of the server running on {data}): "
+        "cannot open the store: [Errno 111] Connect call failed ('127.0.0.1', 1); server.json "
+        "holds its URL without the password: give --database-url with it, or set PGPASSWORD "
+        "or ~/.pgpass"
+    )
+    assert fails(capsys, "keys", "show", "--data-dir", str(data), "--database-schema", "s2") == (
+        f"passage: error: --database-schema s2: not the schema of the server running on {data} "
+        f"(pid {pid}, https://127.0.0.1:28443/, store {url} (schema s1)); give "
+        "--database-schema s1, or leave both --database-url and --database-schema out to use "
+        "its store"
+    )
+    other = "postgresql://passage:secret@127.0.0.1:1/other"
+    assert fails(capsys, "usage", "--data-dir", str(data), "--database-url", other) == (
+        "passage: error: --database-url postgresql://passage@127.0.0.1:1/other: not the store "
+        f"of the server running on {data} (pid {pid}, https://127.0.0.1:28443/, store {url} "
+        "(schema s1)); leave --database-url out to use its store, or give another --data-dir"
+    )
+
+
 def test_a_postgresql_store_without_its_driver(
     tmp_path: Path,
     ports: dict[str, int],

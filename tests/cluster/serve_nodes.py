@@ -18,7 +18,14 @@ from pathlib import Path
 from cluster_nodes import HOSTS
 from cluster_services import POSTGRES_URL, REDIS_URL
 
-from passage_server import ServerInfo, free_port, server_info, stop, wait_until_listening
+from passage_server import (
+    ServerInfo,
+    free_port,
+    server_info,
+    stop,
+    wait_for_record,
+    wait_until_listening,
+)
 
 
 @dataclass
@@ -44,14 +51,16 @@ class ServeNode:
 
 
 @contextmanager
-def serve_node(tmp_path: Path, name: str, *, prefix: str, schema: str) -> Iterator[ServeNode]:
+def serve_node(
+    tmp_path: Path, name: str, *, prefix: str, schema: str, database_url: str = POSTGRES_URL
+) -> Iterator[ServeNode]:
     """``passage serve`` as node ``name`` of cluster ``prefix``/``schema``, until exit."""
     host = HOSTS[name]
     folder = tmp_path / name
     folder.mkdir(parents=True, exist_ok=True)
     http_port = free_port((socket.SOCK_STREAM,), host=host)
     info = server_info(
-        folder, "--http-port", str(http_port), "--database-url", POSTGRES_URL,
+        folder, "--http-port", str(http_port), "--database-url", database_url,
         "--database-schema", schema, "--redis-url", REDIS_URL, "--redis-prefix", prefix,
         "--node-name", name, "--public-url", f"ws://{host}:{http_port}",
         "--public-host", host, "--metrics-port", "0", host=host,
@@ -64,6 +73,7 @@ def serve_node(tmp_path: Path, name: str, *, prefix: str, schema: str) -> Iterat
         )  # fmt: skip
         try:
             wait_until_listening(info, process)
+            wait_for_record(info, process)
             yield ServeNode(name, info, http_port, process, log)
         finally:
             stop(process, timeout=20)

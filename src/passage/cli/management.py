@@ -10,12 +10,19 @@ sees the change at once (a hybrid connection created is usable by the next
 listener); with no server running, it opens the store directly. ``--ca-file``
 (env ``PASSAGE_CA_FILE``) names the CA to trust for that server; by default the
 system's CAs plus the data directory's ``ca.pem``.
+
+The store is the running server's too: ``server.json`` records its database URL
+(without the password) and schema, so a command on a cluster node's data
+directory acts on the cluster's PostgreSQL, not on a SQLite file of its own. A
+``--database-url`` or ``--database-schema`` naming another store is refused in
+one line (:func:`store_config`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import email.utils
 import json
 import os
@@ -30,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import DBAPIError
+
 from passage.api.service import load_state, new_key_text
 from passage.cli.options import (
     SERVER_ADDRESS_OPTIONS,
@@ -37,7 +46,7 @@ from passage.cli.options import (
     config_from_arguments,
 )
 from passage.cli.preflight import check_database_driver
-from passage.cli.running import running_record, served_endpoint
+from passage.cli.running import announce, running_record, served_endpoint
 from passage.cli.variables import CA_FILE_ENV, CONNECTION_STRING_ENV
 from passage.config import Config, ConfigError
 from passage.endpoint import AdvertisedEndpoint
@@ -45,7 +54,15 @@ from passage.hybrid.admin import AdminError, HybridAdmin
 from passage.identity.hmac_auth import sign_request
 from passage.identity.keys import KeyName, decode_key
 from passage.mounts import RESERVED_NAMES
-from passage.store.database import Database, open_database, sqlite_url
+from passage.runtime import RuntimeRecord
+from passage.store.database import (
+    Database,
+    async_url,
+    is_unavailable,
+    open_database,
+    sqlite_url,
+    url_without_password,
+)
 from passage.store.hybrid import HybridStore
 from passage.store.identities import IdentityStore
 
@@ -62,6 +79,7 @@ __all__ = [
     "remote_target",
     "untrusted",
     "running_target",
+    "store_config",
     "with_hybrid_admin",
     "with_store",
 ]
@@ -113,7 +131,7 @@ def add_management_arguments(parser: argparse.ArgumentParser, *, remote: bool = 
     """``--connection-string`` and ``--ca-file`` (unless the command reads only the local
     store: ``remote=False``), then ``--config``, ``--data-dir``, ``--database-url``."""
     if not remote:
-        add_config_arguments(parser, only={"data_dir", "database_url"})
+        add_config_arguments(parser, only={"data_dir", "database_url", "database_schema"})
         return
     parser.add_argument(
         "--connection-string",
@@ -131,8 +149,8 @@ def add_management_arguments(parser: argparse.ArgumentParser, *, remote: bool = 
     # --endpoint overrides it where a command prints an address.
     add_config_arguments(
         parser,
-        only={"data_dir", "database_url"},
-        hidden=SERVER_ADDRESS_OPTIONS - {"database_url"},
+        only={"data_dir", "database_url", "database_schema"},
+        hidden=SERVER_ADDRESS_OPTIONS - {"database_url", "database_schema"},
         instead="--endpoint",
     )
 
@@ -164,12 +182,12 @@ def remote_target(
 
 def running_target(arguments: argparse.Namespace, config: Config) -> RemoteTarget | None:
     """The server running on the data directory, called at its local API URL with the
-    store's primary key; None when none runs there (or the store is not the directory's)."""
-    if config.database_url is not None:
-        return None
+    store's primary key; None when none runs there. Raises ConfigError for a store that is
+    not the server's (:func:`store_config`)."""
     record = running_record(config)
     if record is None or record.local_api_url is None:
         return None
+    config = store_config(config)
     region = config.region
     state = with_store(config, lambda _db, store: load_state(store, region, time.time()))
     connection = ConnectionString(record.local_api_url, state.keys.named(KeyName.PRIMARY).text)
@@ -270,13 +288,66 @@ def _error_text(error: urllib.error.HTTPError) -> tuple[str | None, str]:
     return str(code), f"{code}: {message}"
 
 
+def store_config(config: Config) -> Config:
+    """``config`` with the store to act on: the one the server running on the data directory
+    uses (its database URL, whose password ``server.json`` does not hold, and its schema)
+    unless a setting names one; that one when it is the same store.
+
+    Raises ConfigError naming ``--database-url`` or ``--database-schema`` when a setting
+    names another store than the running server's: acting there would silently change
+    what that server never reads."""
+    record = running_record(config)
+    if record is None or record.database_url is None:
+        return config  # no server, or one older than the recorded store: as configured
+    url = config.database_url or record.database_url
+    if config.database_url is not None and _store_key(url) != _store_key(record.database_url):
+        raise ConfigError(
+            f"--database-url {url_without_password(url)}: not the store of the server running "
+            f"on {config.data_dir} ({record.describe()}); leave --database-url out to use its "
+            "store, or give another --data-dir"
+        )
+    given_schema = config.database_schema is not None or config.database_url is not None
+    schema = config.database_schema if given_schema else record.database_schema
+    if schema != record.database_schema:
+        given = f"--database-schema {schema}" if schema else "--database-schema not given"
+        wanted = (
+            f"give --database-schema {record.database_schema}"
+            if record.database_schema
+            else ("leave --database-schema out")
+        )
+        raise ConfigError(
+            f"{given}: not the schema of the server running on {config.data_dir} "
+            f"({record.describe()}); {wanted}, or leave both --database-url and "
+            "--database-schema out to use its store"
+        )
+    return dataclasses.replace(config, database_url=url, database_schema=schema)
+
+
+def _store_key(url: str) -> str:
+    """What tells two database URLs apart: the driver's spelling and the password do not."""
+    try:
+        return url_without_password(async_url(url).render_as_string(hide_password=False))
+    except ValueError:
+        return url
+
+
 def with_store(config: Config, work: Callable[[Database, IdentityStore], Awaitable[T]]) -> T:
-    """Run ``work`` on the local store (migrated if needed), then close it."""
+    """Run ``work`` on the store (migrated if needed), then close it: the running server's
+    (:func:`store_config`), else the configured one. A store that cannot be opened is a
+    ConfigError naming ``--database-url``."""
+    config = store_config(config)
+    record = running_record(config)
 
     async def run() -> T:
-        database = await open_database(
-            config.database_url or sqlite_url(config.data_dir), schema=config.database_schema
-        )
+        url = config.database_url or sqlite_url(config.data_dir)
+        try:
+            database = await open_database(url, schema=config.database_schema)
+        except Exception as error:
+            if not _cannot_connect(error):
+                raise
+            raise ConfigError(_unreachable(url, error, config, record)) from None
+        if record is not None:
+            announce(record, config)  # once open: a store that is not is one line, above
         try:
             return await work(database, IdentityStore(database))
         finally:
@@ -289,6 +360,30 @@ def with_store(config: Config, work: Callable[[Database, IdentityStore], Awaitab
             f"{config.data_dir}` once, or pass --connection-string"
         )
     return asyncio.run(run())
+
+
+def _cannot_connect(error: BaseException) -> bool:
+    """The store was not reached or refused the connection (address, password, database)."""
+    return is_unavailable(error) or isinstance(error, DBAPIError)
+
+
+def _unreachable(
+    url: str, error: BaseException, config: Config, record: RuntimeRecord | None
+) -> str:
+    """One line: which store, why it could not be opened, and what to change."""
+    reason = getattr(error, "orig", None) or error
+    text = f"--database-url {url_without_password(url)}"
+    recorded = record is not None and url == record.database_url
+    if recorded:
+        text += f" (the store of the server running on {config.data_dir})"
+    lines = str(reason).strip().splitlines()
+    text += f": cannot open the store: {lines[0] if lines else type(reason).__name__}"
+    if recorded and url.startswith(("postgres://", "postgresql")):
+        text += (
+            "; server.json holds its URL without the password: give --database-url with "
+            "it, or set PGPASSWORD or ~/.pgpass"
+        )
+    return text
 
 
 def with_hybrid_admin(config: Config, work: Callable[[HybridAdmin], Awaitable[T]]) -> T:

@@ -84,6 +84,17 @@ def sqlite_url(data_dir: Path) -> str:
     return URL.create("sqlite+aiosqlite", database=str(path)).render_as_string()
 
 
+def url_without_password(url: str) -> str:
+    """``url`` with its password removed (from the user part and from a ``password=``
+    parameter): safe to write to a file or a log, and still a URL to connect with when the
+    password comes from elsewhere (``PGPASSWORD``, ``~/.pgpass``).
+
+    Raises `ValueError` as :func:`async_url` does."""
+    async_url(url)
+    parsed = make_url(url)._replace(password=None).difference_update_query(["password"])
+    return parsed.render_as_string(hide_password=False)
+
+
 def async_url(url: str) -> URL:
     """Parse `url` and point it at the asyncio driver of its database.
 
