@@ -584,12 +584,13 @@ async def _join_cluster(
 
 async def _alternates_when_full(link: ClusterLink, running: Running) -> None:
     """Keep the TURN core told which node to send a new Allocate to when this one is full
-    (300 Try Alternate rather than 486): the least loaded other live node."""
+    (300 Try Alternate rather than 486): the least loaded other live node, of this node's
+    region when one is (read at each heartbeat: a reload does not change the region)."""
     from passage.cluster import NODE_HEARTBEAT
     from passage.lifecycle import cluster_alternates
 
     while True:
-        running.full_alternates = await cluster_alternates(link)
+        running.full_alternates = await cluster_alternates(link, running.config.region)
         if running.edge is not None:
             running.edge.core.full_alternates = running.full_alternates
         if running.workers is not None:

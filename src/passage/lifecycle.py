@@ -139,7 +139,7 @@ class Lifecycle:
         if running.cluster is not None:
             await running.cluster.beat()  # the others stop handing this node out now
             if not alternates.plain and not alternates.tls:
-                alternates = await cluster_alternates(running.cluster)
+                alternates = await cluster_alternates(running.cluster, running.config.region)
         running.start_draining(alternates)
         self.notifier.stopping(self._status())
         logger.warning(
@@ -244,7 +244,7 @@ class Lifecycle:
             running.drain.set_timeout(running.config.drain_timeout)
             alternates = await resolve_alternates(running.config)
             if running.cluster is not None and not alternates.plain and not alternates.tls:
-                alternates = await cluster_alternates(running.cluster)
+                alternates = await cluster_alternates(running.cluster, running.config.region)
             running.start_draining(alternates)
 
     def _tls(self) -> str:
@@ -276,13 +276,13 @@ async def resolve_alternates(config: Config) -> Alternates:
     return Alternates(tuple(plain), tuple(tls))
 
 
-async def cluster_alternates(link: ClusterLink) -> Alternates:
+async def cluster_alternates(link: ClusterLink, region: str) -> Alternates:
     """Cluster mode without ``--alternate-server``: the least loaded other live node that
-    takes new allocations, over UDP/TCP and (with its TLS port) TLS."""
-    others = [node for node in link.nodes.relays(link.clock()) if node.name != link.name]
-    if not others:
+    takes new allocations, of this node's ``region`` (``--region``) when one is, over
+    UDP/TCP and (with its TLS port) TLS."""
+    node = link.nodes.alternate(link.clock(), link.name, region)
+    if node is None:
         return Alternates()
-    node = others[0]
     plain = await _resolve(format_address((node.turn_host, node.turn_port)))
     tls = (
         await _resolve(format_address((node.turn_host, node.turns_port))) if node.turns_port else []

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from cluster_nodes import Node, cluster
+from cluster_nodes import Node, cluster, cluster_node
 
 from api_harness import Api
 from passage.lifecycle import cluster_alternates
@@ -142,7 +142,7 @@ async def test_a_draining_node_answers_a_new_allocate_with_300_to_another_live_n
     ):
         await beat([a, b, c])
         await beat([a, b, c])
-        a.server.running.start_draining(await cluster_alternates(a.link))
+        a.server.running.start_draining(await cluster_alternates(a.link, "local"))
         fresh = await TurnClient.connect("udp", a.server.address("udp"), USER, PASSWORD)
         try:
             answer = await fresh.allocate()
@@ -152,6 +152,40 @@ async def test_a_draining_node_answers_a_new_allocate_with_300_to_another_live_n
         # c is the least loaded live node other than a
         assert answer.get(AttributeType.ALTERNATE_SERVER, tuple) == c.server.address("udp")
         assert (await live.refresh(600)).message_class is MessageClass.SUCCESS  # live one goes on
+
+
+async def test_a_full_node_sends_a_new_allocate_to_a_node_of_its_region_first(
+    tmp_path: Path, redis_prefix: str, pg_schema: str
+) -> None:
+    """a and c serve region eu, b us: a, full, sends to c, busier than b but nearer."""
+    two_each = TurnConfig(realm=REALM, max_allocations_total=2)
+    regions = {"a": "eu", "b": "us", "c": "eu"}
+    async with AsyncExitStack() as stack:
+        a, b, c = [
+            await stack.enter_async_context(
+                cluster_node(
+                    tmp_path, name, prefix=redis_prefix, schema=pg_schema, region=region,
+                    turn=two_each,
+                )
+            )
+            for name, region in regions.items()
+        ]  # fmt: skip
+        await stack.enter_async_context(allocations(c, 1))
+        await stack.enter_async_context(allocations(a, 2))
+        await beat([a, b, c])
+        await beat([a, b, c])
+        loads = {node.name: node.load for node in a.link.nodes.relays(a.link.clock())}
+        assert loads == {"a": 2, "b": 0, "c": 1}
+        fresh = await TurnClient.connect("udp", a.server.address("udp"), USER, PASSWORD)
+        try:
+            started = time.monotonic()
+            while error_code(answer := await fresh.allocate()) != 300:
+                assert error_code(answer) == 486  # until a has read who else is live
+                assert time.monotonic() - started < 5.0, "still 486 after 5 s"
+                await asyncio.sleep(0.1)
+        finally:
+            await fresh.close()
+        assert answer.get(AttributeType.ALTERNATE_SERVER, tuple) == c.server.address("udp")
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -70,6 +70,26 @@ def test_relays_are_live_not_draining_least_loaded_first_and_of_the_region_asked
     assert [n.name for n in table.relays(A.seen_at, region="eu")] == ["b", "a"]
 
 
+def test_the_alternate_is_the_least_loaded_other_node_of_the_region_then_any() -> None:
+    """Where a full or draining node sends a new Allocate (300 Try Alternate)."""
+    now = A.seen_at
+    table = NodeTable()
+    eu_busy = node("b", load=5)
+    us_idle = node("c", load=0, region="us")
+    eu_draining = node("d", load=0, draining=True)
+    eu_expired = node("e", load=0, seen_at=now - NODE_EXPIRY)
+    table.replace([A, eu_busy, us_idle, eu_draining, eu_expired])
+    assert table.alternate(now, "a", "eu") == eu_busy  # not the idler node of another region
+    assert table.alternate(now, "a", "us") == us_idle
+    assert table.alternate(now, "a", "ap") == us_idle  # none of its region: any, least loaded
+    # b's record expires: a sends to the other region rather than to nobody
+    assert table.alternate(now + NODE_EXPIRY - 0.5, "a", "eu") == eu_busy
+    table.replace([A, dataclasses.replace(eu_busy, seen_at=now - 1), us_idle])
+    assert table.alternate(now + NODE_EXPIRY - 0.5, "a", "eu") == us_idle
+    table.replace([A])
+    assert table.alternate(now, "a", "eu") is None  # never itself
+
+
 def test_an_event_round_trips_and_garbage_is_none() -> None:
     event = ClusterEvent(EventKind.KEYS_ROTATED, "a", "primary")
     assert decode_event(encode_event(event)) == event

@@ -111,3 +111,12 @@ class NodeTable:
             ),
             key=lambda node: (node.load, node.name),
         )
+
+    def alternate(self, now: float, refusing: str, region: str) -> NodeInfo | None:
+        """Where node ``refusing``, of ``region``, sends a new Allocate it will not take
+        (300 Try Alternate, RFC 8489 §10): the least loaded other live, non-draining node
+        of its region, else of any region; None when there is no other."""
+        others = [node for node in self.relays(now) if node.name != refusing]
+        nearby = [node for node in others if node.region == region]
+        choices = nearby or others
+        return choices[0] if choices else None
