@@ -6,6 +6,12 @@ Calls the real ``UdpListener.datagram_received`` (client → peer) and
 interpreter's share per packet: the part of ``turn_relay.py``'s figure that a
 change to those functions can move. Run it before and after such a change:
 ``.venv/bin/python bench/hot_path.py``.
+
+``--sockets`` times the UDP paths with their system calls instead, on real
+loopback sockets and without an event loop: Python (``recvfrom``, then the
+handler, whose relay socket sends for real) against the C router of
+``--fast-path`` (``Router.read``: ``recvmmsg`` of a batch, ``sendmmsg``). Only
+the reading and relaying are timed; the test client's sends are not.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import operator
+import socket
+import time
 import timeit
 from collections import Counter
 from typing import Any, cast
@@ -111,10 +119,92 @@ def measure(packets: int) -> dict[str, float]:
     return results
 
 
+class _Socket:
+    """A transport stand-in whose ``sendto`` is a real socket's: the system call is timed."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sendto = sock.sendto
+
+
+def _udp() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    return sock
+
+
+def measure_sockets(rounds: int, batch: int) -> dict[str, float]:
+    """Nanoseconds per packet, system calls included, of Python and of the C router."""
+    from passage.turn.fastpath import Router
+
+    listen, relay, client, peer = _udp(), _udp(), _udp(), _udp()
+    client_address: Address = client.getsockname()
+    peer_address: Address = peer.getsockname()
+    allocation = _allocation(cast(Any, _Socket(relay)))
+    allocation.five_tuple = FiveTuple(Transport.UDP, client_address, SERVER)
+    allocation.bindings = {CHANNEL: peer_address}
+    allocation.permissions = {peer_address[0]: 1e12}
+    allocation.rebuild_routes()
+    edge = cast(Any, _Edge(allocation))
+    listener = UdpListener(edge, SERVER, ipv6=False)
+    listener.allocations[client_address] = allocation
+    relay_protocol = RelayProtocol(edge, ipv6=False, stream=False)
+    relay_protocol.allocation = allocation
+    relay_protocol.to_client = lambda frame: listen.sendto(frame, client_address)
+    frame = CHANNEL.to_bytes(2, "big") + len(PAYLOAD).to_bytes(2, "big") + PAYLOAD
+
+    def python_reads(sock: socket.socket, handler: Any) -> None:
+        for _ in range(batch):
+            data, addr = sock.recvfrom(65536)
+            handler(data, addr)
+
+    router = Router() if Router is not None else None
+    if router is not None:
+        router.watch(listen.fileno(), False, listener.datagram_received)
+        router.watch(relay.fileno(), True, relay_protocol.datagram_received)
+        router.add(0, listen.fileno(), client_address, relay.fileno(), peer_address, CHANNEL)
+    cases: dict[str, tuple[socket.socket, socket.socket, bytes, Any]] = {
+        "udp client→peer, Python": (client, listen, frame,
+                                    lambda: python_reads(listen, listener.datagram_received)),
+        "udp peer→client, Python": (peer, relay, PAYLOAD,
+                                    lambda: python_reads(relay, relay_protocol.datagram_received)),
+    }  # fmt: skip
+    if router is not None:
+        cases["udp client→peer, C"] = (client, listen, frame, lambda: router.read(listen.fileno()))
+        cases["udp peer→client, C"] = (peer, relay, PAYLOAD, lambda: router.read(relay.fileno()))
+    results = {}
+    for name, (sender, receiver, datagram, read) in cases.items():
+        target = receiver.getsockname()
+        best = float("inf")
+        for _ in range(5):
+            spent = 0
+            for _ in range(rounds):
+                for _ in range(batch):
+                    sender.sendto(datagram, target)
+                started = time.perf_counter_ns()
+                read()
+                spent += time.perf_counter_ns() - started
+            best = min(best, spent / (rounds * batch))
+        results[name] = best
+    for sock in (listen, relay, client, peer):
+        sock.close()
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--packets", type=int, default=200_000)
+    parser.add_argument(
+        "--sockets", action="store_true", help="time the UDP paths with their system calls"
+    )
+    parser.add_argument("--batch", type=int, default=8, help="--sockets: datagrams per read")
     arguments = parser.parse_args()
+    if arguments.sockets:
+        rounds = max(1, arguments.packets // arguments.batch)
+        for name, nanoseconds in measure_sockets(rounds, arguments.batch).items():
+            print(f"{name:26} {nanoseconds:7.0f} ns/pkt")
+        return
     for name, nanoseconds in measure(arguments.packets).items():
         print(f"{name:18} {nanoseconds:7.0f} ns/pkt")
 

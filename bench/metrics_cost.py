@@ -47,8 +47,8 @@ class Variant(ServerKind):
 
     def command(self, port: int, data_dir: Path) -> list[str]:
         base = PASSAGE.command(port, data_dir)
-        # Older code knows neither flag; --workers 1, the default, is what every variant runs.
-        dropped = {METRICS_OFF[0], "--workers"} if self.source is not None else set()
+        # Older code knows none of these flags; --workers 1 is what every variant runs.
+        dropped = {METRICS_OFF[0], "--workers", "--fast-path"} if self.source is not None else set()
         if self.extra:
             dropped.add(METRICS_OFF[0])
         for flag in dropped:

@@ -15,6 +15,9 @@ The load generator and the echo peer run on the same cores as the servers, so a
 machine with few cores measures them too: the report says how many cores and what
 load there was. Only 127.0.0.1 is ever used.
 
+With ``--python``, Passage with ``--fast-path off`` (every packet through Python)
+runs too, for an A/B of the compiled fast path.
+
 Usage: ``python bench/relay_rate.py --workers 2 --markdown out.md``.
 """
 
@@ -29,7 +32,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from servers import COTURN, PASSAGE, EchoPeer, RunningServer, ServerKind, passage_workers
+from servers import (
+    COTURN,
+    PASSAGE,
+    PASSAGE_PYTHON,
+    EchoPeer,
+    RunningServer,
+    ServerKind,
+    passage_workers,
+)
 from uclient import UclientResult, run_uclient
 
 STEPS = (4, 8, 12, 16, 24, 32, 48, 64)
@@ -120,7 +131,10 @@ def first_lossy(runs: list[Run]) -> Run | None:
 
 
 def report(
-    results: dict[tuple[str, str], list[Run]], workers: int, command: str, last_step: int
+    results: dict[tuple[str, str], list[Run]],
+    names: tuple[str, ...],
+    command: str,
+    last_step: int,
 ) -> str:
     lines = [
         f"Command: `{command}` on {os.cpu_count()} cores "
@@ -134,7 +148,7 @@ def report(
     ]
     for transport in ("udp", "tcp"):
         coturn = best(results.get(("coturn", transport), []))
-        for name in ("coturn", PASSAGE.name, f"passage-{workers}w"):
+        for name in names:
             runs = results.get((name, transport))
             if runs is None:
                 continue
@@ -157,33 +171,28 @@ def report(
     lines += [
         "",
         "| transport | same load for all (clients, offered pkts/s) | "
-        + " | ".join(f"{name} CPU s per 1 M pkts" for name in _names(workers))
+        + " | ".join(f"{name} CPU s per 1 M pkts" for name in names)
         + " |",
-        "|---|---|" + "---|" * len(_names(workers)),
+        "|---|---|" + "---|" * len(names),
     ]
     for transport in ("udp", "tcp"):
-        common = _common_step(results, transport, workers)
+        common = _common_step(results, transport, names)
         if common is None:
             continue
         cells = []
-        for name in _names(workers):
+        for name in names:
             run = next(r for r in results[(name, transport)] if r.clients == common and r.clean)
             cells.append(f"{run.cpu_per_million:.2f}")
         lines.append(f"| {transport} | {common}, {2000 * common:,} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _names(workers: int) -> tuple[str, ...]:
-    return ("coturn", PASSAGE.name, f"passage-{workers}w")
-
-
 def _common_step(
-    results: dict[tuple[str, str], list[Run]], transport: str, workers: int
+    results: dict[tuple[str, str], list[Run]], transport: str, names: tuple[str, ...]
 ) -> int | None:
     """The most clients every server relayed without loss, for a like-for-like CPU figure."""
     clean_steps = [
-        {run.clients for run in results.get((name, transport), []) if run.clean}
-        for name in _names(workers)
+        {run.clients for run in results.get((name, transport), []) if run.clean} for name in names
     ]
     common = set.intersection(*clean_steps) if all(clean_steps) else set()
     return max(common) if common else None
@@ -191,14 +200,24 @@ def _common_step(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--workers", type=int, default=2, help="Passage's N (default 2)")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="Passage's N (default 2; 1: no such row)"
+    )
+    parser.add_argument(
+        "--python", action="store_true", help="add Passage with --fast-path off (passage-python)"
+    )
     parser.add_argument("--transports", nargs="+", default=["udp", "tcp"], choices=["udp", "tcp"])
     parser.add_argument("--markdown", type=Path, help="write the table here too")
     parser.add_argument(
         "--steps", type=int, nargs="+", default=list(STEPS), help="clients per run, ascending"
     )
     arguments = parser.parse_args()
-    kinds = [COTURN, PASSAGE, passage_workers(arguments.workers)]
+    kinds = [COTURN, PASSAGE]
+    if arguments.python:
+        kinds.append(PASSAGE_PYTHON)
+    if arguments.workers > 1:
+        kinds.append(passage_workers(arguments.workers))
+    names = tuple(kind.name for kind in kinds)
     results: dict[tuple[str, str], list[Run]] = {}
     with tempfile.TemporaryDirectory(prefix="passage-relay-rate-") as root:
         work = Path(root)
@@ -216,7 +235,7 @@ def main() -> None:
         file=sys.stderr,
     )
     command = "python bench/relay_rate.py " + " ".join(sys.argv[1:])
-    table = report(results, arguments.workers, command, arguments.steps[-1])
+    table = report(results, names, command, arguments.steps[-1])
     print(table)
     if arguments.markdown is not None:
         arguments.markdown.write_text(table + "\n")

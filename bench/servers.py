@@ -91,6 +91,9 @@ class ServerKind:
     workers: int = 1
     """Passage's ``--workers``: 1 is the single process (the default of every benchmark that
     compares per-packet cost); more run TURN in that many processes."""
+    fast_path: str = "auto"
+    """Passage's ``--fast-path``: ``auto`` relays UDP ChannelData in C when the extension is
+    built (the default install on a machine with a compiler); ``off`` is the Python relay."""
 
     def command(self, port: int, data_dir: Path) -> list[str]:
         low, high = self.relay_ports
@@ -114,7 +117,7 @@ class ServerKind:
             # per-source limit would pace (coturn's --unauthorized-ratelimit is off too).
             "--unauthenticated-answers-per-second", "0",
             *METRICS_OFF,  # its default port is one per host; metrics_cost.py measures it
-            "--workers", str(self.workers),
+            "--workers", str(self.workers), "--fast-path", self.fast_path,
         ]  # fmt: skip
 
 
@@ -122,7 +125,9 @@ METRICS_OFF = ("--metrics-port", "0")
 
 COTURN = ServerKind("coturn", (40000, 44999))
 PASSAGE = ServerKind("passage", (45000, 49999))
-KINDS = {kind.name: kind for kind in (COTURN, PASSAGE)}
+PASSAGE_PYTHON = ServerKind("passage-python", (55000, 59999), fast_path="off")
+"""Passage relaying every packet in Python (``--fast-path off``), for A/B runs."""
+KINDS = {kind.name: kind for kind in (COTURN, PASSAGE, PASSAGE_PYTHON)}
 
 
 def passage_workers(workers: int) -> ServerKind:
@@ -133,8 +138,10 @@ def passage_workers(workers: int) -> ServerKind:
 class RunningServer:
     """One server process; ``stop`` ends it. Use as a context manager."""
 
-    def __init__(self, kind: ServerKind, data_dir: Path, log: Path) -> None:
+    def __init__(self, kind: ServerKind, data_dir: Path, log: Path, *, slow: bool = False) -> None:
+        """``slow``: the server runs under valgrind; allow it minutes to start and stop."""
         self.kind = kind
+        self._patience = 10.0 if not slow else 300.0
         self.port = free_port()
         data_dir.mkdir(parents=True, exist_ok=True)
         self._log = log.open("ab")
@@ -146,7 +153,7 @@ class RunningServer:
             cwd=data_dir,
         )
         try:
-            self._wait_ready(deadline=time.monotonic() + 30.0)
+            self._wait_ready(deadline=time.monotonic() + 3 * self._patience)
         except BaseException:
             self.stop()
             raise
@@ -177,7 +184,7 @@ class RunningServer:
                 signal.SIGTERM if self.kind.name == "coturn" else signal.SIGINT
             )
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=self._patience)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()

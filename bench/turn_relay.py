@@ -207,9 +207,8 @@ def relay_table(samples: dict[tuple[str, str], Samples], names: Sequence[str]) -
                 ", ".join(statuses),
             ]
             rows.append((kind, cells))
-        ratio = _ratio(medians.get("passage"), medians.get("coturn"))
         for kind, cells in rows:
-            shown = ratio if kind == "passage" else ""
+            shown = _ratio(medians.get(kind), medians.get("coturn")) if kind != "coturn" else ""
             lines.append(f"| {name} | {kind} | {' | '.join(cells)} | {shown} |")
     return lines
 
@@ -308,7 +307,10 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"comma-separated from {', '.join(SCENARIOS)}; default {','.join(DEFAULT_SCENARIOS)}",
     )
     parser.add_argument(
-        "--servers", type=_names(KINDS), default=list(KINDS), help="coturn,passage (default both)"
+        "--servers",
+        type=_names(KINDS),
+        default=["coturn", "passage"],
+        help="from coturn,passage,passage-python (--fast-path off); default coturn,passage",
     )
     parser.add_argument("--messages", type=int, help="uclient -n (default 10000, quick 2000)")
     parser.add_argument("--allocations", type=int, help="per run (default 1000, quick 300)")

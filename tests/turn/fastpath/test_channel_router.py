@@ -25,7 +25,10 @@ def test_the_extension_is_built_where_a_compiler_is() -> None:
     compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
     if shutil.which(compiler) is None:
         pytest.skip(f"no C compiler ({compiler}) here: the pure-Python relay is what runs")
-    assert available(), "a compiler is here but passage.turn.fastpath._router is not built"
+    assert available(), (
+        "a compiler is here but passage.turn.fastpath._router is not built: "
+        "pip install -e . (or make test) builds it"
+    )
 
 
 def udp() -> socket.socket:
