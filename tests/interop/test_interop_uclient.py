@@ -418,3 +418,43 @@ def test_a_drain_lets_a_live_uclient_run_finish_without_loss(
         text = log.read_text()
         assert "draining (SIGTERM)" in text
         assert text.index("draining (SIGTERM)") < text.rindex("ended (refresh_zero)")
+
+
+def test_uclient_follows_300_from_a_draining_passage_to_the_alternate(
+    tmp_path: Path, peer_port: int
+) -> None:
+    """RFC 8489 §10: a draining Passage answers uclient's Allocates with 300 Try Alternate
+    naming a second Passage; uclient allocates there itself and relays everything."""
+    shared = ("--allow-loopback-peers", "--auth-secret", "shared-by-both-servers")
+    (tmp_path / "second").mkdir()
+    (tmp_path / "first").mkdir()
+    with passage_process(tmp_path / "second", *shared) as (second, second_log):
+        alternate = f"{second.host}:{second.turn_port}"
+        with passage_process(tmp_path / "first", *shared, "--alternate-server", alternate) as (
+            first,
+            first_log,
+        ):
+            asyncio.run(leave_an_allocation(first))  # so the drain lasts
+            pid = json.loads((first.data_dir / "server.json").read_text())["pid"]
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while "draining (SIGTERM)" not in first_log.read_text():
+                assert time.monotonic() < deadline, first_log.read_text()[-2000:]
+                time.sleep(0.05)
+            run = uclient(first, peer_port, *static_user(first), *load())
+            run.assert_no_loss(CLIENTS * MESSAGES)
+            assert "error 300 (Try Alternate)" in run.output
+            assert len(started(first_log.read_text(), "udp")) == 1  # the held one alone
+            assert len(started(second_log.read_text(), "udp")) >= CLIENTS
+
+
+async def leave_an_allocation(info: ServerInfo) -> None:
+    """An allocation on ``info`` that lives on (its socket closed, never deleted)."""
+    client = await TurnConnection.open(
+        "udp", (info.host, info.turn_port), Credentials(info.username, info.password)
+    )
+    try:
+        answer = await client.allocate()
+    finally:
+        await client.close(release=False)
+    assert answer.message_class is MessageClass.SUCCESS, answer
