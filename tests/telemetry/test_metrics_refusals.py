@@ -40,6 +40,7 @@ async def refused_answer(source: str, port: int) -> bytes:
         return await asyncio.wait_for(reader.read(), 10)  # answered, then closed
     finally:
         writer.close()
+        await writer.wait_closed()
 
 
 async def test_connections_over_the_caps_are_counted_by_reason(tmp_path: Path) -> None:
@@ -59,6 +60,7 @@ async def test_connections_over_the_caps_are_counted_by_reason(tmp_path: Path) -
         after = await scrape_of(server)
         for _, writer in held:
             writer.close()
+            await writer.wait_closed()
     name = "passage_http_connections_refused_total"
     for reason in ("too_many_connections_from_source", "too_many_connections"):
         assert before.value(name, reason=reason) == 0
@@ -116,7 +118,7 @@ async def test_with_workers_the_parent_s_failing_ledger_writes_are_counted(
             tmp_path, loopback_peers=True, workers=2,
             metrics_port=free_port((socket.SOCK_STREAM,)),
         ) as server,
-        aiohttp.ClientSession() as session,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
     ):  # fmt: skip
         operators = server.running.operators
         assert operators is not None
@@ -126,7 +128,8 @@ async def test_with_workers_the_parent_s_failing_ledger_writes_are_counted(
         await client.allocate()
         await client.create_permission(peer.address)
         name = "passage_store_flush_failures_total"
-        traffic = asyncio.create_task(relay_forever(client, peer))
+        stop = asyncio.Event()
+        traffic = asyncio.create_task(relay_until(stop, client, peer))
         try:
             await scrape_until(
                 session, base, lambda s: s.value("passage_store_flush_duration_seconds_count") > 0
@@ -147,15 +150,15 @@ async def test_with_workers_the_parent_s_failing_ledger_writes_are_counted(
             )
             assert back.value(name) >= down.value(name) >= 2
         finally:
-            traffic.cancel()
+            stop.set()  # not cancel(): 3.11's wait_for can swallow one (peer.receive)
             await asyncio.gather(traffic, return_exceptions=True)
             await client.close()
             await peer.close()
 
 
-async def relay_forever(client: TurnClient, peer: UdpPeer) -> None:
-    """A packet every 50 ms, so that every flush has a record to write."""
-    while True:
+async def relay_until(stop: asyncio.Event, client: TurnClient, peer: UdpPeer) -> None:
+    """A packet every 50 ms until ``stop``, so that every flush has a record to write."""
+    while not stop.is_set():
         client.send_indication(peer.address, b"x" * 100)
         await peer.receive()
         await asyncio.sleep(0.05)
