@@ -847,6 +847,10 @@ def banner(config: Config, datadir: DataDir, running: Running) -> str:
     return "\n".join(lines)
 
 
+STORE_READ_TIMEOUT = 10.0
+"""Seconds a poll of the store may take before it counts as the store unreachable."""
+
+
 class StorePoll:
     """Re-reads keys, revocations and hybrid connections changed elsewhere: every
     ``interval`` seconds, and at once when a cluster event says something changed. While
@@ -867,13 +871,23 @@ class StorePoll:
         self._unreachable = False
 
     async def forever(self, interval: float) -> None:
-        """Poll until cancelled."""
+        """Poll until cancelled. ``on_read`` runs after every poll and, while one hangs (a
+        store gone silent: nothing refuses, nothing answers), every ``interval`` too, so
+        the staleness bound holds however the store fails."""
         while True:
             await asyncio.sleep(interval)
-            await self.identities()
-            await self.hybrid_connections()
-            if self.on_read is not None:
-                self.on_read()
+            reading = asyncio.ensure_future(self._read_all())
+            try:
+                while not reading.done():
+                    await asyncio.wait({reading}, timeout=interval)
+                    if self.on_read is not None:
+                        self.on_read()
+            finally:
+                reading.cancel()
+
+    async def _read_all(self) -> None:
+        await self.identities()
+        await self.hybrid_connections()
 
     async def identities(self) -> None:
         async with self._identities:
@@ -886,7 +900,10 @@ class StorePoll:
 
     async def _poll(self, poll: Callable[[], Awaitable[object]], what: str) -> bool:
         try:
-            await poll()
+            # A read the store never answers (a silent link) is given up, and the next
+            # poll connects afresh, rather than waiting for TCP to time out (minutes).
+            async with asyncio.timeout(STORE_READ_TIMEOUT):
+                await poll()
         except Exception as error:
             if not is_unavailable(error):
                 logger.exception("could not read %s from the store", what)

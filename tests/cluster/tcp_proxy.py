@@ -1,7 +1,9 @@
 """A small TCP proxy a test can cut and restore: one node's link to Redis or PostgreSQL.
 
-``cut()`` closes every connection through it and refuses new ones (as a dead link or a
-stopped server looks to the node); ``restore()`` lets them through again.
+``cut()`` closes every connection through it and refuses new ones (as a stopped server
+looks to the node); ``cut(silent=True)`` keeps them open but passes nothing either way
+and holds new ones unanswered (as a host gone off the network, or a firewall that drops,
+looks: nothing fails until a timeout says so); ``restore()`` lets them through again.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ class TcpProxy:
         self.host = host
         self.port = 0
         self.open = True
+        self.silent = False
+        self._restored = asyncio.Event()
+        self._restored.set()
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -28,16 +33,23 @@ class TcpProxy:
     def url(self, scheme: str, rest: str = "") -> str:
         return f"{scheme}://{self.host}:{self.port}{rest}"
 
-    def cut(self) -> None:
+    def cut(self, *, silent: bool = False) -> None:
         self.open = False
+        self.silent = silent
+        if silent:
+            self._restored.clear()
+            return
         for writer in list(self._pipes):
             writer.transport.abort()
         self._pipes.clear()
 
     def restore(self) -> None:
         self.open = True
+        self.silent = False
+        self._restored.set()
 
     async def close(self) -> None:
+        self.restore()
         self.cut()
         if self._server is not None:
             self._server.close()
@@ -47,6 +59,7 @@ class TcpProxy:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._restored.wait()  # a silent cut: the connection waits, unanswered
         if not self.open:
             writer.transport.abort()
             return
@@ -64,6 +77,7 @@ class TcpProxy:
     async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
         try:
             while data := await source.read(65536):
+                await self._restored.wait()  # a silent cut holds what is in flight
                 sink.write(data)
                 await sink.drain()
         except (OSError, ConnectionError):
