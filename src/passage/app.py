@@ -466,8 +466,9 @@ async def start(
         spill=spill,
     )  # fmt: skip
     running.hybrid_usage = UsageFlusher(
-        hybrid.meters, ledger.hybrid.record, interval=config.usage_flush_interval, clock=clock
-    )
+        hybrid.meters, ledger.hybrid.record, interval=config.usage_flush_interval, clock=clock,
+        overflow=spill,
+    )  # fmt: skip
     running.hybrid_usage.start()
     try:
         if config.metrics_port:  # first: /readyz says "not ready" until the rest is bound

@@ -17,6 +17,7 @@ import passage.store.spill
 from passage.store.database import Database
 from passage.store.ledger import LedgerNode, UsageLedger
 from passage.store.spill import PROGRESS_FILE, SPILL_FILE, SpillCorrupt, UsageSpill
+from passage.usage import HybridUsageRecord
 from passage_server import server_info
 from usage_records import flush
 
@@ -175,3 +176,31 @@ def test_passage_serve_with_a_corrupt_spill_stops_in_one_line(tmp_path: Path) ->
     errors = [line for line in done.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and SPILL_FILE in errors[0], done.stderr[-2000:]
     assert "Traceback" not in done.stderr
+
+
+async def test_hybrid_batches_replayed_after_a_crash_count_once(
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hybrid Connections batches share the spill; the ledger claims them under
+    ``NODE/hybrid`` and their own numbers, so a crash between a commit and its note does
+    not count it twice."""
+    first = UsageSpill(tmp_path, ledger_of(database, "boot-1"), "boot-1")
+    first.append_hybrid(1, [HybridUsageRecord("hc", "send", H, H + 1, 100, 0, 1)])
+    first.append(1, [flush("x", start=H, sent=1000)])  # a TURN batch of the same number
+    first.append_hybrid(2, [HybridUsageRecord("hc", "send", H + 1, H + 2, 200, 0, 1)])
+    first.close()
+
+    def crash(path: Path, data: bytes) -> None:
+        raise SystemExit("killed after the commit")
+
+    monkeypatch.setattr(passage.store.spill, "_write_whole", crash)
+    with pytest.raises(SystemExit):
+        await first.replay()
+    monkeypatch.undo()
+    ledger = ledger_of(database, "boot-2")
+    again = UsageSpill(tmp_path, ledger, "boot-2")
+    assert again.records == 3
+    assert await again.replay() == 3
+    [bucket] = await ledger.hybrid.usage(start=H, end=H + 3600)
+    assert (bucket.bytes_to_listener, bucket.requests) == (300, 2)
+    assert await bytes_sent(ledger) == 1000

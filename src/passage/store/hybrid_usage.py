@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import BigInteger, ColumnElement, cast, func, literal_column, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from passage.store.batches import HYBRID_WRITER, claim_batch
 from passage.store.database import Database, dialect_insert
 from passage.store.rollup import DAY, HOUR, ceil_to, floor_to
 from passage.store.schema import hybrid_usage_hourly
@@ -43,14 +45,24 @@ class HybridUsageBucket:
 class HybridUsageLedger:
     """Writes the relay's deltas and answers queries, on SQLite or PostgreSQL alike."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, node: tuple[str, str] | None = None) -> None:
+        """``node``: (node id, boot id) of the run that numbers its batches, if it does."""
         self._database = database
+        self._node = node
 
-    async def record(self, records: Sequence[HybridUsageRecord]) -> None:
+    async def record(
+        self,
+        records: Sequence[HybridUsageRecord],
+        sequence: int | None = None,
+        *,
+        boot_id: str | None = None,
+    ) -> None:
         """Add a batch of deltas to the hourly rollup, atomically (all or nothing).
 
         Raises :class:`ValueError`, before writing, for a negative delta or a span that
-        ends before it starts. Not idempotent: the same batch twice counts twice.
+        ends before it starts. With a ``sequence`` the batch is written at most once (as
+        ``UsageLedger.record``'s, under ``NODE/hybrid``; ``boot_id`` names the run that
+        numbered it when it is not this one); without, the same batch twice counts twice.
         """
         rows: dict[tuple[str, str, int], list[int]] = {}
         for record in records:
@@ -68,7 +80,15 @@ class HybridUsageLedger:
             for (path, rule, hour), counts in rows.items()
         ]  # fmt: skip
         async with self._database.write() as connection:
+            if sequence is not None and not await self._claim(connection, sequence, boot_id):
+                return  # written before: its commit went through, only its answer was lost
             await connection.execute(_upsert(self._database.dialect), values)
+
+    async def _claim(self, connection: AsyncConnection, sequence: int, boot: str | None) -> bool:
+        assert self._node is not None, "a sequence needs the node that writes it"
+        node, run = self._node
+        writer = HYBRID_WRITER.format(node=node)
+        return await claim_batch(connection, self._database.dialect, writer, boot or run, sequence)
 
     async def usage(
         self,

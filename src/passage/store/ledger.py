@@ -13,7 +13,6 @@ to close.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -24,7 +23,6 @@ from sqlalchemy import (
     and_,
     case,
     cast,
-    delete,
     func,
     literal_column,
     or_,
@@ -33,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from passage.store.batches import BATCHES_KEPT, claim_batch
 from passage.store.database import Database, dialect_insert
 from passage.store.hybrid_usage import HybridUsageLedger
 from passage.store.rollup import (
@@ -46,10 +45,11 @@ from passage.store.rollup import (
     merge_allocations,
     validate,
 )
-from passage.store.schema import allocations, ledger_batches, usage_hourly
+from passage.store.schema import allocations, usage_hourly
 from passage.usage import UsageRecord
 
 __all__ = [
+    "BATCHES_KEPT",
     "RESTART_END_REASON",
     "WORKER_LOST_END_REASON",
     "AllocationUsage",
@@ -67,9 +67,6 @@ _COUNTERS = ("bytes_to_peer", "packets_to_peer", "bytes_from_peer", "packets_fro
 
 _ID_CHUNK = 500
 """Allocation ids per ``IN (...)`` look-up, well under both databases' parameter limits."""
-
-BATCHES_KEPT = 1000
-"""Batch sequences of a node kept in ``ledger_batches`` (older ones are never retried)."""
 
 RESTART_END_REASON = "server_restart"
 """End reason of an allocation closed by the next start of the node whose run died."""
@@ -139,7 +136,9 @@ class UsageLedger:
         """``node`` is stamped on the allocations this ledger starts; readers need none."""
         self._database = database
         self._node = node
-        self.hybrid = HybridUsageLedger(database)
+        self.hybrid = HybridUsageLedger(
+            database, (node.node_id, node.boot_id) if node is not None else None
+        )
         """Hybrid Connections bytes per hybrid connection, rule and hour."""
 
     async def record(
@@ -169,8 +168,11 @@ class UsageLedger:
             node = replace(node, boot_id=boot_id)
         merged = merge_allocations(records)
         async with self._database.write() as connection:
-            if sequence is not None and not await self._claim(connection, sequence, node):
-                return  # written before: its commit went through, only its answer was lost
+            if sequence is not None:
+                assert node is not None, "a sequence needs the node that writes it"
+                dialect = self._database.dialect
+                if not await claim_batch(connection, dialect, node.node_id, node.boot_id, sequence):
+                    return  # written before: its commit went through, only its answer was lost
             known = await _known_allocation_ids(connection, list(merged))
             started = [delta.first for key, delta in merged.items() if key not in known]
             hourly = hourly_deltas(records, started)
@@ -178,28 +180,6 @@ class UsageLedger:
                 _allocation_upsert(self._database.dialect), _allocation_rows(merged, node)
             )
             await connection.execute(_hourly_upsert(self._database.dialect), _hourly_rows(hourly))
-
-    async def _claim(
-        self, connection: AsyncConnection, sequence: int, writer: LedgerNode | None
-    ) -> bool:
-        """Record batch ``sequence`` of ``writer``'s run as written; False if it already
-        was. Keeps the node's last :data:`BATCHES_KEPT` of them (only the last one is ever
-        retried: a spill is replayed in order and marks each batch done as it commits)."""
-        assert writer is not None, "a sequence needs the node that writes it"
-        node, boot = writer.node_id, writer.boot_id
-        claimed = await connection.execute(
-            dialect_insert(self._database.dialect, ledger_batches)
-            .values(node_id=node, boot_id=boot, sequence=sequence, written_at=time.time())
-            .on_conflict_do_nothing()
-        )
-        if sequence % BATCHES_KEPT == 0:
-            await connection.execute(
-                delete(ledger_batches).where(
-                    ledger_batches.c.node_id == node,
-                    ledger_batches.c.sequence <= sequence - BATCHES_KEPT,
-                )
-            )
-        return bool(claimed.rowcount)
 
     async def close_orphans(self, now: float) -> int:
         """Close the allocations an earlier run of this node left open; return how many.

@@ -1,8 +1,9 @@
 """Usage batches the store could not take, kept in a file until it can.
 
-While the store (SQLite or PostgreSQL) is down, the relay keeps usage records in
+While the store (SQLite or PostgreSQL) is down, the TURN relay keeps usage records in
 memory up to ``--usage-buffer-records``; past that it appends them here, in the data
-directory, so that neither a long outage nor a ``kill -9`` loses them. The file
+directory, so that neither a long outage nor a ``kill -9`` loses them. The Hybrid
+Connections relay appends each batch it could not write at once (``kind`` ``hybrid``). The file
 (:data:`SPILL_FILE`, mode 0600) only grows: one line per batch, a JSON object with
 the run (``boot``) and number (``sequence``) the batch was written under and its
 records, each line fsync'd before the records leave memory.
@@ -17,6 +18,7 @@ replays what an earlier run left before it closes that run's allocations.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -24,11 +26,11 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from passage.datadir import DataDirError
 from passage.store.ledger import UsageLedger
-from passage.usage import UsageRecord
+from passage.usage import HybridUsageRecord, UsageRecord
 
 logger = logging.getLogger("passage.store")
 
@@ -40,6 +42,14 @@ PROGRESS_FILE = "usage-spill.replayed"
 
 _TAIL_CHUNK = 1 << 16
 """Bytes read at a time from the end, looking for the last whole line."""
+
+TURN, HYBRID = "turn", "hybrid"
+"""A batch's ``kind``: whose ledger it goes to (a line without one is TURN's)."""
+
+_KINDS: dict[str, type[UsageRecord] | type[HybridUsageRecord]] = {
+    TURN: UsageRecord,
+    HYBRID: HybridUsageRecord,
+}
 
 SPILL_FILE_MODE = 0o600
 """Usernames and client addresses: for the server's user only."""
@@ -61,6 +71,7 @@ class UsageSpill:
         self._ledger = ledger
         self._boot = boot_id
         self._fd: int | None = None
+        self._replaying = asyncio.Lock()
         self.records = 0
         """Records in the spill that are not in the ledger yet."""
         self.spilled_total = 0
@@ -74,16 +85,24 @@ class UsageSpill:
         self.records = sum(len(records) for _, _, records, _ in self._batches())
 
     def append(self, sequence: int, records: Sequence[UsageRecord]) -> None:
-        """Add batch ``sequence`` of this run durably (fsync'd before this returns).
+        """Add TURN batch ``sequence`` of this run durably (fsync'd before this returns).
 
         Raises ``OSError`` (a full disk, say) with the file as it was: the caller keeps
         the records."""
+        self._append(TURN, sequence, records)
+
+    def append_hybrid(self, sequence: int, records: Sequence[HybridUsageRecord]) -> None:
+        """Add Hybrid Connections batch ``sequence`` of this run, as :meth:`append`."""
+        self._append(HYBRID, sequence, records)
+
+    def _append(
+        self, kind: str, sequence: int, records: Sequence[UsageRecord | HybridUsageRecord]
+    ) -> None:
         if not records:
             return
-        line = json.dumps(
-            {"boot": self._boot, "sequence": sequence, "records": [asdict(r) for r in records]},
-            separators=(",", ":"),
-        )
+        batch = {"kind": kind, "boot": self._boot, "sequence": sequence,
+                 "records": [asdict(r) for r in records]}  # fmt: skip
+        line = json.dumps(batch, separators=(",", ":"))
         fd = self._open()
         end = os.lseek(fd, 0, os.SEEK_END)
         data = (line + "\n").encode()
@@ -104,13 +123,21 @@ class UsageSpill:
         Raises what the ledger raises (the store is still down): the batches written
         so far stay written and marked, the rest stay in the file for the next call.
         """
+        async with self._replaying:  # the TURN edge and the Hybrid Connections flusher
+            return await self._replay(batches)
+
+    async def _replay(self, batches: int | None) -> int:
         if not self.records:
             return 0
         written = 0
         for count, (boot, sequence, records, end) in enumerate(self._batches()):
             if batches is not None and count >= batches:
                 return written
-            await self._ledger.record(records, sequence, boot_id=boot)
+            if records and isinstance(records[0], HybridUsageRecord):
+                hybrid = cast(list[HybridUsageRecord], records)
+                await self._ledger.hybrid.record(hybrid, sequence, boot_id=boot)
+            else:
+                await self._ledger.record(cast(list[UsageRecord], records), sequence, boot_id=boot)
             _write_whole(self._progress, str(end).encode())
             self.records -= len(records)
             self.replayed_total += len(records)
@@ -149,7 +176,7 @@ class UsageSpill:
         _sync_directory(self.path.parent)
         self._progress.unlink(missing_ok=True)
 
-    def _batches(self) -> Iterator[tuple[str, int, list[UsageRecord], int]]:
+    def _batches(self) -> Iterator[tuple[str, int, list[UsageRecord | HybridUsageRecord], int]]:
         """``(boot, sequence, records, offset after the line)`` of each batch not yet
         in the ledger."""
         offset = _read_offset(self._progress)
@@ -163,12 +190,15 @@ class UsageSpill:
                 yield boot, sequence, records, offset
 
 
-def _parse(line: bytes, path: Path) -> tuple[str, int, list[UsageRecord]]:
+def _parse(line: bytes, path: Path) -> tuple[str, int, list[UsageRecord | HybridUsageRecord]]:
     try:
         batch: Any = json.loads(line)
-        records = [UsageRecord(**fields) for fields in batch["records"]]
+        kind = _KINDS[batch.get("kind", TURN)]
+        records: list[UsageRecord | HybridUsageRecord] = [
+            kind(**fields) for fields in batch["records"]
+        ]
         return str(batch["boot"]), int(batch["sequence"]), records
-    except (ValueError, KeyError, TypeError) as error:
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise SpillCorrupt(
             f"{path}: a line is not a usage batch ({error}); move the file away to start"
         ) from None

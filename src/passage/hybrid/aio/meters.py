@@ -13,10 +13,11 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from passage.usage import HybridUsageRecord
+from passage.usage import REPLAY_BATCHES, HybridUsageRecord
 
 __all__ = ["ANONYMOUS", "RelayMeters", "Traffic", "UsageFlusher", "coalesce"]
 
@@ -103,7 +104,22 @@ class RelayMeters:
         return records
 
 
-UsageSink = Callable[[list[HybridUsageRecord]], Awaitable[None]]
+UsageSink = Callable[[list[HybridUsageRecord], int], Awaitable[None]]
+"""Writes one batch under its number (``HybridUsageLedger.record``): a batch whose write
+failed is offered again alone, under the same number, so it is never counted twice."""
+
+
+class HybridOverflow(Protocol):
+    """Where batches the store could not take go, durably (``passage.store.spill``)."""
+
+    records: int
+    """Records waiting there (the TURN edge's too: they share the file)."""
+
+    def append_hybrid(self, sequence: int, records: Sequence[HybridUsageRecord]) -> None:
+        """Keep batch ``sequence`` of this run; it is on disk when this returns."""
+
+    async def replay(self, batches: int | None = None) -> int:
+        """Write what waits into the ledgers; raise if the store is still down."""
 
 
 def coalesce(records: list[HybridUsageRecord]) -> list[HybridUsageRecord]:
@@ -126,8 +142,14 @@ def coalesce(records: list[HybridUsageRecord]) -> list[HybridUsageRecord]:
 
 class UsageFlusher:
     """Hands the relay's usage records to the ledger every interval, and once more at
-    :meth:`close`; a failed write keeps its records for the next one, summed per hybrid
-    connection, rule and hour (:func:`coalesce`)."""
+    :meth:`close`, one numbered batch at a time.
+
+    A batch whose write failed goes to ``overflow`` (the data directory's spill) at
+    once, so that neither a stop nor a ``kill -9`` before the store is back loses it; the
+    spill is written back before anything newer. Without an overflow (or with a full
+    disk) it is kept, alone under its number, and what comes after it is summed per
+    hybrid connection, rule and hour (:func:`coalesce`).
+    """
 
     def __init__(
         self,
@@ -136,13 +158,24 @@ class UsageFlusher:
         *,
         interval: float = 1.0,
         clock: Callable[[], float] = time.time,
+        overflow: HybridOverflow | None = None,
     ) -> None:
         self.meters = meters
         self.sink = sink
         self.interval = interval
         self.clock = clock
+        self.overflow = overflow
         self.unsaved: list[HybridUsageRecord] = []
+        self._retry: tuple[int, list[HybridUsageRecord]] | None = None
+        """The batch whose write failed, with its number: written again first, alone."""
+        self._sequence = 0
+        self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def held(self) -> int:
+        """Records held in memory for the ledger."""
+        return len(self.unsaved) + (len(self._retry[1]) if self._retry is not None else 0)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._forever())
@@ -155,17 +188,70 @@ class UsageFlusher:
         await self.flush()
 
     async def flush(self) -> None:
+        """Write the spill back, then the failed batch, then what was metered since."""
         self.unsaved += self.meters.collect_usage(self.clock())
-        if not self.unsaved:
-            return
-        batch, self.unsaved = self.unsaved, []
+        async with self._lock:
+            if not await self._write_spilled() or not await self._write_unsaved():
+                self._keep()
+
+    async def _write_spilled(self) -> bool:
+        if self.overflow is None or not self.overflow.records:
+            return True
         try:
-            await self.sink(batch)
+            await self.overflow.replay(REPLAY_BATCHES)
+        except Exception:
+            logger.warning("usage spill: the store is still unreachable", exc_info=True)
+            return False
+        return not self.overflow.records
+
+    async def _write_unsaved(self) -> bool:
+        if self._retry is not None:
+            if not await self._write(*self._retry):
+                return False
+            self._retry = None
+        if not self.unsaved:
+            return True
+        batch, self.unsaved = self.unsaved, []
+        self._sequence += 1
+        if not await self._write(self._sequence, batch):
+            self._retry = (self._sequence, batch)
+            return False
+        return True
+
+    async def _write(self, sequence: int, batch: list[HybridUsageRecord]) -> bool:
+        try:
+            await self.sink(batch, sequence)
         except Exception:
             logger.exception(
                 "Hybrid Connections usage write failed; %d records kept for retry", len(batch)
             )
-            self.unsaved = coalesce(batch + self.unsaved)
+            return False
+        return True
+
+    def _keep(self) -> None:
+        """The store is down (or the spill not all written back): to the spill, else
+        summed in memory."""
+        if self.overflow is not None:
+            moved = self.held
+            try:
+                if self._retry is not None:
+                    self.overflow.append_hybrid(*self._retry)
+                    self._retry = None
+                if self.unsaved:
+                    self._sequence += 1
+                    self.overflow.append_hybrid(self._sequence, self.unsaved)
+                    self.unsaved = []
+                if moved:
+                    logger.warning(
+                        "usage ledger unreachable (or still writing the spill back): %d Hybrid "
+                        "Connections usage records moved to the spill file (%d records wait "
+                        "there)", moved, self.overflow.records,
+                    )  # fmt: skip
+                return
+            except OSError:
+                logger.exception("usage spill could not be written; %d records stay in memory",
+                                 self.held)  # fmt: skip
+        self.unsaved = coalesce(self.unsaved)
 
     async def _forever(self) -> None:
         while True:
