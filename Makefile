@@ -11,7 +11,8 @@ ARGS ?=
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 
-$(RUNTIME): pyproject.toml
+# setup.py and the C source: pip builds the fast path extension (docs/architecture.md) again.
+$(RUNTIME): pyproject.toml setup.py src/passage/turn/fastpath/_router.c
 	@echo "make: creating $(VENV) with $(PYTHON)"
 	@$(PYTHON) -m venv $(VENV)
 	@echo "make: installing Passage and its runtime dependencies into $(VENV) (about 120 MB)"
