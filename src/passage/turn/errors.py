@@ -52,3 +52,6 @@ class DropReason(enum.StrEnum):
     TLS_HANDSHAKE_FAILED = "tls_handshake_failed"
     ACCEPT_FAILED = "accept_failed"
     IDLE_CONNECTION = "idle_connection_closed"
+    SEND_REFUSED = "send_refused"
+    """The kernel refused a datagram the C fast path relayed (its socket buffer full, or
+    an error such as EMSGSIZE); asyncio's transport would have queued it."""

@@ -22,6 +22,7 @@ from passage.turn.errors import DropReason
 from passage.turn.fastpath import available
 from passage_server import REALM, Clock, Server, free_port, in_process
 from turn_client import NoAnswer, TurnClient, UdpPeer, error_code
+from waiting import until
 
 CHANNEL = 0x4000
 
@@ -192,6 +193,32 @@ async def test_garbage_on_the_listening_socket_is_handled_as_before(tmp_path: Pa
             drops = edge.core.metrics.drops
             assert drops[DropReason.NO_CHANNEL] == 2  # "\x40" has no channel number either
             assert drops[DropReason.MALFORMED] == 2
+        finally:
+            await client.close()
+            await peer.close()
+
+
+@pytest.mark.skipif(not available(), reason="the extension is not built")
+async def test_a_send_the_kernel_refuses_is_a_counted_drop(tmp_path: Path) -> None:
+    """The router does not queue: a datagram the kernel refuses is dropped, unmetered, and
+    counted once as ``send_refused`` at the next collection (so in ``/metrics``)."""
+    async with in_process(tmp_path, loopback_peers=True, fast_path="auto") as server:
+        edge = server.running.edge
+        assert edge is not None
+        fast = router_of(server)
+        client, peer = await bound_pair(server)
+        try:
+            [routes] = fast._installed.values()
+            [(slot, listen_fd, client_address, relay_fd, _, _)] = routes
+            # An IPv4 relay socket cannot send to an IPv6 peer: the kernel refuses it.
+            fast.router.add(slot, listen_fd, client_address, relay_fd, ("::1", 9), CHANNEL + 1)
+            client.send_channel_data(CHANNEL + 1, b"refused")
+            await until(lambda: fast.router.counters()[2] == 1)
+            edge.collect_relayed()
+            edge.collect_relayed()
+            assert edge.core.metrics.drops[DropReason.SEND_REFUSED] == 1
+            edge.collect_relayed()
+            assert edge.core.relayed()["udp"][:2] == (0, 0)  # nothing metered for it
         finally:
             await client.close()
             await peer.close()

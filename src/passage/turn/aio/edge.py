@@ -440,6 +440,8 @@ class TurnEdge:
         before the meters are read (usage, ``/metrics``, the live view)."""
         if self.offload is not None:
             self.offload.collect()
+        if self.fast_path is not None and (refused := self.fast_path.refused()):
+            self.core.metrics.drops[DropReason.SEND_REFUSED] += refused
 
     def live_allocations(self) -> list[LiveAllocation]:
         """Every allocation now, with its meters."""

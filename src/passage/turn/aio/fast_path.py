@@ -154,6 +154,7 @@ class FastChannels:
     _slots: dict[str, int] = field(default_factory=dict)
     _owners: dict[int, str] = field(default_factory=dict)
     _free: list[int] = field(default_factory=list)
+    _refused_seen: int = 0
 
     def endpoint(
         self, sock: socket.socket, protocol: asyncio.DatagramProtocol, *, relay: bool
@@ -199,6 +200,13 @@ class FastChannels:
         """Add what the router relayed since the last call to each allocation's meters."""
         for slot, *meter in self.router.take_meters():
             _add(self._live[self._owners[slot]], meter)
+
+    def refused(self) -> int:
+        """Datagrams the kernel refused to the router's sends since the last call: dropped,
+        not metered (``passage_turn_drops_total{reason="send_refused"}``)."""
+        errors = self.router.counters()[2]
+        new, self._refused_seen = errors - self._refused_seen, errors
+        return new
 
     def stats_line(self) -> str:
         to_peer, from_peer, send_errors, handed_up = self.router.counters()
