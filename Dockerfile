@@ -11,6 +11,11 @@
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
+# A C compiler in the build stage only: pip builds the compiled TURN fast path
+# (passage.turn.fastpath, --fast-path auto); the run stage gets the built module, not gcc.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml setup.py README.md ./
 COPY src ./src
 RUN python -m venv /opt/passage \
