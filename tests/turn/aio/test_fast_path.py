@@ -242,8 +242,11 @@ def test_fast_path_on_without_the_extension_is_one_line_naming_the_flag(tmp_path
     (tmp_path / "sitecustomize.py").write_text(BLOCK_EXTENSION)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PASSAGE_")}
     env["PYTHONPATH"] = str(tmp_path)
+    # Every port its own (preflight would answer first for a default port in use).
     command = [sys.executable, "-m", "passage", "serve", "--data-dir", str(tmp_path / "data"),
-               "--fast-path", "on", "--turn-port", str(free_port())]  # fmt: skip
+               "--fast-path", "on", "--listen-ip", "127.0.0.1", "--turn-port", str(free_port()),
+               "--turns-port", str(free_port()), "--api-port", str(free_port()),
+               "--metrics-port", "0"]  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 69, done.stderr
     assert done.stderr.strip().splitlines()[-1] == (
