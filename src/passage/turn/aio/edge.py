@@ -257,8 +257,7 @@ class TurnEdge:
             task.cancel()
         self.execute(self.core.shutdown(self.clock()))
         for stream in list(self.streams.values()):
-            if stream.transport is not None:
-                stream.transport.close()
+            stream.close()  # what it gathered this pass first
         self._closing.set()
         if self._usage_task is not None:
             await self._usage_task  # its last pass writes the shutdown records

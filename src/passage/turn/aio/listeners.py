@@ -101,6 +101,9 @@ class StreamClient(asyncio.Protocol):
         self.five_tuple: FiveTuple | None = None
         self._idle: asyncio.TimerHandle | None = None
         self._source = counted_source
+        self._gathered: list[bytes] = []
+        """Frames written during this event-loop pass, sent in one write by ``flush``."""
+        self._gathered_size = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -129,7 +132,7 @@ class StreamClient(asyncio.Protocol):
     def _close_if_idle(self) -> None:
         if self.allocation is None and self.transport is not None:
             self.edge.core.metrics.drops[DropReason.IDLE_CONNECTION] += 1
-            self.transport.close()
+            self.close()
 
     def data_received(self, data: bytes) -> None:
         # Hot path: most reads are exactly one padded ChannelData frame (RFC 8656
@@ -147,8 +150,7 @@ class StreamClient(asyncio.Protocol):
             frames = self.framer.feed(data)
         except StunDecodeError:
             self.edge.core.metrics.drops[DropReason.STREAM_GARBAGE] += 1
-            if self.transport is not None:
-                self.transport.close()
+            self.close()
             return
         five_tuple = self.five_tuple
         assert five_tuple is not None
@@ -173,14 +175,43 @@ class StreamClient(asyncio.Protocol):
         self.edge.execute(self.edge.core.client_closed(five_tuple, self.edge.clock()))
 
     def write(self, frame: bytes) -> None:
-        """Send a frame to this client, unless it is too far behind (then drop, counted)."""
+        """Send a frame to this client, unless it is too far behind (then drop, counted).
+
+        Frames written during one event-loop pass (a batch of peer datagrams, the
+        answers to a read of STUN requests) are gathered, in order, and go out in one
+        transport write when the pass ends: one send() for the batch, not one each.
+        The backlog limit counts the gathered bytes with the transport's buffer.
+        """
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if transport.get_write_buffer_size() > MAX_STREAM_BACKLOG:
+        if transport.get_write_buffer_size() + self._gathered_size > MAX_STREAM_BACKLOG:
             self.edge.core.metrics.drops[DropReason.CLIENT_BACKLOG] += 1
             return
-        transport.write(frame)
+        gathered = self._gathered
+        if not gathered:
+            asyncio.get_running_loop().call_soon(self.flush)
+        gathered.append(frame)
+        self._gathered_size += len(frame)
+
+    def flush(self) -> None:
+        """Write the frames gathered so far, in one transport write."""
+        gathered = self._gathered
+        if not gathered:
+            return
+        data = gathered[0] if len(gathered) == 1 else b"".join(gathered)
+        gathered.clear()
+        self._gathered_size = 0
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    def close(self) -> None:
+        """Send what this pass gathered, then close the connection (the transport
+        sends what it holds before it closes)."""
+        self.flush()
+        if self.transport is not None:
+            self.transport.close()
 
 
 def relay_channel_data(edge: TurnEdge, allocation: Allocation, frame: bytes) -> None:
