@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator
+from typing import cast
 
 import pytest
 from sqlalchemy import func, select
 from store_targets import StoreTarget
 
 from passage.store.database import Database
-from passage.store.ledger import UsageLedger
+from passage.store.ledger import LedgerNode, UsageLedger
 from passage.store.schema import allocations, usage_hourly
 from usage_records import flush
 
@@ -280,3 +283,26 @@ async def test_committed_batches_survive_kill_9(target: StoreTarget) -> None:
         await database.close()
     assert counters(allocation) == (300, 3, 30, 3)
     assert allocation.last_seen_at == H + 3
+
+
+class SilentDatabase:
+    """A store gone silent: a write transaction is never answered."""
+
+    dialect = "postgresql"
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[None]:
+        await asyncio.Event().wait()
+        yield
+
+
+async def test_a_numbered_batch_the_store_never_answers_fails_after_the_timeout() -> None:
+    """The flush behind it fails, keeps the batch and writes it again under its number
+    (counted once: tests/turn/aio/test_usage_retry.py), rather than waiting for TCP."""
+    ledger = UsageLedger(cast(Database, SilentDatabase()), LedgerNode("node-1", "boot-1"))
+    ledger.write_timeout = 0.05
+    writing = asyncio.ensure_future(ledger.record([flush(start=1_700_000_000)], 1))
+    await asyncio.wait({writing}, timeout=5.0)  # without the bound: still waiting
+    writing.cancel()
+    assert writing.done() and not writing.cancelled()
+    assert isinstance(writing.exception(), TimeoutError)

@@ -13,6 +13,7 @@ to close.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -129,6 +130,12 @@ class UsageBucket:
     allocations_started: int
 
 
+LEDGER_WRITE_TIMEOUT = 30.0
+"""Seconds a numbered batch's write may take before it fails (and is retried under its
+number): a store gone silent would otherwise hold the flush, and a stop behind it, until
+TCP gives up (a quarter of an hour). Longer than SQLite's busy timeout (10 s)."""
+
+
 class UsageLedger:
     """Writes flushed deltas and answers usage queries, on SQLite or PostgreSQL alike."""
 
@@ -136,6 +143,8 @@ class UsageLedger:
         """``node`` is stamped on the allocations this ledger starts; readers need none."""
         self._database = database
         self._node = node
+        self.write_timeout = LEDGER_WRITE_TIMEOUT
+        """Seconds a numbered batch may take to write (:data:`LEDGER_WRITE_TIMEOUT`)."""
         self.hybrid = HybridUsageLedger(
             database, (node.node_id, node.boot_id) if node is not None else None
         )
@@ -157,9 +166,20 @@ class UsageLedger:
         Without one, recording the same batch twice counts it twice. ``boot_id`` names
         the run that numbered the batch when it is not this one: a batch an earlier run
         spilled to its data directory (``passage.store.spill``) keeps its identity.
+        A numbered batch not written within :attr:`write_timeout` raises TimeoutError;
+        writing it again is safe, as after any failure.
         """
         if not records:
             return
+        if sequence is None:  # a retry would count it twice: no timeout of ours
+            await self._record(records, None, boot_id)
+            return
+        async with asyncio.timeout(self.write_timeout):
+            await self._record(records, sequence, boot_id)
+
+    async def _record(
+        self, records: Sequence[UsageRecord], sequence: int | None, boot_id: str | None
+    ) -> None:
         for item in records:
             validate(item)
         node = self._node
