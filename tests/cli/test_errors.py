@@ -43,6 +43,7 @@ def serve_flags(tmp_path: Path, ports: dict[str, int]) -> list[str]:
         "serve", "--data-dir", str(tmp_path / "data"), "--listen-ip", "127.0.0.1",
         "--turn-port", str(ports["turn"]), "--turns-port", str(ports["turns"]),
         "--api-port", str(ports["api"]),
+        "--metrics-port", "0",  # not the default 9641, which another server may hold
     ]  # fmt: skip
 
 
@@ -149,7 +150,7 @@ async def test_a_port_taken_between_the_check_and_the_bind_is_one_line_too(
     """The checks cannot hold the ports: a port taken in between is still no traceback."""
     config = Config(
         data_dir=tmp_path / "data", listen_ips=("127.0.0.1",), turn_port=ports["turn"],
-        turns_port=ports["turns"], api_port=ports["api"],
+        turns_port=ports["turns"], api_port=ports["api"], metrics_port=0,
     )  # fmt: skip
     datadir = prepare_data_dir(config)
     hold(held, socket.SOCK_DGRAM, ports["turn"])
