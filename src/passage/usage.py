@@ -6,7 +6,7 @@ They live apart from all three so that no layer imports another.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -74,16 +74,47 @@ class HybridUsageRecord:
     """Senders paired with a listener: HTTP requests answered, WebSockets bridged."""
 
 
-class UsageOverflow(Protocol):
-    """Where usage records go past the memory bound while the store is down, durably
-    (``passage.store.spill.UsageSpill``), and come back from when it is up."""
+class Spilled(Protocol):
+    """A spill's way back into the ledger (TURN's and Hybrid Connections' alike)."""
 
     records: int
     """Records waiting there."""
 
-    def append(self, sequence: int, records: Sequence[UsageRecord]) -> None:
-        """Keep batch ``sequence`` of this run; it is on disk when this returns."""
-
     async def replay(self, batches: int | None = None) -> int:
         """Write what waits into the ledger, at most ``batches`` batches (None: all);
         raise if the store is still down."""
+
+
+class UsageOverflow(Spilled, Protocol):
+    """Where usage records go past the memory bound while the store is down, durably
+    (``passage.store.spill.UsageSpill``), and come back from when it is up."""
+
+    def append(self, sequence: int, records: Sequence[UsageRecord]) -> None:
+        """Keep batch ``sequence`` of this run; it is on disk when this returns."""
+
+
+def _no_clock() -> float:
+    return 0.0
+
+
+def _not_timed(seconds: float) -> None:
+    pass
+
+
+async def write_back(
+    overflow: Spilled | None,
+    clock: Callable[[], float] = _no_clock,
+    took: Callable[[float], None] = _not_timed,
+) -> bool:
+    """Write up to :data:`REPLAY_BATCHES` spilled batches back into the ledger, before
+    anything newer: True when nothing waits in the spill (any more), False when more is
+    left for the next flush. ``took`` gets how long a write-back took by ``clock``; what
+    the store raised goes to the caller, which counts and logs it."""
+    if overflow is None or not overflow.records:
+        return True
+    started = clock()
+    try:
+        await overflow.replay(REPLAY_BATCHES)
+    finally:
+        took(clock() - started)
+    return not overflow.records

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from passage.usage import REPLAY_BATCHES, HybridUsageRecord
+from passage.usage import HybridUsageRecord, write_back
 
 __all__ = ["ANONYMOUS", "RelayMeters", "Traffic", "UsageFlusher", "coalesce"]
 
@@ -195,14 +195,11 @@ class UsageFlusher:
                 self._keep()
 
     async def _write_spilled(self) -> bool:
-        if self.overflow is None or not self.overflow.records:
-            return True
         try:
-            await self.overflow.replay(REPLAY_BATCHES)
+            return await write_back(self.overflow)
         except Exception:
             logger.warning("usage spill: the store is still unreachable", exc_info=True)
             return False
-        return not self.overflow.records
 
     async def _write_unsaved(self) -> bool:
         if self._retry is not None:

@@ -43,7 +43,7 @@ from passage.turn.events import (
 )
 from passage.turn.own_addresses import OwnAddresses
 from passage.turn.server import TurnServer
-from passage.usage import REPLAY_BATCHES, USAGE_BUFFER_RECORDS, UsageOverflow, UsageRecord
+from passage.usage import USAGE_BUFFER_RECORDS, UsageOverflow, UsageRecord, write_back
 
 logger = logging.getLogger("passage.turn")
 
@@ -557,21 +557,17 @@ class TurnEdge:
     async def _write_spilled(self) -> bool:
         """Write the spill back into the ledger, before anything newer, :data:`REPLAY_BATCHES`
         at a time; False if it failed or more is left."""
-        if self.usage_overflow is None or not self.usage_overflow.records:
-            return True
-        started = time.perf_counter()
         try:
-            await self.usage_overflow.replay(REPLAY_BATCHES)
+            return await write_back(
+                self.usage_overflow, time.perf_counter, self.flush_latency.observe
+            )
         except Exception:
             self.flush_failures += 1
             logger.warning(
                 "usage ledger still unreachable; %d records wait in the spill",
-                self.usage_overflow.records, exc_info=True,
+                self.usage_overflow.records if self.usage_overflow else 0, exc_info=True,
             )  # fmt: skip
             return False
-        finally:
-            self.flush_latency.observe(time.perf_counter() - started)
-        return not self.usage_overflow.records  # more to write back at the next flush
 
     def _spill_unsaved(self, *, final: bool) -> None:
         """Past the memory bound (or at stop), move the records kept in memory to the

@@ -28,7 +28,7 @@ from typing import Any, cast
 
 from passage.live import LiveAllocation, ThroughputSeries, TurnCounters, stats_line
 from passage.meters import Histogram
-from passage.usage import REPLAY_BATCHES, USAGE_BUFFER_RECORDS, UsageOverflow, UsageRecord
+from passage.usage import USAGE_BUFFER_RECORDS, UsageOverflow, UsageRecord, write_back
 from passage.workers.aio.channel import Channel
 from passage.workers.aio.link import CLAIM_TIMEOUT
 from passage.workers.aio.post import Posted, SocketPost
@@ -520,21 +520,15 @@ class WorkerPool:
         return True
 
     async def _replay_spill(self) -> bool:
-        if self._overflow is None or not self._overflow.records:
-            return True
-        started = time.perf_counter()
         try:
-            await self._overflow.replay(REPLAY_BATCHES)
+            return await write_back(self._overflow, time.perf_counter, self.flush_latency.observe)
         except Exception:
             self.flush_failures += 1
             logger.warning(
                 "usage ledger still unreachable; %d records wait in the spill",
-                self._overflow.records, exc_info=True,
+                self._overflow.records if self._overflow else 0, exc_info=True,
             )  # fmt: skip
             return False
-        finally:
-            self.flush_latency.observe(time.perf_counter() - started)
-        return not self._overflow.records  # more to write back at the next flush
 
     @property
     def unsaved_records(self) -> int:
